@@ -1,0 +1,155 @@
+"""Reading photos of any mode Pillow knows, the same way for training and for colorizing.
+
+Every reader applies the EXIF orientation (the photo as people see it), decodes the whole file
+(so a truncated file fails here, not halfway through a batch), and turns Pillow's many modes
+(1, L, LA, I;16, I, F, P, PA, RGB, RGBA, CMYK, YCbCr, ...) into three things: 8-bit RGB for
+training, a full-precision grey level for colorizing, and the alpha channel when there is one.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = {
+    ".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".jfif", ".ppm", ".pgm",
+    ".pbm", ".pnm", ".tga", ".jp2", ".j2k",
+}  # fmt: skip
+
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+
+
+class ImageError(ValueError):
+    """A photo that cannot be used; the message names the file, the reason and what to do."""
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A decoded, upright photo: grey level in [0, 1] at full precision, RGB if it had colour."""
+
+    path: Path
+    format: str | None  # Pillow's format name of the file ("JPEG", "PNG", ...)
+    gray: np.ndarray  # (H, W) float32 in [0, 1]: the luminance the colorizer keeps
+    rgb: np.ndarray | None  # (H, W, 3) uint8 when the file had colour channels, else None
+    alpha: np.ndarray | None  # (H, W) uint8 when the file had transparency, else None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) as displayed."""
+        return self.gray.shape[1], self.gray.shape[0]
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image file, upright (EXIF orientation applied)."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image")
+    try:
+        with warnings.catch_warnings():
+            # A DecompressionBombWarning (over ~89 Mpx) is fine for a local tool; above twice that
+            # Pillow raises DecompressionBombError, reported below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1 and img.format not in ("TIFF", "MPO"):
+                raise ImageError(
+                    f"{path}: animated image ({frames} frames) is not supported; "
+                    "save the frame you want as a still image first"
+                )
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{path}: not an image Pillow can read (unknown or corrupt format)"
+        ) from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{path}: too many pixels ({e}); downscale the image first") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{path}: cannot decode the image ({e}); is the file truncated?") from None
+    if img.width < 1 or img.height < 1:
+        raise ImageError(f"{path}: empty image ({img.width}x{img.height})")
+    return img
+
+
+def _high_bit_gray(img: Image.Image) -> np.ndarray:
+    """16-bit or 32-bit integer / float grey -> (H, W) float32 in [0, 1]."""
+    a = np.asarray(img)
+    if img.mode == "F":
+        a = a.astype(np.float32)
+        top = 1.0 if a.size and float(np.nanmax(a)) <= 1.0 else 255.0
+        return np.clip(np.nan_to_num(a / top), 0.0, 1.0)
+    return np.clip(a.astype(np.float32) / 65535.0, 0.0, 1.0)
+
+
+def read_photo(path: str | Path) -> Photo:
+    """Read any photo into a `Photo`: full-precision grey, 8-bit RGB if coloured, alpha if any."""
+    img = open_image(path)
+    return photo_from_image(img, path=Path(path), fmt=img.format)
+
+
+def photo_from_image(
+    img: Image.Image, *, path: Path = Path("<image>"), fmt: str | None = None
+) -> Photo:
+    """A decoded PIL image of any mode -> Photo (see read_photo)."""
+    mode = img.mode
+    alpha = None
+    if mode == "P" or mode == "PA":
+        img = img.convert("RGBA" if ("transparency" in img.info or mode == "PA") else "RGB")
+        mode = img.mode
+    if mode in ("LA", "La", "RGBA", "RGBa"):
+        alpha = np.asarray(img.getchannel("A")).copy()
+        img = img.convert("L" if mode.startswith("L") else "RGB")
+        mode = img.mode
+    if mode in _SIXTEEN_BIT or mode == "F":
+        gray = _high_bit_gray(img)
+        return Photo(path, fmt, gray, None, alpha)
+    if mode in ("1", "L"):
+        gray = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        return Photo(path, fmt, gray, None, alpha)
+    try:
+        rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (ValueError, OSError) as e:
+        raise ImageError(f"{path}: image mode {mode} cannot be converted to RGB ({e})") from None
+    gray = _rgb_luma(rgb)
+    return Photo(path, fmt, gray, rgb.copy(), alpha)
+
+
+def _rgb_luma(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W) float32 in [0, 1] (Rec. 601 luma; colour uses Lab L)."""
+    return (rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255.0
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Read a photo as (H, W, 3) uint8 RGB, upright; grey photos come back with R = G = B."""
+    photo = read_photo(path)
+    if photo.rgb is not None:
+        return photo.rgb
+    g = np.round(photo.gray * 255.0).astype(np.uint8)
+    return np.repeat(g[..., None], 3, axis=2)
+
+
+def find_images(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
+    """Expand files and folders (recursively, by extension) -> (image paths, errors for missing)."""
+    found: list[Path] = []
+    errors: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found.extend(
+                sorted(
+                    f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+                )
+            )
+        elif p.exists():
+            found.append(p)  # an explicit file is tried whatever its extension
+        else:
+            errors.append(f"{p}: no such file or folder")
+    return found, errors

@@ -1,0 +1,63 @@
+"""Shared fixtures: real photos from scikit-image's wheel, tiny prepared folders, tiny models."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+from pix2color.config import load_config
+from pix2color.train import build_models
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_and_deterministic():
+    torch.manual_seed(0)
+    logging.getLogger("pix2color").setLevel(logging.WARNING)
+    yield
+
+
+def real_photo(name: str = "astronaut") -> np.ndarray:
+    """A real colour photo from scikit-image, (H, W, 3) uint8."""
+    if name.startswith("motorcycle_"):
+        return skdata.stereo_motorcycle()[0 if name.endswith("left") else 1]
+    return getattr(skdata, name)()
+
+
+@pytest.fixture(scope="session")
+def photo_root(tmp_path_factory) -> Path:
+    """A tiny prepared folder: train/ and val/ with small crops of real photos."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("val", 3), ("test", 2)):
+        (root / split).mkdir()
+        for i in range(n):
+            rgb = real_photo(PHOTOS[(i + (3 if split != "train" else 0)) % len(PHOTOS)])
+            h, w = rgb.shape[:2]
+            y, x = rng.integers(0, h - 96), rng.integers(0, w - 120)
+            crop = rgb[y : y + 96, x : x + 120]
+            Image.fromarray(crop).resize((60, 48)).save(root / split / f"{split}{i}.png")
+    return root
+
+
+@pytest.fixture
+def tiny_config(photo_root):
+    """The tiny recipe pointed at the tiny photo folder, 2 epochs of 2 steps."""
+    return lambda *overrides: load_config(
+        ROOT / "configs" / "tiny.toml",
+        [f'data.root="{photo_root}"', "train.steps_per_epoch=2", *overrides],
+    )
+
+
+@pytest.fixture
+def tiny_models():
+    cfg = load_config(ROOT / "configs" / "tiny.toml")
+    return build_models(cfg.model)

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+import torch
+from skimage import color as skcolor
+
+from pix2color import color
+from tests.conftest import real_photo
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee"])
+def test_rgb_to_lab_matches_scikit_image(name):
+    rgb = real_photo(name)
+    assert np.abs(color.rgb_to_lab(rgb) - skcolor.rgb2lab(rgb)).max() < 1e-3
+
+
+def test_lab_round_trip_returns_the_photo():
+    rgb = real_photo("chelsea").astype(np.float32) / 255
+    back = color.lab_to_rgb(color.rgb_to_lab(rgb))
+    assert np.abs(back - rgb).max() < 1e-4
+
+
+def test_lab_to_rgb_matches_scikit_image_out_of_gamut():
+    lab = skcolor.rgb2lab(real_photo("rocket")).astype(np.float32)
+    lab[..., 1:] *= 2.0  # push colours out of the sRGB gamut: both must clip the same way
+    assert np.abs(color.lab_to_rgb(lab) - skcolor.lab2rgb(lab)).max() < 1e-4
+
+
+def test_gray_to_L_is_the_L_of_a_neutral_grey():
+    g = np.linspace(0, 1, 257, dtype=np.float32)
+    ref = skcolor.rgb2lab(np.repeat(g[None, :, None], 3, axis=2))[0, :, 0]
+    assert np.abs(color.gray_to_L(g).numpy() - ref).max() < 1e-3
+
+
+def test_network_scaling_round_trip_and_range():
+    rgb = torch.from_numpy(real_photo("astronaut")).permute(2, 0, 1).float()[None] / 255
+    L, ab = color.rgb_to_network(rgb)
+    assert L.shape == (1, 1, 512, 512) and ab.shape == (1, 2, 512, 512)
+    assert L.min() >= -1 and L.max() <= 1 and ab.abs().max() <= 1
+    assert torch.allclose(color.lab_tensor_to_rgb(L, ab), rgb, atol=1e-4)
