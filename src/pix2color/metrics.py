@@ -9,7 +9,6 @@ sigma=1.5, use_sample_covariance=False, data_range=1, channel_axis=-1)`.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 PSNR_CAP = 100.0  # dB reported for identical images (the true value is infinite)
 
@@ -20,11 +19,19 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (10 * torch.log10(1.0 / mse.clamp(min=1e-30))).clamp(max=PSNR_CAP)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return g[:, None] @ g[None, :]
+    return (g / g.sum()).float()
+
+
+def _band(n: int, g: torch.Tensor) -> torch.Tensor:
+    """(n, n - k + 1) matrix whose columns are the 'valid' placements of the 1-D kernel g."""
+    k = g.numel()
+    m = torch.zeros(n, n - k + 1, dtype=g.dtype)
+    for j in range(n - k + 1):
+        m[j : j + k, j] = g
+    return m
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -33,15 +40,15 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         f"shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}"
     )
     assert min(pred.shape[-2:]) >= 11, f"SSIM needs images of at least 11x11, got {pred.shape}"
-    c = pred.shape[1]
-    x, y = pred.double(), target.double()
-    w = _gaussian_window().to(x.device).expand(c, 1, 11, 11)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, w, groups=c)
-
-    mx, my = blur(x), blur(y)
-    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    b, c, h, w = pred.shape
+    x, y = pred.float(), target.float()
+    # the five local moments in one separable Gaussian pass: (B * C * 5, 1, H, W)
+    # as two banded matrix products (the fast GEMM path, far quicker than a 1-channel conv)
+    stack = torch.stack([x, y, x * x, y * y, x * y], dim=2)  # (B, C, 5, H, W)
+    g = _gaussian_1d()
+    stack = _band(h, g).to(x.device).T @ stack @ _band(w, g).to(x.device)
+    mx, my, xx, yy, xy = stack.unbind(2)  # each (B, C, H - 10, W - 10)
+    vx, vy, cxy = xx - mx**2, yy - my**2, xy - mx * my
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(1).float()
+    return s.flatten(1).mean(1)

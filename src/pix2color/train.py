@@ -432,6 +432,11 @@ def fit(
         if bar is not None:
             bar.close()
         seconds = time.time() - start
+        if d.world > 1:
+            # DDP averages gradients, but each process keeps its own BatchNorm statistics: take
+            # rank 0's, so every process validates (and decides on early stopping) identically
+            for buf in [*G.buffers(), *D.buffers()]:
+                dist.broadcast(buf, src=0)
 
         metrics, grid = validate(G, val_loader, device, t.samples if d.main else 0)
         row = {

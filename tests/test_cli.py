@@ -1,0 +1,141 @@
+"""`pix2color colorize` as a user runs it: real photos in every mode, and every bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2color.cli import main
+from pix2color.color import rgb_to_lab
+from pix2color.models.io import save_pretrained
+from pix2color.models.unet import UNetGenerator
+from tests.conftest import real_photo
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_pretrained(
+        UNetGenerator(base_channels=8, depth=4, max_channels=16).eval(),
+        tmp_path_factory.mktemp("m") / "tiny",
+    )
+
+
+def _exif_rotated_jpeg(path, rgb):
+    img = Image.fromarray(rgb)
+    exif = img.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    img.save(path, exif=exif.tobytes(), quality=90)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """A folder of real photos in every mode the issue names (and a nested subfolder)."""
+    d = tmp_path / "in"
+    (d / "nested").mkdir(parents=True)
+    astro, coffee, cat = real_photo("astronaut"), real_photo("coffee"), real_photo("chelsea")
+    Image.fromarray(coffee).convert("L").save(d / "grey.jpg", quality=92)
+    Image.fromarray(cat).save(d / "colour.png")
+    rgba = Image.fromarray(astro).convert("RGBA")
+    rgba.putalpha(128)
+    rgba.save(d / "alpha.png")
+    g16 = (np.asarray(Image.fromarray(cat).convert("L"), np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(g16).save(d / "sixteen.png")  # mode I;16
+    Image.fromarray(coffee).convert("CMYK").save(d / "cmyk.jpg")
+    Image.fromarray(astro).convert("P").save(d / "palette.png")
+    Image.fromarray(coffee).convert("L").save(d / "nested" / "scan.tif")
+    _exif_rotated_jpeg(d / "nested" / "rotated.jpg", real_photo("rocket"))  # 640x427 stored
+    return d
+
+
+def _bad_files(d):
+    good = d / "colour.png"
+    (d / "truncated.jpg").write_bytes((d / "grey.jpg").read_bytes()[:3000])
+    (d / "notes.jpg").write_text("this is not a photo")
+    (d / "empty.png").write_bytes(b"")
+    frames = [
+        Image.fromarray(np.roll(real_photo("chelsea"), 40 * i, axis=1)).convert("P")
+        for i in range(3)
+    ]  # different frames: Pillow merges identical ones
+    frames[0].save(d / "anim.gif", save_all=True, append_images=frames[1:])
+    return good
+
+
+def test_every_mode_is_coloured_at_full_size_in_its_own_format(photos, model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(
+        ["colorize", str(photos), "-o", str(out), "--model", str(model_dir), "--size", "64"]
+    )
+    assert code == 0, capsys.readouterr().err
+    cases = {
+        "grey.jpg": ("JPEG", (600, 400), "RGB"),
+        "colour.png": ("PNG", (451, 300), "RGB"),
+        "alpha.png": ("PNG", (512, 512), "RGBA"),
+        "sixteen.png": ("PNG", (451, 300), "RGB"),
+        "cmyk.jpg": ("JPEG", (600, 400), "RGB"),
+        "palette.png": ("PNG", (512, 512), "RGB"),
+        "nested/scan.tif": ("TIFF", (600, 400), "RGB"),
+        "nested/rotated.jpg": ("JPEG", (427, 640), "RGB"),  # upright: EXIF applied
+    }
+    for name, (fmt, size, mode) in cases.items():
+        img = Image.open(out / name)
+        assert (img.format, img.size, img.mode) == (fmt, size, mode), name
+    alpha = np.asarray(Image.open(out / "alpha.png"))[..., 3]
+    assert (alpha == 128).all()
+    # luminance preserved: the output's L is the grey input's L
+    L_in = rgb_to_lab(np.asarray(Image.open(photos / "nested/scan.tif").convert("RGB")))[..., 0]
+    L_out = rgb_to_lab(np.asarray(Image.open(out / "nested/scan.tif")))[..., 0]
+    assert np.abs(L_in - L_out).mean() < 0.5
+    assert "coloured 8 photo(s)" in capsys.readouterr().out
+
+
+def test_bad_files_are_reported_and_the_rest_still_done(photos, model_dir, tmp_path, capsys):
+    _bad_files(photos)
+    out = tmp_path / "out"
+    argv = ["colorize", str(photos), str(tmp_path / "missing.png"), "-o", str(out),
+            "--model", str(model_dir), "--size", "64"]  # fmt: skip
+    code = main(argv)
+    cap = capsys.readouterr()
+    assert code == 1
+    errors = [line for line in cap.err.splitlines() if line.startswith("error: ")]
+    expected = {
+        "truncated.jpg": "truncated",
+        "notes.jpg": "not an image",
+        "empty.png": "not an image",
+        "anim.gif": "animated",
+        "missing.png": "no such file",
+    }
+    for name, reason in expected.items():
+        hits = [e for e in errors if name in e]
+        assert len(hits) == 1 and reason in hits[0], (name, errors)
+    assert "Traceback" not in cap.err
+    assert len(list(out.rglob("*.*"))) == 8  # every good photo was still written
+    assert "coloured 8 photo(s)" in cap.out and "5 failed" in cap.out
+
+
+def test_unknown_model_is_a_clear_usage_error(photos, tmp_path, capsys):
+    code = main(["colorize", str(photos / "grey.jpg"), "-o", str(tmp_path), "--model", "nope"])
+    assert code == 2
+    assert "model 'nope' not found" in capsys.readouterr().err
+
+
+def test_never_overwrites_the_input(photos, model_dir, capsys):
+    before = (photos / "grey.jpg").read_bytes()
+    code = main(
+        ["colorize", str(photos / "grey.jpg"), "-o", str(photos), "--model", str(model_dir)]
+    )
+    assert code == 1 and "overwrite the input" in capsys.readouterr().err
+    assert (photos / "grey.jpg").read_bytes() == before
+
+
+def test_console_script_runs(photos, model_dir, tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "pix2color.cli", "colorize", str(photos / "grey.jpg"),
+         "-o", str(tmp_path / "o"), "--model", str(model_dir), "--size", "64"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "o" / "grey.jpg").size == (600, 400)
