@@ -1,0 +1,455 @@
+"""Fetch real colour photos from Debian packages into `dest/<source>/`, keeping their licences.
+
+Each source is a Debian package. Its .deb is downloaded with `apt-get download` into
+`dest/.debs` (nothing is installed), only the photo paths are unpacked with
+`dpkg-deb --fsys-tarfile X.deb | tar -x`, and the photos are copied to `dest/<source>/` beside the
+package's `COPYRIGHT` and a `SOURCE.json` (package, version, files, date). Photos packed inside Qt
+resource files (gcompris) are read with `rcc.iter_rcc`; their per-folder README credits are kept in
+`CREDITS.txt`. Packages reserved for the independent evaluation are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
+from xml.etree import ElementTree
+
+from PIL import Image, ImageOps
+
+from pix2color.data.rcc import iter_rcc
+
+logger = logging.getLogger(__name__)
+
+# Raster photo formats worth keeping; GIF and SVG files in these packages are drawings.
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+# Files inside .rcc resources that credit the authors of the photos beside them.
+CREDIT_NAMES = frozenset({"README", "README.txt", "README.md", "LICENSE", "COPYING", "AUTHORS"})
+
+RESERVED_PACKAGES = frozenset(
+    {
+        "mate-backgrounds",
+        "plasma-workspace-wallpapers",
+        "tuxpaint-data",
+        "palapeli-data",
+        "opencv-doc",
+    }
+)
+RESERVED_PREFIXES = ("lomiri-wallpapers",)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A Debian package and the glob patterns (one per path component) of its photos."""
+
+    package: str
+    patterns: tuple[str, ...]  # paths inside the package; "*" never crosses a "/"
+    rcc: bool = False  # the patterns name Qt resource files that hold the photos
+    default: bool = True
+    note: str = ""
+    # Photo file names (globs) to leave out: drawings that are not photos, checked by eye.
+    exclude: tuple[str, ...] = ()
+    # A KPhotoAlbum index.xml inside the package: its angle="90|180|270" attributes say how to
+    # turn each photo upright (these JPEGs carry no EXIF orientation), its labels name scenes.
+    album_index: str = ""
+
+
+_GCOMPRIS_RCC = (
+    "erase",
+    "explore_world_animals",
+    "explore_farm_animals",
+    "explore_monuments",
+    "explore_world_music",
+    "categorization",
+    "clickgame",
+)
+
+SOURCES: dict[str, Source] = {
+    s.package: s
+    for s in (
+        Source(
+            "endless-sky-data",
+            ("usr/share/games/endless-sky/images/land/*.jpg",),
+            note="~270 landscapes, coasts and cities, 720x360; public domain or CC-BY-SA",
+        ),
+        Source(
+            "gcompris-qt-data",
+            tuple(f"usr/share/gcompris-qt/rcc/{name}.rcc" for name in _GCOMPRIS_RCC),
+            rcc=True,
+            note="animals, monuments, music, fish (WebP inside .rcc); Wikimedia CC-BY/-SA/CC0",
+        ),
+        Source(
+            "scratch",
+            ("usr/share/scratch/Media/Backgrounds/*/*",),
+            note="towns, nature, indoor and sports backgrounds, 480x360; CC-BY-SA-3.0",
+            # The GIFs are all drawings (left out as non-photo formats); these JPEG/PNG are too.
+            # Colourfulness and flatness do not separate them from the WebP photos of gcompris.
+            exclude=(
+                "Indoors__party-room.*",
+                "Indoors__room1.*",
+                "Indoors__room2.*",
+                "Indoors__room3.*",
+                "Indoors__spotlight-stage.*",
+                "Nature__woods-and-bench.*",
+                "Outdoors__school2.*",
+                "Sports__basketball-court2.*",
+            ),
+        ),
+        Source(
+            "kphotoalbum",
+            ("usr/share/kphotoalbum/demo/*.jpg",),
+            note="people, dogs, travel, 800x600 (some turned upright per index.xml); GPL-2+",
+            album_index="usr/share/kphotoalbum/demo/index.xml",
+        ),
+        Source(
+            "endless-sky-high-dpi",
+            ("usr/share/games/endless-sky/plugins/endless-sky-high-dpi/images/land/*.jpg",),
+            default=False,
+            note="the endless-sky-data scenes again at 1440x720 (136 MB download)",
+        ),
+    )
+}
+DEFAULT_SOURCES: tuple[str, ...] = tuple(name for name, s in SOURCES.items() if s.default)
+
+# runner(args, cwd) runs one command and returns its stdout; it raises
+# subprocess.CalledProcessError on a non-zero exit and FileNotFoundError for a missing program.
+Runner = Callable[[Sequence[str], Path | None], str]
+
+
+class FetchError(RuntimeError):
+    """A source that could not be fetched; the message names the package and what to do."""
+
+
+@dataclass
+class SourceReport:
+    """What happened to one source: "fetched", "complete" (already there) or "failed"."""
+
+    source: str
+    status: str
+    folder: Path
+    files: int = 0
+    version: str = ""
+    error: str = ""
+    skipped: list[str] = field(default_factory=list)  # entries left out (not a raster photo)
+
+    @property
+    def ok(self) -> bool:
+        """True unless the source failed."""
+        return self.status != "failed"
+
+
+def run_command(args: Sequence[str], cwd: Path | None = None) -> str:
+    """Run a command, return its stdout; raise CalledProcessError (with stderr) if it fails."""
+    done = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, list(args), done.stdout, done.stderr)
+    return done.stdout
+
+
+def check_allowed(name: str) -> None:
+    """Raise ValueError for a reserved evaluation package or a source this module does not know."""
+    if name in RESERVED_PACKAGES or name.startswith(RESERVED_PREFIXES):
+        raise ValueError(
+            f"{name}: this package is reserved for the independent evaluation of pix2color on "
+            "photos it has never seen; it must never be used for training or validation"
+        )
+    if name not in SOURCES:
+        raise ValueError(f"{name}: unknown source; choose from {', '.join(SOURCES)}")
+
+
+def fetch(
+    dest: Path,
+    sources: Sequence[str] | None = None,
+    *,
+    runner: Runner = run_command,
+    force: bool = False,
+) -> list[SourceReport]:
+    """Fetch each source into dest/<source>/ (default: DEFAULT_SOURCES); one report per source."""
+    names = list(DEFAULT_SOURCES if sources is None else sources)
+    for name in names:  # refuse the whole request before downloading anything
+        check_allowed(name)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for name in names:
+        folder = dest / name
+        if not force and is_complete(folder):
+            meta = json.loads((folder / "SOURCE.json").read_text())
+            logger.info("%s: already complete in %s (%d files)", name, folder, meta["files"])
+            reports.append(
+                SourceReport(name, "complete", folder, meta["files"], meta.get("version", ""))
+            )
+            continue
+        try:
+            reports.append(_fetch_one(SOURCES[name], dest, runner))
+        except (FetchError, OSError, ValueError, SyntaxError) as err:
+            # One broken source (download, corrupt .rcc or index.xml, full disk) must not
+            # cost the others; the caller reports the failures and exits non-zero.
+            message = str(err) if str(err).startswith(name) else f"{name}: {err}"
+            logger.info("failed: %s", message)
+            reports.append(SourceReport(name, "failed", folder, error=message))
+    return reports
+
+
+def is_complete(folder: Path) -> bool:
+    """True if `folder` holds a SOURCE.json and every file it lists."""
+    meta_path = folder / "SOURCE.json"
+    if not meta_path.is_file():
+        return False
+    try:
+        meta = json.loads(meta_path.read_text())
+        names = meta["names"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return len(names) == meta.get("files") and all((folder / n).is_file() for n in names)
+
+
+def _run(runner: Runner, args: Sequence[str], cwd: Path | None, package: str, hint: str) -> str:
+    """Call the runner and turn its failures into a FetchError that says what to do."""
+    try:
+        return runner(args, cwd)
+    except FileNotFoundError:
+        raise FetchError(
+            f"{package}: the program {args[0]!r} was not found; `data fetch` needs a Debian or "
+            f"Ubuntu system with apt-get and dpkg-deb. {hint}"
+        ) from None
+    except subprocess.CalledProcessError as err:
+        stderr = (err.stderr or "").strip().splitlines()
+        detail = stderr[-1] if stderr else f"exit status {err.returncode}"
+        raise FetchError(f"{package}: `{shlex.join(args)}` failed ({detail}). {hint}") from None
+
+
+def _download(source: Source, cache: Path, runner: Runner) -> Path:
+    """The package's .deb in `cache`, downloaded with apt-get unless already there."""
+    cache.mkdir(parents=True, exist_ok=True)
+    found = sorted(cache.glob(f"{source.package}_*.deb"), key=lambda p: p.stat().st_mtime)
+    if found:
+        logger.info("%s: using cached %s", source.package, found[-1])
+        return found[-1]
+    logger.info("%s: apt-get download into %s", source.package, cache)
+    hint = (
+        f"Check the package name, run `apt-get update` (as root) and that the Debian mirror is "
+        f"reachable, or put {source.package}_*.deb into {cache} by hand."
+    )
+    _run(runner, ["apt-get", "download", source.package], cache, source.package, hint)
+    found = sorted(cache.glob(f"{source.package}_*.deb"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FetchError(f"{source.package}: apt-get download left no .deb in {cache}. {hint}")
+    return found[-1]
+
+
+def _matches(member: str, pattern: str) -> bool:
+    """Glob match per path component, so "demo/*.jpg" does not reach into demo/sub/."""
+    parts, pats = PurePosixPath(member).parts, PurePosixPath(pattern).parts
+    return len(parts) == len(pats) and all(
+        fnmatchcase(a, p) for a, p in zip(parts, pats, strict=True)
+    )
+
+
+def _flat_name(relative: Sequence[str]) -> str:
+    """Path components -> one file name: ("Indoors", "kitchen.jpg") -> "Indoors__kitchen.jpg"."""
+    name = "__".join(relative)
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def _literal_depth(pattern: str) -> int:
+    """How many leading components of `pattern` have no wildcard (they are left out of names)."""
+    depth = 0
+    for part in PurePosixPath(pattern).parts:
+        if any(c in part for c in "*?["):
+            break
+        depth += 1
+    return depth
+
+
+def _fetch_one(source: Source, dest: Path, runner: Runner) -> SourceReport:
+    """Download, unpack and copy one source; the folder appears only once it is complete."""
+    pkg = source.package
+    deb = _download(source, dest / ".debs", runner)
+    hint = f"The file {deb} may be damaged: delete it and run `data fetch` again."
+    version = _run(runner, ["dpkg-deb", "-f", str(deb), "Version"], None, pkg, hint).strip()
+    listing = _run(
+        runner, ["bash", "-o", "pipefail", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -t', str(deb)],
+        None, pkg, hint,
+    )  # fmt: skip
+    # tar spells members "./usr/..."; keep its spelling for extraction, match without the "./".
+    members = {m.removeprefix("./"): m for m in listing.splitlines() if m and not m.endswith("/")}
+    wanted: dict[str, str] = {}  # member -> the pattern it matched
+    for plain in members:
+        pattern = next((p for p in source.patterns if _matches(plain, p)), None)
+        if pattern is not None:
+            wanted[plain] = pattern
+    if not wanted:
+        raise FetchError(
+            f"{pkg} {version}: no file matches {', '.join(source.patterns)}; the package layout "
+            "has changed, update SOURCES in pix2color/data/fetch.py"
+        )
+    copyright_member = f"usr/share/doc/{pkg}/copyright"
+    extras = [m for m in (copyright_member, source.album_index) if m and m in members]
+    if copyright_member not in members:
+        logger.warning("%s: no %s in the package; COPYRIGHT names it", pkg, copyright_member)
+
+    with tempfile.TemporaryDirectory(prefix=f".{pkg}-", dir=dest) as tmp_str:
+        tmp = Path(tmp_str)
+        unpacked, staging = tmp / "unpacked", tmp / pkg
+        unpacked.mkdir()
+        staging.mkdir()
+        member_list = tmp / "members.txt"
+        member_list.write_text("\n".join(members[m] for m in [*wanted, *extras]) + "\n")
+        _run(
+            runner,
+            ["bash", "-o", "pipefail", "-c",
+             'dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" -T "$2"',
+             str(deb), str(unpacked), str(member_list)],
+            None, pkg, hint,
+        )  # fmt: skip
+        names, skipped, credits = _collect(source, unpacked, wanted, staging)
+        if not names:
+            raise FetchError(f"{pkg} {version}: the matched files hold no JPEG/PNG/WebP photo")
+        scenes: dict[str, str] = {}
+        if source.album_index and source.album_index in members:
+            names, scenes = _apply_album_index(unpacked / source.album_index, staging, names)
+        if copyright_member in members:
+            shutil.copyfile(unpacked / copyright_member, staging / "COPYRIGHT")
+        else:
+            (staging / "COPYRIGHT").write_text(
+                f"The Debian package {pkg} {version} ships no copyright file; see its source "
+                f"package's /usr/share/doc/*/copyright.\n"
+            )
+        if credits:
+            (staging / "CREDITS.txt").write_text("\n".join(credits))
+        meta = {
+            "source": pkg,
+            "package": pkg,
+            "version": version,
+            "deb": deb.name,
+            "patterns": list(source.patterns),
+            "files": len(names),
+            "names": sorted(names),
+            "skipped": skipped,
+            # Photos of one scene (same label), for prepare to keep in one split.
+            "scenes": scenes,
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        (staging / "SOURCE.json").write_text(json.dumps(meta, indent=2) + "\n")
+        folder = dest / pkg
+        if folder.exists():
+            shutil.rmtree(folder)  # an incomplete earlier attempt (complete ones were skipped)
+        staging.rename(folder)
+    logger.info(
+        "%s %s: %d photos in %s, %d skipped", pkg, version, len(names), folder, len(skipped)
+    )
+    return SourceReport(pkg, "fetched", folder, len(names), version, skipped=skipped)
+
+
+def _collect(
+    source: Source, unpacked: Path, wanted: dict[str, str], staging: Path
+) -> tuple[list[str], list[str], list[str]]:
+    """Copy the photos among the unpacked members -> (file names, skipped notes, credit texts)."""
+    names: list[str] = []
+    skipped: list[str] = []
+    credits: list[str] = []
+    for member, pattern in sorted(wanted.items()):
+        path = unpacked / member
+        if path.is_symlink() or not path.is_file():
+            skipped.append(f"{member} (not a regular file)")
+        elif source.rcc:
+            got, left, credit = _copy_from_rcc(path, staging, source.exclude)
+            names += got
+            skipped += left
+            credits += credit
+        elif path.suffix.lower() not in PHOTO_SUFFIXES:
+            skipped.append(f"{member} (not a raster photo)")
+        else:
+            name = _flat_name(PurePosixPath(member).parts[_literal_depth(pattern) :])
+            if any(fnmatchcase(name, glob) for glob in source.exclude):
+                skipped.append(f"{member} (a drawing, excluded by name)")
+                continue
+            name = _unique(staging, name)
+            shutil.copyfile(path, staging / name)
+            names.append(name)
+    return names, skipped, credits
+
+
+def _apply_album_index(
+    index_xml: Path, folder: Path, names: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """Use a KPhotoAlbum index.xml -> (file names, {file name: scene label}).
+
+    Photos are turned upright per their clockwise `angle` (turned ones become PNG), and photos
+    sharing a `label` (bar55.jpg, bar55_2.jpg: two shots of one evening) form one scene, which
+    `prepare` keeps in one split.
+    """
+    turn = {
+        90: Image.Transpose.ROTATE_270,  # Pillow's ROTATE_* are anticlockwise
+        180: Image.Transpose.ROTATE_180,
+        270: Image.Transpose.ROTATE_90,
+    }
+    angles, labels = {}, {}
+    for node in ElementTree.parse(index_xml).iter("image"):
+        name = PurePosixPath(node.get("file", "")).name
+        angles[name] = int(node.get("angle", "0") or 0) % 360
+        # KPhotoAlbum leaves the label out when it is the default, the file name's stem.
+        labels[name] = node.get("label") or PurePosixPath(name).stem
+    result, scenes = [], {}
+    for name in names:
+        angle = angles.get(name, 0)
+        new_name = name
+        if angle in turn:
+            with Image.open(folder / name) as img:
+                upright = ImageOps.exif_transpose(img).transpose(turn[angle])
+            new_name = _unique(folder, PurePosixPath(name).stem + ".png")
+            upright.save(folder / new_name)  # PNG: no second round of JPEG loss
+            (folder / name).unlink()
+        elif angle:
+            logger.warning("%s: angle %d in %s is not a multiple of 90; left as is",
+                           name, angle, index_xml.name)  # fmt: skip
+        result.append(new_name)
+        if name in labels:
+            scenes[new_name] = labels[name]
+    return result, scenes
+
+
+def _unique(folder: Path, name: str) -> str:
+    """`name`, or name-2, name-3, ... if a file of that name is already in `folder`."""
+    stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix
+    candidate, n = name, 1
+    while (folder / candidate).exists():
+        n += 1
+        candidate = f"{stem}-{n}{suffix}"
+    return candidate
+
+
+def _copy_from_rcc(
+    rcc_path: Path, folder: Path, exclude: Sequence[str] = ()
+) -> tuple[list[str], list[str], list[str]]:
+    """Write the photos in one .rcc to `folder` -> (file names, skipped entries, credit texts)."""
+    names, skipped, credits = [], [], []
+    for resource, data in iter_rcc(rcc_path):
+        parts = resource.split("/")
+        # "gcompris/src/activities/erase/resource/x.webp" -> "erase__x.webp"
+        rel = parts[parts.index("resource") + 1 :] if "resource" in parts else parts[-1:]
+        if parts[-1] in CREDIT_NAMES:
+            text = data.decode("utf-8", "replace")
+            credits.append(f"==> {rcc_path.name}:/{resource} <==\n{text}")
+            continue
+        if PurePosixPath(resource).suffix.lower() not in PHOTO_SUFFIXES:
+            skipped.append(f"{rcc_path.name}:/{resource}")
+            continue
+        name = _flat_name([rcc_path.stem, *rel])
+        if any(fnmatchcase(name, glob) for glob in exclude):
+            skipped.append(f"{rcc_path.name}:/{resource} (excluded by name)")
+            continue
+        name = _unique(folder, name)
+        (folder / name).write_bytes(data)
+        names.append(name)
+    return names, skipped, credits
