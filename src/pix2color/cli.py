@@ -204,6 +204,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from pix2color.data.commands import register as register_data
+    from pix2color.evaluate import register as register_evaluate
+    from pix2color.web.commands import register as register_web
 
     p = argparse.ArgumentParser(
         prog="pix2color", description="Give black-and-white photographs back their colour."
@@ -246,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models)
 
     register_data(sub)
+    register_evaluate(sub)
+    register_web(sub)
     return p
 
 

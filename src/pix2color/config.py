@@ -64,7 +64,7 @@ class TrainConfig:
     lr_schedule: str = "none"  # "none", "plateau" (on the early-stop metric), "linear", "cosine"
     plateau_factor: float = 0.5
     plateau_patience: int = 3
-    early_stop_metric: str = "val_l1"  # "val_l1", "psnr" or "ssim"
+    early_stop_metric: str = "val_l1"  # "val_l1", "psnr", "ssim" or "lpips" (needs val_lpips)
     patience: int = 0  # stop after this many epochs without improvement (0 = never)
     seed: int = 0
     steps_per_epoch: int = 0  # cap on steps per epoch (0 = one pass over the training photos)
@@ -72,6 +72,7 @@ class TrainConfig:
     channels_last: str = "auto"  # "auto" (on CUDA), "on", "off"
     num_threads: int = 0  # torch CPU threads (0 = torch's default)
     samples: int = 8  # validation photos in the per-epoch sample grid
+    val_lpips: bool = False  # also LPIPS (AlexNet) in validation; needs requirements-weights.txt
     device: str = "auto"  # "auto", "cpu", "cuda"
 
 

@@ -30,14 +30,14 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from pix2color.color import lab_tensor_to_rgb
 from pix2color.config import Config, ModelConfig
 from pix2color.data.dataset import CenterCrops, RandomCrops, load_photos, split_files
-from pix2color.metrics import psnr, ssim
+from pix2color.metrics import LPIPS, psnr, ssim
 from pix2color.models.io import save_pretrained
 from pix2color.models.patchgan import GANLoss, PatchDiscriminator
 from pix2color.models.unet import UNetGenerator
 
 log = logging.getLogger(__name__)
 
-METRIC_MODES = {"val_l1": "min", "psnr": "max", "ssim": "max"}
+METRIC_MODES = {"val_l1": "min", "psnr": "max", "ssim": "max", "lpips": "min"}
 CSV_FIELDS = [
     "epoch", "loss_g_l1", "loss_g_gan", "loss_d", "d_active", "val_l1", "psnr", "ssim",
     "lr_g", "lr_d", "seconds", "images_per_second",
@@ -111,12 +111,16 @@ def train_step(
 
 @torch.no_grad()
 def validate(
-    G: nn.Module, loader: DataLoader, device: torch.device, n_samples: int = 0
+    G: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    n_samples: int = 0,
+    lpips_model: LPIPS | None = None,
 ) -> tuple[dict[str, float], torch.Tensor | None]:
-    """Mean val L1 (network ab scale), PSNR and SSIM (RGB) -> (metrics, sample grid or None)."""
+    """Mean val L1 (ab scale), PSNR, SSIM and LPIPS if given (RGB) -> (metrics, grid or None)."""
     was_training = G.training
     G.eval()
-    l1s, psnrs, ssims, rows = [], [], [], []
+    l1s, psnrs, ssims, lpipss, rows = [], [], [], [], []
     for L, ab in loader:
         L, ab = L.to(device), ab.to(device)
         fake = G(L).float()
@@ -124,6 +128,8 @@ def validate(
         rgb_fake, rgb_true = lab_tensor_to_rgb(L, fake), lab_tensor_to_rgb(L, ab)
         psnrs.append(psnr(rgb_fake, rgb_true).cpu())
         ssims.append(ssim(rgb_fake, rgb_true).cpu())
+        if lpips_model is not None:
+            lpipss.append(lpips_model(rgb_fake, rgb_true).cpu())
         if len(rows) < n_samples:
             grey = lab_tensor_to_rgb(L, torch.zeros_like(ab))
             for g, f, t in zip(grey, rgb_fake, rgb_true, strict=True):
@@ -135,6 +141,8 @@ def validate(
         "psnr": torch.cat(psnrs).mean().item(),
         "ssim": torch.cat(ssims).mean().item(),
     }
+    if lpipss:
+        metrics["lpips"] = torch.cat(lpipss).mean().item()
     grid = torch.cat(rows, dim=1) if rows else None  # (3, n * H, 3 * W)
     return metrics, grid
 
@@ -251,6 +259,10 @@ def validate_config(cfg: Config) -> None:
         raise ValueError(
             f"train.early_stop_metric={t.early_stop_metric!r}: use one of {sorted(METRIC_MODES)}"
         )
+    if t.early_stop_metric == "lpips" and not t.val_lpips:
+        raise ValueError(
+            "train.early_stop_metric='lpips' needs LPIPS in validation: set train.val_lpips=true"
+        )
     if t.lr_schedule not in ("none", "plateau", "linear", "cosine"):
         raise ValueError(
             f"train.lr_schedule={t.lr_schedule!r}: use none, plateau, linear or cosine"
@@ -317,6 +329,11 @@ def fit(
     opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
     sched_g, sched_d = _make_scheduler(opt_g, cfg), _make_scheduler(opt_d, cfg)
     gan_loss = GANLoss(t.gan_mode).to(device)
+    # loaded before any photo, so that missing LPIPS weights fail at once
+    lpips_model = LPIPS.from_pretrained("alex", device) if t.val_lpips else None
+    csv_fields = list(CSV_FIELDS)
+    if t.val_lpips:
+        csv_fields.insert(CSV_FIELDS.index("ssim") + 1, "lpips")
 
     mode = METRIC_MODES[t.early_stop_metric]
     state: dict[str, Any] = {
@@ -438,7 +455,7 @@ def fit(
             for buf in [*G.buffers(), *D.buffers()]:
                 dist.broadcast(buf, src=0)
 
-        metrics, grid = validate(G, val_loader, device, t.samples if d.main else 0)
+        metrics, grid = validate(G, val_loader, device, t.samples if d.main else 0, lpips_model)
         row = {
             "epoch": epoch,
             **{k: (sums[k] / counts[k] if counts[k] else float("nan")) for k in sums},
@@ -489,7 +506,7 @@ def fit(
                     },
                 )
             save_checkpoint(last_path, ckpt)
-            _write_metrics_csv(state["history"], run_dir / "metrics.csv")
+            _write_metrics_csv(state["history"], run_dir / "metrics.csv", csv_fields)
             _write_plots(state["history"], run_dir)
             if grid is not None:
                 _save_grid(grid, run_dir / "samples" / f"epoch_{epoch:03d}.png")
@@ -518,11 +535,13 @@ def fit(
     return summary
 
 
-def _write_metrics_csv(rows: list[dict[str, Any]], path: Path) -> None:
+def _write_metrics_csv(
+    rows: list[dict[str, Any]], path: Path, fields: list[str] = CSV_FIELDS
+) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         for r in rows:
-            w.writerow({k: r.get(k) for k in CSV_FIELDS})
+            w.writerow({k: r.get(k) for k in fields})
     os.replace(tmp, path)

@@ -1,0 +1,138 @@
+"""The JSON API: colour a photo, list the models, record a rating, say whether we are ready.
+
+Stateless for the caller: no cookies, no CSRF token (a cross-site form cannot send JSON, and
+`colorize` changes nothing a person owns). Every refusal is `{"error": message, "status": code}`.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request, send_file
+
+from pix2color import __version__
+from pix2color.web.errors import WebError
+from pix2color.web.jobs import OUTPUT_FORMATS, parse_format, parse_size
+from pix2color.web.openapi import openapi_spec
+from pix2color.web.store import StoreError
+from pix2color.web.views import enforce, service
+
+bp = Blueprint("api", __name__)
+
+
+@bp.post("/api/v1/colorize")
+def colorize():
+    enforce("colorize")
+    svc, cfg = service(), current_app.config
+    model = request.values.get("model") or svc.engine.default(cfg["DEFAULT_MODEL"])
+    if model not in svc.engine.colorizers:
+        raise WebError(
+            400,
+            f"unknown model {model[:60]!r}; this server has {', '.join(svc.engine.names)} "
+            "(GET /api/v1/models)",
+        )
+    size = parse_size(request.values.get("size"), cfg)
+    fmt = parse_format(request.values.get("format"))
+    data, mime, name, job_id = svc.colorize_api(
+        request.files.get("image"), model=model, size=size, fmt=fmt
+    )
+    response = send_file(io.BytesIO(data), mimetype=mime, as_attachment=True, download_name=name)
+    response.headers["X-Job-Id"] = job_id
+    response.headers["X-Model"] = model
+    response.headers["X-Working-Size"] = str(size)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _public_metadata(info: dict[str, Any]) -> dict[str, Any]:
+    meta = info.get("metadata") or {}
+    return {k: meta[k] for k in ("recipe", "epoch", "val_metrics") if k in meta}
+
+
+@bp.get("/api/v1/models")
+def models():
+    svc, cfg = service(), current_app.config
+    default = svc.engine.default(cfg["DEFAULT_MODEL"])
+    return jsonify(
+        models=[
+            dict(
+                name=name,
+                default=name == default,
+                parameters=sum(p.numel() for p in c.G.parameters()),
+                **_public_metadata(c.info),
+            )
+            for name, c in svc.engine.colorizers.items()
+        ],
+        default_model=default,
+        size=dict(default=cfg["DEFAULT_SIZE"], min=cfg["MIN_SIZE"], max=cfg["MAX_SIZE"]),
+        formats=list(OUTPUT_FORMATS),
+        limits=dict(
+            max_bytes=cfg["MAX_CONTENT_LENGTH"],
+            max_pixels=cfg["MAX_PIXELS"],
+            colorize_per_minute=cfg["COLORIZE_PER_MINUTE"],
+            ratings_per_minute=cfg["RATINGS_PER_MINUTE"],
+        ),
+    )
+
+
+def _result_of(job: dict[str, Any], ref: Any, field: str) -> dict[str, Any]:
+    """A job's result named by its model name or its label (A, B, ...)."""
+    for r in job["results"]:
+        if ref in (r["model"], r["label"]):
+            return r
+    names = ", ".join(f"{r['label']} ({r['model']})" for r in job["results"])
+    raise WebError(400, f"{field} {str(ref)[:60]!r} is not a result of this job; it has {names}")
+
+
+@bp.post("/api/v1/ratings")
+def ratings():
+    enforce("rate")
+    if not request.is_json:
+        raise WebError(415, "send the rating as JSON with Content-Type: application/json")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise WebError(400, 'the body is not a JSON object like {"job": "...", "score": 4}')
+    unknown = set(data) - {"job", "model", "score", "best"}
+    if unknown:
+        raise WebError(400, f"unknown field(s) {sorted(unknown)}; use job, model, score, best")
+    if "score" not in data and "best" not in data:
+        raise WebError(400, "say what to record: a score (1-5, with model) and/or best (a model)")
+    job = service().store.get_job(str(data.get("job", "")))
+    if job is None:
+        raise WebError(404, "no such job (jobs can be rated until their photo expires)")
+    store, saved = service().store, {}
+    if "score" in data:
+        score = data["score"]
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+            raise WebError(400, f"score must be a whole number from 1 to 5, got {score!r}")
+        if "model" not in data and len(job["results"]) > 1:
+            raise WebError(400, "this job has several results: say which one with model")
+        ref = data.get("model", job["results"][0]["model"])
+        r = _result_of(job, ref, "model")
+        store.rate(job, r["model"], score=score, source="api")
+        saved["score"] = {"model": r["model"], "score": score}
+    if "best" in data:
+        if len(job["results"]) < 2:
+            raise WebError(400, "this job has one result; best needs a comparison of several")
+        r = _result_of(job, data["best"], "best")
+        store.choose_best(job, r["model"], source="api")
+        saved["best"] = r["model"]
+    return jsonify(job=job["id"], saved=saved), 201
+
+
+@bp.get("/healthz")
+def healthz():
+    svc = service()
+    try:
+        svc.store.ping()
+    except StoreError as e:
+        return jsonify(status="unavailable", error=str(e)), 503
+    return jsonify(
+        status="ok", version=__version__, models=svc.engine.names, database=svc.store.kind
+    )
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi():
+    return jsonify(openapi_spec(current_app.config, service().engine.names))

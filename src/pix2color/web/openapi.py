@@ -1,0 +1,204 @@
+"""The OpenAPI 3.1 description of the API, served at /api/v1/openapi.json.
+
+Written by hand next to the routes it describes; a test checks that every API route is in it.
+The limits and model names are filled from the running server's configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pix2color import __version__
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def openapi_spec(config: Mapping[str, Any], models: list[str]) -> dict[str, Any]:
+    max_mb = config["MAX_CONTENT_LENGTH"] / 2**20
+    max_mpx = config["MAX_PIXELS"] / 1e6
+    too_many = _error("Too many requests from this address; see the Retry-After header.")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "pix2color",
+            "version": __version__,
+            "description": "Give black-and-white photographs back their colour, at their full "
+            "resolution. Errors are JSON objects with a message that says what to do.",
+        },
+        "paths": {
+            "/api/v1/colorize": {
+                "post": {
+                    "summary": "Colour one photo",
+                    "description": "The model predicts colour at the working size; the result "
+                    "has the photo's width, height and luminance (alpha kept in PNG and WebP; "
+                    "JPEG is flattened onto white).",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["image"],
+                                    "properties": {
+                                        "image": {
+                                            "type": "string",
+                                            "format": "binary",
+                                            "description": "JPEG, PNG, WebP, TIFF, BMP, GIF "
+                                            f"(still), PNM or TGA; at most {max_mb:.0f} MB and "
+                                            f"{max_mpx:.0f} megapixels.",
+                                        },
+                                        "model": {"type": "string", "enum": models},
+                                        "size": {
+                                            "type": "integer",
+                                            "minimum": config["MIN_SIZE"],
+                                            "maximum": config["MAX_SIZE"],
+                                            "default": config["DEFAULT_SIZE"],
+                                            "description": "Working size: the long side the "
+                                            "model sees; smaller often gives bolder colour.",
+                                        },
+                                        "format": {
+                                            "type": "string",
+                                            "enum": ["png", "jpeg", "webp"],
+                                            "default": "png",
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The coloured photo, with headers X-Job-Id (to rate "
+                            "it), X-Model and X-Working-Size.",
+                            "headers": {
+                                "X-Job-Id": {"schema": {"type": "string"}},
+                                "X-Model": {"schema": {"type": "string"}},
+                                "X-Working-Size": {"schema": {"type": "integer"}},
+                            },
+                            "content": {
+                                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                                "image/webp": {"schema": {"type": "string", "format": "binary"}},
+                            },
+                        },
+                        "400": _error("No image, a damaged image, or a bad parameter."),
+                        "413": _error("The file or its pixel count is over the limit."),
+                        "415": _error("Not a supported photo (SVG, HTML, animated, ...)."),
+                        "429": too_many,
+                        "503": _error("Every inference slot is busy; retry after Retry-After."),
+                    },
+                }
+            },
+            "/api/v1/models": {
+                "get": {
+                    "summary": "The models this server colours with, and its limits",
+                    "responses": {
+                        "200": {
+                            "description": "Models, working sizes, formats and limits.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Models"}
+                                }
+                            },
+                        }
+                    },
+                }
+            },
+            "/api/v1/ratings": {
+                "post": {
+                    "summary": "Record a person's judgement of a job's results",
+                    "description": "A 1-5 score for one result and/or which result was best. "
+                    "Rating the same job and model again replaces the earlier answer.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Rating"}}
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "Saved (committed before this answer).",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "400": _error("A missing or invalid field."),
+                        "404": _error("No such job, or it has expired."),
+                        "415": _error("The body is not JSON."),
+                        "429": too_many,
+                    },
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "summary": "This description",
+                    "responses": {"200": {"description": "OpenAPI 3.1 document."}},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Readiness: models loaded and database reachable",
+                    "responses": {
+                        "200": {"description": "Ready."},
+                        "503": {"description": "The database does not answer."},
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "status"],
+                    "properties": {
+                        "error": {
+                            "type": "string",
+                            "description": "What was wrong, and what to do.",
+                        },
+                        "status": {"type": "integer"},
+                    },
+                },
+                "Rating": {
+                    "type": "object",
+                    "required": ["job"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "job": {"type": "string", "description": "X-Job-Id of a colouring."},
+                        "model": {
+                            "type": "string",
+                            "description": "The rated result: model name or label (A, B...).",
+                        },
+                        "score": {"type": "integer", "minimum": 1, "maximum": 5},
+                        "best": {
+                            "type": "string",
+                            "description": "The result picked as best: model name or label.",
+                        },
+                    },
+                },
+                "Models": {
+                    "type": "object",
+                    "properties": {
+                        "models": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "default": {"type": "boolean"},
+                                    "parameters": {"type": "integer"},
+                                },
+                            },
+                        },
+                        "default_model": {"type": "string"},
+                        "size": {"type": "object"},
+                        "formats": {"type": "array", "items": {"type": "string"}},
+                        "limits": {"type": "object"},
+                    },
+                },
+            }
+        },
+    }

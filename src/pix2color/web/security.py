@@ -1,0 +1,143 @@
+"""Security for a service that strangers upload files to: headers, CSRF, rate limits, admin.
+
+- Headers on every response: a Content-Security-Policy that allows only this site's own
+  scripts and styles (no inline code anywhere), nosniff, no framing, no referrer.
+- CSRF: the page's forms and fetches carry a per-session token (a hidden field or the
+  X-CSRF-Token header), compared in constant time. The JSON API needs none: it uses no cookies,
+  and a cross-site form cannot send `application/json`.
+- Rate limits: a sliding window per client address and per kind of action, in memory (so per
+  server process: N processes allow N times the rate).
+- Admin: the statistics need the ADMIN_TOKEN from the configuration, as a Bearer header or
+  through the login form (the session then holds a digest of the token, so changing the token
+  logs everybody out).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import deque
+
+from flask import Flask, Response, current_app, request, session
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def add_security_headers(response: Response) -> Response:
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+# ---------------------------------------------------------------- CSRF
+def csrf_token() -> str:
+    """This session's CSRF token (created on first use); templates put it in forms."""
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_ok() -> bool:
+    """True when the request carries this session's token (header or form field)."""
+    expected = session.get("csrf")
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
+    return bool(expected) and hmac.compare_digest(str(sent), str(expected))
+
+
+# ---------------------------------------------------------------- rate limits
+class RateLimiter:
+    """At most `limit` hits per `window` seconds per key (a sliding window of timestamps)."""
+
+    def __init__(self, limit: int, window: float = 60.0, max_keys: int = 100_000) -> None:
+        self.limit, self.window, self.max_keys = limit, window, max_keys
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, now: float | None = None) -> float:
+        """Count one hit -> 0 if allowed, else the seconds until the next one would be."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits is None:
+                if len(self._hits) >= self.max_keys:
+                    self._prune(now)
+                hits = self._hits[key] = deque()
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                return max(0.001, hits[0] + self.window - now)
+            hits.append(now)
+            return 0.0
+
+    def _prune(self, now: float) -> None:
+        stale = [k for k, h in self._hits.items() if not h or h[-1] <= now - self.window]
+        for k in stale:
+            del self._hits[k]
+        if len(self._hits) >= self.max_keys:  # still full of active clients: forget the oldest
+            for k in list(self._hits)[: len(self._hits) // 2]:
+                del self._hits[k]
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def rate_limited(kind: str) -> float:
+    """Count this request against the client's `kind` limit -> seconds to wait, or 0."""
+    limiter: RateLimiter = current_app.extensions["pix2color.limits"][kind]
+    return limiter.hit(client_address())
+
+
+def make_limiters(app: Flask) -> dict[str, RateLimiter]:
+    return {
+        "colorize": RateLimiter(int(app.config["COLORIZE_PER_MINUTE"]), 60.0),
+        "rate": RateLimiter(int(app.config["RATINGS_PER_MINUTE"]), 60.0),
+        "login": RateLimiter(10, 60.0),
+    }
+
+
+# ---------------------------------------------------------------- admin
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(b"pix2color-admin:" + token.encode()).hexdigest()
+
+
+def admin_token() -> str | None:
+    token = current_app.config.get("ADMIN_TOKEN")
+    return str(token) if token else None
+
+
+def token_matches(sent: str) -> bool:
+    token = admin_token()
+    return bool(token) and hmac.compare_digest(_token_digest(sent), _token_digest(token))
+
+
+def log_in_admin() -> None:
+    session["admin"] = _token_digest(admin_token() or "")
+
+
+def is_admin() -> bool:
+    """The request carries the admin token (Bearer header) or a session logged in with it."""
+    token = admin_token()
+    if not token:
+        return False
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return token_matches(auth.removeprefix("Bearer ").strip())
+    return hmac.compare_digest(str(session.get("admin", "")), _token_digest(token))

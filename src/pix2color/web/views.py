@@ -1,0 +1,284 @@
+"""The page people use: upload, compare, rate, re-run at another size, download.
+
+Every action is a real form (it works without JavaScript: the server answers with a redirect to
+the photo's page); `static/app.js` sends the same forms with fetch and `Accept:
+application/json`, and puts the returned card into the page.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+import zipfile
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    send_from_directory,
+    url_for,
+)
+from PIL import Image
+
+from pix2color.web.errors import WebError, wants_json
+from pix2color.web.jobs import (
+    OUTPUT_FORMATS,
+    Service,
+    download_name,
+    encode,
+    parse_format,
+    parse_size,
+)
+from pix2color.web.security import csrf_ok, rate_limited
+
+bp = Blueprint("views", __name__)
+
+SIZE_CHOICES = (128, 192, 256, 320, 384, 512, 768, 1024)
+
+
+def service() -> Service:
+    return current_app.extensions["pix2color"]
+
+
+def enforce(kind: str) -> None:
+    """Refuse with 429 when the client is over its `kind` rate limit."""
+    wait = rate_limited(kind)
+    if wait:
+        raise WebError(
+            429,
+            f"too many requests from your address; wait {wait:.0f} s and try again",
+            retry_after=wait,
+        )
+
+
+def require_csrf() -> None:
+    if not csrf_ok():
+        raise WebError(
+            400,
+            "the form's security token is missing or out of date; reload the page and try again",
+        )
+
+
+def _gone() -> WebError:
+    ttl = current_app.config["FILE_TTL"] / 60
+    return WebError(
+        404,
+        f"this photo is not here any more (photos are kept for {ttl:.0f} minutes), or the link "
+        "is wrong; upload it again to colour it",
+    )
+
+
+def _job(job_id: str) -> dict[str, Any]:
+    job = service().store.get_job(job_id)
+    if job is None:
+        raise _gone()
+    return job
+
+
+def card(job: dict[str, Any]) -> dict[str, Any]:
+    """What a photo's card shows; model names stay hidden until the person has judged."""
+    results = []
+    for r in job["results"]:
+        rating = job["ratings"].get(r["model"]) or {}
+        results.append(
+            dict(
+                id=r["id"],
+                label=r["label"],
+                model=r["model"],
+                score=rating.get("score"),
+                best=rating.get("best") == 1,
+                seconds=r["seconds"],
+            )
+        )
+    chose = any(r["best"] for r in results)
+    reveal = chose or all(r["score"] for r in results)
+    return dict(
+        job=job,
+        results=results,
+        compare=len(results) > 1,
+        reveal=reveal,
+        sizes=sorted({*SIZE_CHOICES, job["size"]}),
+        expires_in=max(0, round((job["expires_at"] - time.time()) / 60)),
+    )
+
+
+def _job_response(job: dict[str, Any], status: int = 201):
+    url = url_for("views.job_page", job_id=job["id"])
+    if wants_json():
+        html = render_template("_card.html", **card(job))
+        return jsonify(job=job["id"], url=url, html=html), status
+    return redirect(url, code=303)
+
+
+# ---------------------------------------------------------------- pages
+@bp.get("/")
+def index():
+    cfg = current_app.config
+    engine = service().engine
+    return render_template(
+        "index.html",
+        n_models=len(engine.names),
+        compare_models=min(len(engine.names), int(cfg["COMPARE_MODELS"])),
+        sizes=SIZE_CHOICES,
+        default_size=cfg["DEFAULT_SIZE"],
+        max_mb=cfg["MAX_CONTENT_LENGTH"] / 2**20,
+        max_mpx=cfg["MAX_PIXELS"] / 1e6,
+        ttl_minutes=round(cfg["FILE_TTL"] / 60),
+    )
+
+
+@bp.get("/jobs/<job_id>")
+def job_page(job_id: str):
+    return render_template("job.html", **card(_job(job_id)))
+
+
+# ---------------------------------------------------------------- actions
+@bp.post("/jobs")
+def create_job():
+    enforce("colorize")
+    require_csrf()
+    size = parse_size(request.form.get("size"), current_app.config)
+    job = service().colorize_upload(request.files.get("image"), size=size)
+    return _job_response(job)
+
+
+@bp.post("/jobs/<job_id>/rerun")
+def rerun(job_id: str):
+    enforce("colorize")
+    require_csrf()
+    job = _job(job_id)
+    size = parse_size(request.form.get("size"), current_app.config)
+    return _job_response(service().rerun(job, size))
+
+
+@bp.post("/jobs/<job_id>/rate")
+def rate(job_id: str):
+    enforce("rate")
+    require_csrf()
+    job = _job(job_id)
+    by_id = {r["id"]: r for r in job["results"]}
+    store = service().store
+    if request.form.get("best"):
+        winner = by_id.get(request.form["best"])
+        if winner is None:
+            raise WebError(400, "that result is not part of this photo; reload the page")
+        if len(by_id) < 2:
+            raise WebError(400, "there is only one result: rate it with 1 to 5 stars instead")
+        store.choose_best(job, winner["model"])
+        saved = f"Saved: {winner['label']} is the best."
+    else:
+        result = by_id.get(request.form.get("result", ""))
+        if result is None:
+            raise WebError(400, "that result is not part of this photo; reload the page")
+        score = request.form.get("score", "")
+        if score not in ("1", "2", "3", "4", "5"):
+            raise WebError(400, f"a rating is 1 to 5 stars; got {score[:20]!r}")
+        store.rate(job, result["model"], score=int(score))
+        saved = f"Saved: {score} star{'s' if score != '1' else ''} for {result['label']}."
+    view = card(_job(job_id))
+    if not wants_json():
+        return redirect(url_for("views.job_page", job_id=job_id), code=303)
+    return jsonify(
+        message=saved,
+        best=next((r["label"] for r in view["results"] if r["best"]), None),
+        reveal={r["label"]: r["model"] for r in view["results"]} if view["reveal"] else None,
+    )
+
+
+# ---------------------------------------------------------------- files
+def _send(name: str | None, mimetype: str, expires_at: float, **kw: Any) -> Response:
+    if not name:
+        raise WebError(404, "this photo has no stored image (it was coloured through the API)")
+    max_age = max(0, int(expires_at - time.time()))
+    response = send_from_directory(
+        service().files, name, mimetype=mimetype, max_age=max_age, conditional=True, **kw
+    )
+    response.cache_control.private = True
+    return response
+
+
+@bp.get("/jobs/<job_id>/original")
+def original(job_id: str):
+    job = _job(job_id)
+    view = job["view"] or ""
+    return _send(view, "image/png" if view.endswith(".png") else "image/jpeg", job["expires_at"])
+
+
+def _result(result_id: str) -> dict[str, Any]:
+    result = service().store.get_result(result_id)
+    if result is None:
+        raise _gone()
+    return result
+
+
+@bp.get("/results/<result_id>/image")
+def result_image(result_id: str):
+    r = _result(result_id)
+    return _send(r["file"], "image/png", r["expires_at"])
+
+
+@bp.get("/results/<result_id>/download")
+def download(result_id: str):
+    r = _result(result_id)
+    fmt = parse_format(request.args.get("format", "png"))
+    _, ext, mime, _ = OUTPUT_FORMATS[fmt]
+    label = r["label"] if r["siblings"] > 1 else None
+    name = download_name(r["filename"], label, ext)
+    if not r["file"]:
+        raise WebError(404, "this result has no stored image (it was coloured through the API)")
+    path = service().files / r["file"]
+    if fmt == "png":
+        return send_file(path, mimetype=mime, as_attachment=True, download_name=name)
+    with Image.open(path) as img:
+        data = encode(img, fmt)
+    return send_file(io.BytesIO(data), mimetype=mime, as_attachment=True, download_name=name)
+
+
+@bp.get("/download")
+def download_all():
+    """Every result of the given jobs (`?jobs=id,id`) in one zip."""
+    fmt = parse_format(request.args.get("format", "png"))
+    ids = [j for j in request.args.get("jobs", "").split(",") if j]
+    ids = ids[: current_app.config["MAX_FILES_PER_ZIP"]]
+    store, files = service().store, service().files
+    _, ext, _, _ = OUTPUT_FORMATS[fmt]
+    entries: list[tuple[str, Any]] = []
+    used: set[str] = set()
+    for job_id in dict.fromkeys(ids):
+        job = store.get_job(job_id)
+        if job is None:
+            continue
+        for r in job["results"]:
+            if not r["file"] or not (files / r["file"]).is_file():
+                continue
+            label = r["label"] if len(job["results"]) > 1 else None
+            name = download_name(job["filename"], label, ext)
+            stem, n = name.rsplit(".", 1)[0], 2
+            while name in used:  # two photos with one name: family.jpg, family.jpg
+                name, n = f"{stem} ({n}).{ext}", n + 1
+            used.add(name)
+            entries.append((name, files / r["file"]))
+    if not entries:
+        raise WebError(404, "none of these photos is here any more; upload them again")
+    out = tempfile.SpooledTemporaryFile(max_size=64 * 2**20)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:  # PNG/JPEG: packed
+        for name, path in entries:
+            if fmt == "png":
+                zf.write(path, name)
+            else:
+                with Image.open(path) as img:
+                    zf.writestr(name, encode(img, fmt))
+    out.seek(0)
+    return send_file(
+        out,
+        mimetype="application/zip",
+        as_attachment=True,
+        download_name="pix2color-colorized.zip",
+    )

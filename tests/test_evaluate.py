@@ -1,0 +1,247 @@
+"""`pix2color evaluate`: both forms on a tiny prepared folder, its report, JSON, leakage guard."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2color.data.images import photo_from_image
+from pix2color.data.prepare import MANIFEST_COLUMNS
+from pix2color.data.stats import colorfulness, dhash
+from pix2color.evaluate import METRIC_KEYS, centre_square, register
+from pix2color.inference import Colorizer
+from pix2color.models.io import save_pretrained
+from tests.conftest import ROOT, real_photo
+
+SIZE = 32
+TEST_PHOTOS = ("coffee", "chelsea", "rocket", "motorcycle_left")
+
+
+pytestmark = [pytest.mark.metric_weights, pytest.mark.usefixtures("one_torch_thread")]
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    """Run `pix2color evaluate ARGV` -> (exit status, stdout, stderr)."""
+    parser = argparse.ArgumentParser(prog="pix2color")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["evaluate", *argv, "--quiet"])
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = args.func(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _row(root: Path, split: str, rel: str) -> dict[str, str]:
+    rgb = np.asarray(Image.open(root / rel).convert("RGB"))
+    return {
+        "split": split, "path": rel, "source": "skimage", "original": rel,
+        "width": rgb.shape[1], "height": rgb.shape[0],
+        "sha256": hashlib.sha256((root / rel).read_bytes()).hexdigest(),
+        "dhash": f"{dhash(rgb):016x}", "colorfulness": f"{colorfulness(rgb):.2f}",
+    }  # fmt: skip
+
+
+def write_manifest(root: Path) -> None:
+    """manifest.csv as `data prepare` writes it, for the photos now in train/ val/ test/."""
+    rows = [
+        _row(root, split, p.relative_to(root).as_posix())
+        for split in ("train", "val", "test")
+        for p in sorted((root / split).rglob("*.png"))
+    ]
+    with (root / "manifest.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def make_prepared(root: Path, n_test: int) -> Path:
+    """train/ from the astronaut, test/ from other photos: no scene in two splits."""
+    rng = np.random.default_rng(1)
+    astronaut = real_photo("astronaut")
+    for split, n in (("train", 3), ("val", 1), ("test", n_test)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            rgb = astronaut if split != "test" else real_photo(TEST_PHOTOS[i % len(TEST_PHOTOS)])
+            h, w = rgb.shape[:2]
+            y, x = rng.integers(0, h - 120), rng.integers(0, w - 160)
+            crop = Image.fromarray(rgb[y : y + 120, x : x + 160]).resize((56, 42))
+            crop.save(root / split / f"{split}{i}.png")
+    write_manifest(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny random generator, saved as a shipped model would be."""
+    from pix2color.config import load_config
+    from pix2color.train import build_models
+
+    torch.manual_seed(0)
+    G, _ = build_models(load_config(ROOT / "configs" / "tiny.toml").model)
+    return save_pretrained(G, tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def data_run(tmp_path_factory, model_dir):
+    """One `evaluate --data` run over 4 test photos, shared by the tests that read its output."""
+    root = make_prepared(tmp_path_factory.mktemp("photos"), n_test=4)
+    out = tmp_path_factory.mktemp("eval")
+    code, stdout, stderr = run(
+        "--data", str(root), "--models", str(model_dir), "--size", str(SIZE),
+        "--output", str(out / "report"), "--json", str(out / "metrics.json"), "--save-images",
+    )  # fmt: skip
+    return root, out, code, stdout, stderr
+
+
+def test_data_form_writes_the_whole_report(data_run, model_dir):
+    root, out, code, stdout, stderr = data_run
+    assert code == 0, stderr
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert list(report["models"]) == ["grey", str(model_dir)]
+    assert report["n"] == 4 and report["fid_reliable"] is False
+    assert "prefer KID" in report["notes"][0] and report["protocol"]["leakage_checked"]
+    md = (out / "report" / "report.md").read_text()
+    assert "| grey (input) |" in md and f"| {model_dir} |" in md and "LPIPS" in md
+    assert "| grey (input) |" in stdout
+    for name in ("metrics.png", "comparison_01.png"):
+        Image.open(out / "report" / name).verify()
+    sheet = Image.open(out / "report" / "comparison_01.png")
+    assert sheet.width == 3 * 96  # input | the model | truth, cells of 96 px
+    with (out / "report" / "per_image.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 2 * 4
+
+
+def test_json_has_the_required_keys_for_every_model(data_run, model_dir):
+    _, out, code, _, _ = data_run
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"grey", str(model_dir)}
+    for m in metrics.values():
+        assert set(METRIC_KEYS) <= set(m)
+        assert all(isinstance(m[k], float) and np.isfinite(m[k]) for k in METRIC_KEYS)
+
+
+def test_grey_baseline_is_the_input_itself(data_run):
+    root, out, _, _, _ = data_run
+    grey = json.loads((out / "metrics.json").read_text())["grey"]
+    assert grey["colorfulness"] == pytest.approx(0.0, abs=1e-9)
+    assert grey["delta_cf"] == pytest.approx(grey["colorfulness_truth"])
+    assert grey["ciede2000"] > 0 and grey["lpips"] > 0
+    saved = np.asarray(Image.open(out / "report" / "images" / "grey" / "test0.png"))
+    truth = centre_square(np.asarray(Image.open(root / "test" / "test0.png")), SIZE)
+    expected = np.asarray(Image.fromarray(truth).convert("L"))
+    assert (saved == expected[..., None]).all()
+
+
+def test_scores_what_users_get_from_the_colorizer(data_run, model_dir):
+    root, out, _, _, _ = data_run
+    truth = centre_square(np.asarray(Image.open(root / "test" / "test3.png")), SIZE)
+    grey_photo = photo_from_image(Image.fromarray(truth).convert("L"))
+    expected = Colorizer.from_pretrained(model_dir, size=SIZE).colorize_photo(grey_photo)
+    folder = next(p for p in (out / "report" / "images").iterdir() if "tiny" in p.name)
+    scored = Image.open(folder / "test3.png")
+    assert np.array_equal(np.asarray(scored), np.asarray(expected))
+
+
+def test_pred_truth_form_gives_the_same_figures(data_run, model_dir, tmp_path):
+    _, out, _, _, _ = data_run
+    images = out / "report" / "images"
+    pred = tmp_path / "mytool"
+    shutil.copytree(next(p for p in images.iterdir() if "tiny" in p.name), pred)
+    for f in pred.glob("*.png"):  # another tool's naming: same stem, other format
+        Image.open(f).save(f.with_suffix(".bmp"))
+        f.unlink()
+    code, stdout, stderr = run(
+        "--pred", str(pred), "--truth", str(images / "truth"),
+        "--output", str(tmp_path / "report"), "--json", str(tmp_path / "m.json"),
+    )  # fmt: skip
+    assert code == 0, stderr
+    again = json.loads((tmp_path / "m.json").read_text())
+    before = json.loads((out / "metrics.json").read_text())
+    assert set(again) == {"grey", "mytool"}
+    for k in METRIC_KEYS:
+        assert again["mytool"][k] == pytest.approx(before[str(model_dir)][k], rel=1e-5, abs=1e-9)
+        assert again["grey"][k] == pytest.approx(before["grey"][k], rel=1e-5, abs=1e-9)
+
+
+def test_pred_folder_missing_photos_is_refused(data_run, tmp_path):
+    _, out, _, _, _ = data_run
+    truth = out / "report" / "images" / "truth"
+    pred = tmp_path / "partial"
+    pred.mkdir()
+    shutil.copy(truth / "test0.png", pred / "test0.png")
+    code, _, stderr = run("--pred", str(pred), "--truth", str(truth), "-o", str(tmp_path / "r"))
+    assert code == 1 and stderr.startswith("error: ") and "Traceback" not in stderr
+    assert "no prediction for 3 of the 4" in stderr and "test1" in stderr
+
+
+def test_leakage_is_refused_naming_the_files(tmp_path, model_dir):
+    root = make_prepared(tmp_path / "photos", n_test=3)
+    shutil.copy(root / "test" / "test0.png", root / "train" / "copy.png")  # the same file
+    near = Image.open(root / "test" / "test1.png").resize((84, 63), Image.Resampling.LANCZOS)
+    near.save(root / "train" / "bigger.png")  # the same scene, other pixels
+    write_manifest(root)
+    code, _, stderr = run("--data", str(root), "--models", str(model_dir), "--size", "32",
+                          "--output", str(tmp_path / "out"))  # fmt: skip
+    assert code == 1 and "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: 2 test photo(s)")
+    assert "test/test0.png = train/copy.png (same file)" in lines[0]
+    assert "test/test1.png = train/bigger.png (same scene" in lines[0]
+    assert "--allow-leakage" in lines[0] and "test/test2.png" not in lines[0]
+    assert not (tmp_path / "out" / "report.md").exists()
+
+    code, _, stderr = run("--data", str(root), "--models", str(model_dir), "--size", "32",
+                          "--output", str(tmp_path / "out"), "--allow-leakage")  # fmt: skip
+    assert code == 0, stderr
+    assert "WARNING: --allow-leakage" in stderr and "INFLATED" in stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert len(report["protocol"]["leakage"]) == 2
+    assert "leakage was allowed" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_usage_errors_are_one_line(tmp_path, model_dir):
+    code, _, err = run("--data", str(tmp_path), "--models", "nope", "-o", str(tmp_path / "o"))
+    assert code == 2 and err.startswith("error: model 'nope' not found")
+    code, _, err = run("--pred", str(tmp_path), "-o", str(tmp_path / "o"))
+    assert code == 2 and "--pred and --truth go together" in err
+    code, _, err = run("--data", str(tmp_path), "--models", str(model_dir), "--size", "16",
+                       "-o", str(tmp_path / "o"))  # fmt: skip
+    assert code == 2 and "LPIPS needs 32" in err
+    code, _, err = run("--data", str(tmp_path / "none"), "--models", str(model_dir),
+                       "-o", str(tmp_path / "o"))  # fmt: skip
+    assert code == 1 and "no test photos" in err and len(err.strip().splitlines()) == 1
+
+
+def test_prepared_folders_pass_the_leakage_guard(tmp_path):
+    """`data prepare` keeps each scene in one split, by the rule the guard checks with."""
+    from pix2color.data.dataset import split_files
+    from pix2color.data.prepare import prepare
+    from pix2color.evaluate import find_leaks
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right"):
+        Image.fromarray(real_photo(name)).save(raw / f"{name}.png")
+    out = tmp_path / "photos"
+    prepare(raw, out, max_side=256, val_fraction=0.3, test_fraction=0.3)
+    held_out = [f for split in ("val", "test") for f in _files_or_none(split_files, out, split)]
+    assert held_out and find_leaks(out, held_out) == []
+
+
+def _files_or_none(split_files, root, split):
+    try:
+        return split_files(root, split)
+    except FileNotFoundError:
+        return []

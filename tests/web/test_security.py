@@ -1,0 +1,129 @@
+"""Headers, rate limits, the busy answer, never debug, and the admin token."""
+
+import pytest
+
+from pix2color.web.security import RateLimiter
+from tests.web.conftest import ADMIN_TOKEN, csrf, photo_bytes, upload
+
+
+@pytest.mark.parametrize("path", ["/", "/api/v1/models", "/static/app.js", "/nope"])
+def test_security_headers_on_every_response(client, path):
+    h = client.get(path).headers
+    csp = h["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+    assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+    assert h["X-Content-Type-Options"] == "nosniff"
+    assert h["X-Frame-Options"] == "DENY"
+    assert h["Referrer-Policy"] == "no-referrer"
+
+
+def test_session_cookie_is_httponly_and_samesite(client):
+    cookie = client.get("/").headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_never_debug(make_app):
+    app = make_app({"DEBUG": True})
+    assert app.debug is False and app.config["DEBUG"] is False
+
+
+def test_rate_limit_answers_429_per_client(make_app):
+    client = make_app({"COLORIZE_PER_MINUTE": 2}).test_client()
+
+    def post(addr):
+        return client.post(
+            "/api/v1/colorize",
+            data={"image": upload(photo_bytes(size=(32, 32)))},
+            environ_base={"REMOTE_ADDR": addr},
+        )
+
+    assert [post("10.0.0.1").status_code for _ in range(2)] == [200, 200]
+    r = post("10.0.0.1")
+    assert r.status_code == 429 and "too many requests from your address" in r.json["error"]
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert post("10.0.0.2").status_code == 200  # another client is not held back
+
+
+def test_rate_limiter_window_slides():
+    limiter = RateLimiter(2, window=10.0)
+    assert [limiter.hit("a", now=t) for t in (0.0, 1.0)] == [0.0, 0.0]
+    assert limiter.hit("a", now=5.0) == pytest.approx(5.0)  # the first hit leaves at t=10
+    assert limiter.hit("a", now=10.5) == 0.0
+    assert limiter.hit("b", now=5.0) == 0.0
+
+
+def test_busy_server_answers_503_then_recovers(app, client):
+    engine = app.extensions["pix2color"].engine
+    for _ in range(engine.n_slots):  # every inference slot is taken by other photos
+        assert engine.slots.acquire(timeout=1)
+    try:
+        r = client.post("/api/v1/colorize", data={"image": upload(photo_bytes())})
+        assert r.status_code == 503 and "the server is busy" in r.json["error"]
+        assert r.headers["Retry-After"] == "5"
+        headers = {"X-CSRF-Token": csrf(client), "Accept": "application/json"}
+        page = client.post("/jobs", data={"image": upload(photo_bytes())}, headers=headers)
+        assert page.status_code == 503
+    finally:
+        for _ in range(engine.n_slots):
+            engine.slots.release()
+    assert client.post("/api/v1/colorize", data={"image": upload(photo_bytes())}).status_code == 200
+    assert list(app.extensions["pix2color"].files.iterdir()) == []  # refused uploads not kept
+
+
+# ---------------------------------------------------------------- admin
+BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.mark.parametrize("path", ["/admin/stats", "/admin/stats.json", "/admin/ratings.csv"])
+def test_statistics_need_the_admin_token(client, path):
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get(path, headers=BEARER).status_code == 200
+
+
+def test_admin_login_form(client):
+    assert "Admin token" in client.get("/admin").get_data(as_text=True)
+    token = csrf(client)
+    wrong = client.post("/admin/login", data={"token": "guess", "csrf_token": token})
+    assert wrong.status_code == 403 and "token is not right" in wrong.get_data(as_text=True)
+    no_csrf = client.post("/admin/login", data={"token": ADMIN_TOKEN})
+    assert no_csrf.status_code == 400
+    ok = client.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": token})
+    assert ok.status_code == 303 and ok.headers["Location"].endswith("/admin/stats")
+    assert client.get("/admin/stats").status_code == 200
+    assert client.get("/admin/ratings.csv").status_code == 200
+    client.post("/admin/logout", data={"csrf_token": token})
+    assert client.get("/admin/stats").status_code == 401
+
+
+def test_statistics_off_without_a_token(make_app):
+    client = make_app({"ADMIN_TOKEN": None}).test_client()
+    r = client.get("/admin/stats.json", headers={"Authorization": "Bearer "})
+    assert r.status_code == 403 and "PIX2COLOR_WEB_ADMIN_TOKEN" in r.json["error"]
+    assert "are turned off: set an admin token" in client.get("/admin").get_data(as_text=True)
+
+
+def test_statistics_page_and_csv_show_the_ratings(client, page_job):
+    job, (a, b), headers = page_job
+    client.post(f"/jobs/{job}/rate", data={"result": a, "score": "5"}, headers=headers)
+    client.post(f"/jobs/{job}/rate", data={"result": b, "score": "2"}, headers=headers)
+    client.post(f"/jobs/{job}/rate", data={"best": a}, headers=headers)
+    rows = {r["model"]: r for r in client.get("/admin/stats.json", headers=BEARER).json["models"]}
+    winner = next(m for m, r in rows.items() if r["wins"] == 1)
+    assert rows[winner]["mos"] == 5 and rows[winner]["win_rate"] == 1.0
+    assert sum(r["comparisons"] for r in rows.values()) == 2
+    html = client.get("/admin/stats", headers=BEARER).get_data(as_text=True)
+    assert "2 star ratings and\n    1 blind comparison" in html and "5.00" in html
+    csv = client.get("/admin/ratings.csv", headers=BEARER)
+    assert csv.mimetype == "text/csv" and "attachment" in csv.headers["Content-Disposition"]
+    lines = csv.get_data(as_text=True).strip().splitlines()
+    assert lines[0] == "id,created_at,updated_at,job_id,model,label,size,score,best,compared,source"
+    assert len(lines) == 3 and all(f",{job}," in line for line in lines[1:])
+    assert {line.split(",")[7] for line in lines[1:]} == {"5", "2"}
+
+
+def test_secret_key_is_made_once_per_instance_folder(make_app, tmp_path):
+    first = make_app({"SECRET_KEY": None}).config["SECRET_KEY"]
+    again = make_app({"SECRET_KEY": None}).config["SECRET_KEY"]  # a restart keeps sessions
+    assert first == again and len(first) == 64
+    assert (tmp_path / "instance" / "secret_key").stat().st_mode & 0o077 == 0  # owner only

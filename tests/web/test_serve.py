@@ -1,0 +1,285 @@
+"""`pix2color serve` for real: the command, waitress, and the page in a headless Chromium.
+
+The browser test starts `pix2color serve` as a subprocess on a free port with two tiny models,
+then does what a person does: upload a photo, move the slider, rate, pick the best, download,
+and read the statistics. Set PIX2COLOR_SCREENSHOTS=DIR to keep its screenshots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from pix2color.cli import main
+from pix2color.models.io import save_pretrained
+from pix2color.web.engine import model_name
+from tests.conftest import real_photo
+from tests.web.conftest import free_port, tiny_generator
+
+CHROMIUM = "/usr/bin/chromium"
+# what this machine's closed network and root user need (see the machine notes)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ADMIN = "e2e-admin-token"
+
+
+def test_serve_refuses_an_unknown_model_clearly(tmp_path, capsys):
+    code = main(["serve", "--models", "nope", "--instance", str(tmp_path / "inst")])
+    assert code == 2
+    assert "model 'nope' not found" in capsys.readouterr().err
+
+
+def test_serve_without_any_model_says_how_to_get_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PIX2COLOR_MODELS", str(tmp_path / "empty"))  # no shipped model
+    assert main(["serve", "--instance", str(tmp_path / "inst")]) == 2
+    assert "no models to serve" in capsys.readouterr().err
+
+
+def test_model_names_for_paths_and_names(tmp_path):
+    run = tmp_path / "runs" / "default" / "model"
+    run.mkdir(parents=True)
+    (tmp_path / "runs" / "default" / "best.pt").write_bytes(b"")
+    assert model_name(str(run)) == ("default", str(run))
+    assert model_name(str(tmp_path / "runs/default/best.pt"))[0] == "default"
+    assert model_name("small=/some/where") == ("small", "/some/where")
+    assert model_name("default") == ("default", "default")
+
+
+def _get(url: str, timeout: float = 5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`pix2color serve` in a subprocess with two tiny models -> (url, log file)."""
+    root = tmp_path_factory.mktemp("serve")
+    specs = [
+        f"{name}={save_pretrained(tiny_generator(seed), root / name)}"
+        for seed, name in enumerate(("alpha", "beta"))
+    ]
+    port = free_port()
+    env = {**os.environ, "PIX2COLOR_WEB_ADMIN_TOKEN": ADMIN, "PYTHONUNBUFFERED": "1"}
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pix2color.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--models",
+            *specs,
+            "--instance",
+            str(root / "instance"),
+            "--size",
+            "128",
+            "--threads",
+            "4",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"pix2color serve exited: {(root / 'server.log').read_text()}")
+            try:
+                if _get(f"{base}/healthz", 2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"no /healthz in 90 s: {(root / 'server.log').read_text()}")
+            time.sleep(0.2)
+        yield SimpleNamespace(url=base, log=root / "server.log")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow
+def test_served_by_waitress_not_a_dev_server(server):
+    with urllib.request.urlopen(f"{server.url}/healthz") as r:
+        assert r.headers["Server"] == "pix2color"  # waitress' ident; Werkzeug's would say so
+        body = json.loads(r.read())
+    assert body["status"] == "ok" and body["models"] == ["alpha", "beta"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} not found: apt-get install chromium"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (.ci/run installs it, so CI must have it)")
+        pytest.skip(reason)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    folder = Path(os.environ.get("PIX2COLOR_SCREENSHOTS") or tmp_path / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_person_colours_rates_and_downloads_a_photo(server, browser, tmp_path, shots):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    problems: list[str] = []  # a CSP violation or a script error shows up here
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.set_default_timeout(30_000)
+    try:
+        use_the_page(page, server.url, tmp_path, shots)
+    except Exception:  # say what the page and the server saw, then fail as before
+        page.screenshot(path=str(shots / "failure.png"), full_page=True)
+        print(f"page {page.url}; console errors {problems}; screenshot {shots / 'failure.png'}")
+        print("server log:", server.log.read_text()[-4000:])
+        raise
+    finally:
+        context.close()
+    assert [p for p in problems if "status of 415" not in p] == []  # 415: the SVG, expected
+
+
+def wait_until(page, expression: str, timeout: float = 30.0) -> None:
+    """Poll a JS expression from Python: page.wait_for_function would eval() inside the page,
+    which the page's strict CSP (rightly) forbids."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        time.sleep(0.05)
+
+
+def use_the_page(page, server: str, tmp_path: Path, shots: Path) -> None:
+    """Upload, slide, rate, choose, view full size, download, read the statistics."""
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(real_photo("astronaut")).convert("L").save(photo, quality=92)  # 512x512
+    page.goto(server)
+    assert "Drop photos here" in page.inner_text("#dropzone")
+    page.select_option("#size", "192")
+    page.set_input_files("#file-input", str(photo))
+    card = page.locator(".card[data-job]")
+    card.wait_for()
+    assert "working size 192 px" in card.inner_text()
+    assert page.locator(".result").count() == 2
+    wait_until(
+        page,
+        "[...document.querySelectorAll('.compare img')]"
+        ".every(i => i.complete && i.naturalWidth === 512)",
+    )
+
+    # the slider: drag from the middle to a fifth of the width
+    frame = page.locator(".result[data-label=A] .compare-frame")
+    frame.scroll_into_view_if_needed()
+    box = frame.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.2, y, steps=8)
+    page.mouse.up()
+    pos = frame.evaluate("f => parseFloat(f.style.getPropertyValue('--pos'))")
+    assert 19 < pos < 21  # the divider follows the pointer
+    clip = page.locator(".result[data-label=A] .compare-after").evaluate(
+        "img => getComputedStyle(img).clipPath"
+    )
+    assert clip.startswith("inset(0px 0px 0px") and clip != "inset(0px 0px 0px 50%)"
+    page.screenshot(path=str(shots / "1-result.png"), full_page=True)
+
+    # rate A 4 stars, then pick B: the model names appear
+    result_a = page.locator(".result[data-label=A]")
+    result_a.locator("label[title='4 stars']").click()
+    status = card.locator(".status")
+    status.filter(has_text="Saved: 4 stars for A.").wait_for()
+    assert card.locator(".model-name").first.inner_text() == ""  # still blind
+    page.locator(".result[data-label=B] .pick-best").click()
+    status.filter(has_text="Saved: B is the best.").wait_for()
+    assert "A is " in status.inner_text() and "B is " in status.inner_text()
+    assert page.locator(".result.is-best").get_attribute("data-label") == "B"
+    names = {card.locator(".model-name").nth(i).inner_text() for i in range(2)}
+    assert names == {"alpha", "beta"}
+
+    # full size, then back
+    result_a.locator(".js-fullsize").click()
+    assert "is-full" in result_a.locator(".compare").get_attribute("class")
+    page.screenshot(path=str(shots / "2-rated-full-size.png"))
+    result_a.locator(".js-fullsize").click()
+
+    # download A as PNG and as JPEG: full resolution, named after the photo
+    for fmt, ext, pil_format in (("PNG", "png", "PNG"), ("JPEG", "jpg", "JPEG")):
+        with page.expect_download() as info:
+            result_a.locator("a.download", has_text=fmt).click()
+        download = info.value
+        assert download.suggested_filename == f"astronaut-colorized-A.{ext}"
+        path = tmp_path / download.suggested_filename
+        download.save_as(path)
+        with Image.open(path) as img:
+            assert (img.format, img.size, img.mode) == (pil_format, (512, 512), "RGB")
+        assert 20_000 < path.stat().st_size < 2_000_000
+
+    # everything as a zip
+    with page.expect_download() as info:
+        page.locator("#zip-link").click()
+    assert info.value.suggested_filename == "pix2color-colorized.zip"
+
+    # a file that is no photo gets an explanation, not a broken card
+    bad = tmp_path / "notes.png"
+    bad.write_text("<svg xmlns='http://www.w3.org/2000/svg'></svg>")
+    page.set_input_files("#file-input", str(bad))
+    page.locator(".card.failed .error-message").wait_for()
+    assert "SVG drawing, not a photo" in page.locator(".card.failed").inner_text()
+    page.screenshot(path=str(shots / "3-page.png"), full_page=True)
+
+    # the statistics, behind the admin token
+    page.goto(f"{server}/admin")
+    page.fill("input[name=token]", ADMIN)
+    page.click("button[type=submit]")
+    page.locator("table.stats").wait_for()
+    text = page.inner_text("table.stats")
+    assert page.locator("tr[data-model]").count() == 2
+    rated = page.locator("tr[data-model]", has_text="4.00")
+    assert rated.count() == 1  # A: 4 stars
+    assert page.locator("tr[data-model]", has_text="100%").count() == 1  # B: 1 win of 1
+    assert "alpha" in text and "beta" in text
+    page.screenshot(path=str(shots / "4-statistics.png"), full_page=True)
+
+
+@pytest.mark.slow
+def test_the_page_blocks_nothing_it_needs_under_its_csp(server, browser):
+    """No inline script or style is needed: the strict CSP reports no violation on any page."""
+    context = browser.new_context()
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    for path in ("/", "/admin", "/jobs/expired-or-wrong"):
+        page.goto(server.url + path)
+    assert [p for p in problems if "404" not in p] == []
+    assert page.locator("h1").inner_text() == "Not found"
+    context.close()
