@@ -13,6 +13,8 @@ import torch
 
 L_SCALE, L_SHIFT = 50.0, 1.0  # L in [0, 100] -> L / 50 - 1 in [-1, 1]
 AB_SCALE = 110.0  # ab in about [-110, 110] -> ab / 110 in about [-1, 1]
+# RGB in [0, 1] -> (RGB - mean) / std: the input convention of ImageNet-trained encoders
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 # sRGB (linear) -> XYZ under D65, and the D65 white point: scikit-image's values
 _RGB2XYZ = torch.tensor(

@@ -35,8 +35,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Generator and discriminator shapes (see models/unet.py and models/patchgan.py)."""
+    """Generator and discriminator shapes (see models/unet.py, encoder_unet.py, patchgan.py)."""
 
+    generator: str = "unet"  # "unet" (pix2pix, from scratch) or "mobilenet_unet"
+    pretrained: bool = True  # mobilenet_unet: start the encoder from ImageNet weights
     base_channels: int = 64
     depth: int = 8
     max_channels: int = 512
@@ -54,6 +56,7 @@ class TrainConfig:
     batch_size: int = 16
     lr_g: float = 2e-4
     lr_d: float = 2e-4
+    lr_encoder: float = 0.0  # a pretrained encoder's learning rate (0 = lr_g like the rest of G)
     beta1: float = 0.5
     beta2: float = 0.999
     lambda_l1: float = 100.0

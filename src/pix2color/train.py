@@ -31,7 +31,8 @@ from pix2color.color import lab_tensor_to_rgb
 from pix2color.config import Config, ModelConfig
 from pix2color.data.dataset import CenterCrops, RandomCrops, load_photos, split_files
 from pix2color.metrics import LPIPS, psnr, ssim
-from pix2color.models.io import save_pretrained
+from pix2color.models.encoder_unet import MobileNetUNet
+from pix2color.models.io import ARCHITECTURES, save_pretrained
 from pix2color.models.patchgan import GANLoss, PatchDiscriminator
 from pix2color.models.unet import UNetGenerator
 
@@ -44,15 +45,20 @@ CSV_FIELDS = [
 ]  # fmt: skip
 
 
-def build_models(cfg: ModelConfig) -> tuple[UNetGenerator, PatchDiscriminator]:
+def build_models(cfg: ModelConfig) -> tuple[nn.Module, PatchDiscriminator]:
     """The generator and discriminator a recipe describes."""
-    G = UNetGenerator(
-        base_channels=cfg.base_channels,
-        depth=cfg.depth,
-        max_channels=cfg.max_channels,
-        dropout=cfg.dropout,
-        dropout_blocks=cfg.dropout_blocks,
-    )
+    if cfg.generator == "mobilenet_unet":  # the U-Net shape keys do not apply to it
+        G: nn.Module = MobileNetUNet(pretrained=cfg.pretrained)
+    elif cfg.generator == "unet":
+        G = UNetGenerator(
+            base_channels=cfg.base_channels,
+            depth=cfg.depth,
+            max_channels=cfg.max_channels,
+            dropout=cfg.dropout,
+            dropout_blocks=cfg.dropout_blocks,
+        )
+    else:
+        raise ValueError(f"model.generator={cfg.generator!r}: use unet or mobilenet_unet")
     D = PatchDiscriminator(base_channels=cfg.d_base_channels, n_layers=cfg.d_layers)
     return G, D
 
@@ -271,6 +277,15 @@ def validate_config(cfg: Config) -> None:
         raise ValueError(f"train.gan_mode={t.gan_mode!r}: use vanilla or lsgan")
     if t.epochs < 1 or t.batch_size < 1:
         raise ValueError("train.epochs and train.batch_size must be at least 1")
+    if cfg.model.generator not in ARCHITECTURES:
+        raise ValueError(
+            f"model.generator={cfg.model.generator!r}: use one of {sorted(ARCHITECTURES)}"
+        )
+    if t.lr_encoder and cfg.model.generator != "mobilenet_unet":
+        raise ValueError(
+            f"train.lr_encoder={t.lr_encoder} needs a pretrained encoder: "
+            "set model.generator='mobilenet_unet' or train.lr_encoder=0"
+        )
     if cfg.data.crop < 16:
         raise ValueError(f"data.crop={cfg.data.crop} is too small; use 16 or more")
 
@@ -325,7 +340,13 @@ def fit(
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=amp_dtype)
 
-    opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
+    g_params: Any = G.parameters()
+    if t.lr_encoder:  # group 0 (logged as lr_g) is the decoder, group 1 the pretrained encoder
+        g_params = [
+            {"params": G.decoder_parameters()},
+            {"params": G.encoder_parameters(), "lr": t.lr_encoder},
+        ]
+    opt_g = torch.optim.Adam(g_params, lr=t.lr_g, betas=(t.beta1, t.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
     sched_g, sched_d = _make_scheduler(opt_g, cfg), _make_scheduler(opt_d, cfg)
     gan_loss = GANLoss(t.gan_mode).to(device)
@@ -484,6 +505,7 @@ def fit(
             ckpt = {
                 "config": cfg.to_dict(),
                 "generator_config": G.config,
+                "generator_arch": cfg.model.generator,
                 "G": G.state_dict(),
                 "D": D.state_dict(),
                 "opt_g": opt_g.state_dict(),

@@ -16,9 +16,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from pix2color.models.encoder_unet import MobileNetUNet
 from pix2color.models.unet import UNetGenerator
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"unet": UNetGenerator}
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "unet": UNetGenerator,
+    "mobilenet_unet": MobileNetUNet,
+}
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 
 
@@ -91,7 +95,8 @@ def load_generator(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]
         try:
             model_cfg = ckpt["generator_config"]
             info = {
-                "architecture": "unet",
+                # checkpoints written before `generator_arch` existed are all U-Nets
+                "architecture": ckpt.get("generator_arch", "unet"),
                 "config": model_cfg,
                 "metadata": {"checkpoint": str(path)},
             }
@@ -113,7 +118,10 @@ def load_generator(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]
         raise ModelNotFoundError(
             f"{path}: unknown architecture {arch!r}; this pix2color knows {sorted(ARCHITECTURES)}"
         )
-    G = ARCHITECTURES[arch](**info["config"])
+    config = dict(info["config"])
+    if "pretrained" in config:  # the trained weights replace ImageNet's: never read that file
+        config["pretrained"] = False
+    G = ARCHITECTURES[arch](**config)
     G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     G.eval()
     return G, info

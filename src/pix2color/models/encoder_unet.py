@@ -1,0 +1,102 @@
+"""A U-Net whose encoder is an ImageNet-trained MobileNetV2 and whose decoder is light."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2color.color import IMAGENET_MEAN, IMAGENET_STD
+from pix2color.models.mobilenet import FEATURES, MobileNetV2, load_imagenet_weights
+
+# MobileNetV2 stages whose outputs are the skips, at strides 2, 4, 8, 16 and 32
+SKIP_STAGES = (1, 3, 6, 13, 18)
+SKIP_CHANNELS = (16, 24, 32, 96, FEATURES)
+
+
+def conv_bn_relu(cin: int, cout: int, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class MobileNetUNet(nn.Module):
+    """L (B, 1, H, W) in [-1, 1] -> ab (B, 2, H, W) in [-1, 1], any H and W.
+
+    The encoder sees L as a grey RGB photo (mapped to [0, 1], repeated to 3 channels,
+    ImageNet-normalised), which is what its ImageNet weights expect. A 1x1 convolution reduces
+    its 1280-channel stride-32 features to `decoder_channels[0]`; each decoder step then
+    upsamples 2x (bilinear), joins the encoder features of that size (strides 16, 8, 4, 2, and
+    finally L itself at full size) and applies a 3x3 conv + BatchNorm + ReLU. A 1x1 convolution
+    and tanh give ab. Sides that are not multiples of 32 are padded (edge replicated) and the
+    output is cropped back. `pretrained` loads the ImageNet weights into the encoder; the saved
+    config always says `pretrained=False`, since trained weights are loaded over it anyway.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        out_channels: int = 2,
+        decoder_channels: tuple[int, ...] = (256, 256, 128, 64, 32, 16),
+        pretrained: bool = False,
+    ) -> None:
+        super().__init__()
+        assert in_channels == 1, f"the encoder reads one L channel, got in_channels={in_channels}"
+        assert len(decoder_channels) == 6, (
+            f"decoder_channels needs 6 widths (strides 32, 16, 8, 4, 2, 1), "
+            f"got {len(decoder_channels)}"
+        )
+        self.config = dict(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            decoder_channels=list(decoder_channels),  # a list, as it comes back from JSON
+            pretrained=False,  # rebuilding from the config must never need the ImageNet file
+        )
+        self.factor = 32
+        self.encoder = MobileNetV2()
+        if pretrained:
+            load_imagenet_weights(self.encoder)
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)  # constants, not weights
+        self.register_buffer("std", std, persistent=False)
+
+        w = decoder_channels
+        self.bottleneck = conv_bn_relu(FEATURES, w[0], kernel=1)
+        # skips joined on the way up: strides 16, 8, 4, 2, then L at stride 1
+        up_skips = (*SKIP_CHANNELS[-2::-1], in_channels)
+        self.ups = nn.ModuleList(
+            conv_bn_relu(w[i] + skip, w[i + 1]) for i, skip in enumerate(up_skips)
+        )
+        self.head = nn.Sequential(nn.Conv2d(w[-1], out_channels, 1), nn.Tanh())
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The MobileNetV2 encoder's parameters (for a smaller learning rate)."""
+        return list(self.encoder.parameters())
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """Every parameter outside the encoder."""
+        ids = {id(p) for p in self.encoder.parameters()}
+        return [p for p in self.parameters() if id(p) not in ids]
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) in [-1, 1] -> ab (B, 2, H, W) in [-1, 1]."""
+        h, w = L.shape[-2:]
+        ph, pw = (-h) % self.factor, (-w) % self.factor
+        L = F.pad(L, (0, pw, 0, ph), mode="replicate") if ph or pw else L
+        x = ((L + 1) / 2).expand(-1, 3, -1, -1)  # (B, 3, H, W) grey RGB in [0, 1]
+        x = (x - self.mean) / self.std
+        skips = []
+        for i, stage in enumerate(self.encoder.features):
+            x = stage(x)
+            if i in SKIP_STAGES:
+                skips.append(x)
+        x = self.bottleneck(skips.pop())  # (B, w0, H/32, W/32)
+        skips = [L, *skips]  # full size first, stride 16 last
+        for up in self.ups:
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = up(torch.cat([x, skips.pop()], dim=1))
+        return self.head(x)[..., :h, :w]
