@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -498,7 +499,13 @@ def fit(
             if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 sched.step(value)
             elif sched is not None:
-                sched.step()
+                with warnings.catch_warnings():
+                    # before the delayed D starts, its optimiser has not stepped yet; its
+                    # schedule must still advance with the epochs, which PyTorch warns about
+                    warnings.filterwarnings(
+                        "ignore", "Detected call of `lr_scheduler.step", UserWarning
+                    )
+                    sched.step()
         state["epoch"] = epoch
 
         if d.main:
