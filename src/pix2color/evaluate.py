@@ -43,6 +43,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from pix2color import metrics as M
+from pix2color.data.dataset import centre_square
 from pix2color.data.images import IMAGE_EXTENSIONS, ImageError, load_rgb, photo_from_image
 from pix2color.data.stats import dhash, hamming, thumbnail
 
@@ -80,17 +81,6 @@ class TestSet:
     def __post_init__(self) -> None:
         if not self.grey:
             self.grey = [np.asarray(Image.fromarray(t).convert("L")) for t in self.truth]
-
-
-def centre_square(rgb: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> (size, size, 3) uint8: the centre square resized (bicubic)."""
-    h, w = rgb.shape[:2]
-    s = min(h, w)
-    x0, y0 = (w - s) // 2, (h - s) // 2
-    img = Image.fromarray(rgb).resize(
-        (size, size), Image.Resampling.BICUBIC, box=(x0, y0, x0 + s, y0 + s)
-    )
-    return np.asarray(img)
 
 
 def _name(path: Path, folder: Path) -> str:

@@ -67,6 +67,20 @@ def load_photos(files: list[Path], short_side: int) -> list[np.ndarray]:
     return photos
 
 
+def centre_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3) uint8: the centre square resized (bicubic).
+
+    The one crop protocol of validation (training) and of `pix2color evaluate`.
+    """
+    h, w = rgb.shape[:2]
+    s = min(h, w)
+    x0, y0 = (w - s) // 2, (h - s) // 2
+    img = Image.fromarray(rgb).resize(
+        (size, size), Image.Resampling.BICUBIC, box=(x0, y0, x0 + s, y0 + s)
+    )
+    return np.asarray(img)
+
+
 def _to_pair(rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     t = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1) / 255.0
     L, ab = rgb_to_network(t)
@@ -126,11 +140,4 @@ class CenterCrops(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """-> L (1, size, size), ab (2, size, size)."""
-        rgb = self.photos[i]
-        h, w = rgb.shape[:2]
-        s = min(h, w)
-        x0, y0 = (w - s) // 2, (h - s) // 2
-        img = Image.fromarray(rgb).resize(
-            (self.size, self.size), Image.Resampling.BICUBIC, box=(x0, y0, x0 + s, y0 + s)
-        )
-        return _to_pair(np.asarray(img))
+        return _to_pair(centre_square(self.photos[i], self.size))
