@@ -45,7 +45,7 @@ from PIL import Image, ImageDraw
 from pix2color import metrics as M
 from pix2color.data.dataset import centre_square
 from pix2color.data.images import IMAGE_EXTENSIONS, ImageError, load_rgb, photo_from_image
-from pix2color.data.stats import dhash, hamming, thumbnail
+from pix2color.data.stats import dhash, hamming, scene_signature
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +153,6 @@ class Leak:
     how: str
 
 
-def _thumb(rgb: np.ndarray) -> np.ndarray:
-    """(256,) zero-mean unit-norm 16x16 grey thumbnail: prepare's near-duplicate signature."""
-    t = thumbnail(rgb, (16, 16)).ravel().astype(np.float64)
-    t -= t.mean()
-    return t / max(float(np.linalg.norm(t)), 1e-6)
-
-
 def _training_photos(root: Path) -> list[dict[str, str]] | None:
     """[{path, sha256, dhash}] of the training split (manifest, else train/), None if none."""
     manifest = root / "manifest.csv"
@@ -227,7 +220,7 @@ def find_leaks(root: Path, test_files: list[Path]) -> list[Leak] | None:
                 leaks.append(Leak(test_rel, r["path"], "same pixels"))
                 break
             aspect = (rgb.shape[1] / rgb.shape[0]) / (other.shape[1] / other.shape[0])
-            corr = float(_thumb(rgb) @ _thumb(other))
+            corr = float(scene_signature(rgb) @ scene_signature(other))
             if abs(aspect - 1) <= DUP_ASPECT and corr >= SCENE_CORRELATION:
                 leaks.append(Leak(test_rel, r["path"], f"same scene (correlation {corr:.2f})"))
                 break

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from pix2color.data.images import IMAGE_EXTENSIONS, ImageError, read_photo
-from pix2color.data.stats import colorfulness, dhash, thumbnail
+from pix2color.data.stats import colorfulness, dhash, scene_signature
 
 logger = logging.getLogger(__name__)
 
@@ -308,10 +308,7 @@ def _inspect(
     if c < min_colorfulness:
         _drop(report, "near_grey", original, f"colourfulness {c:.1f} < {min_colorfulness}")
         return None
-    thumb = thumbnail(rgb, (16, 16)).ravel()
-    thumb = thumb - thumb.mean()
-    thumb /= max(float(np.linalg.norm(thumb)), 1e-6)
-    return _Candidate(original, source, w, h, c, dhash(rgb), thumb.astype(np.float32))
+    return _Candidate(original, source, w, h, c, dhash(rgb), scene_signature(rgb))
 
 
 def _group_scenes(

@@ -35,6 +35,17 @@ def thumbnail(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(gray.resize(size, Image.Resampling.BOX), dtype=np.float32)
 
 
+def scene_signature(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (256,) float32 zero-mean unit-norm 16x16 grey thumbnail.
+
+    The dot product of two signatures is their correlation: prepare's near-duplicate and scene
+    test, and evaluate's leakage guard, compare photos by it.
+    """
+    t = thumbnail(rgb, (16, 16)).ravel().astype(np.float64)
+    t -= t.mean()
+    return (t / max(float(np.linalg.norm(t)), 1e-6)).astype(np.float32)
+
+
 def dhash(rgb: np.ndarray) -> int:
     """64-bit difference hash of (H, W, 3) uint8 RGB: bit = left > right on a 9x8 grey thumbnail."""
     small = thumbnail(rgb, (9, 8))  # (8, 9)
