@@ -1,14 +1,15 @@
 """Speed and memory benchmark: prints a Markdown table.
 
-- colorize: end-to-end latency of `Colorizer` on one grey photo of 256, 512 and 2048 px (square),
-  at the default working size, median of several runs after a warm-up; the Lab conversions at
-  full resolution are included, file decoding and encoding are not.
+- colorize: end-to-end latency of `Colorizer` on one grey photo of 256x256, 512x512, 1024x768
+  and 2048x2048 px, at the default working size, median of several runs after a warm-up; the
+  Lab conversions at full resolution are included, file decoding and encoding are not.
 - train: generator + discriminator update steps per second at 256 px crops (the GAN phase:
-  D step, then G step), batch 16, on random tensors (pure compute, no data loading).
+  D step, then G step; with the ab-class loss for a class-head recipe), batch 16, on random
+  tensors (pure compute, no data loading).
 
 Each case runs in its own process so that the peak resident memory (CPU) or peak allocated
 memory (CUDA) belongs to that case alone. Run: `make bench` or
-`python bench/bench_speed.py [--device cpu|cuda|all] [--models default pix2pix-original]`.
+`python bench/bench_speed.py [--device cpu|cuda|all] [--models default pix2pix-scratch]`.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _generator(model: str):
     return build_models(load_config(f"configs/{model}.toml").model)[0].eval()
 
 
-def case_colorize(model: str, px: int, device: str, runs: int) -> dict:
+def case_colorize(model: str, size: str, device: str, runs: int) -> dict:
     import numpy as np
     from PIL import Image
 
@@ -57,7 +58,8 @@ def case_colorize(model: str, px: int, device: str, runs: int) -> dict:
 
     colorizer = Colorizer(_generator(model), size=256, device=device)
     rng = np.random.default_rng(0)
-    img = Image.fromarray(rng.integers(0, 256, (px, px), dtype=np.uint8), "L")
+    w, h = (int(v) for v in size.split("x"))
+    img = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L")
     colorizer(img)  # warm-up
     times = []
     for _ in range(runs):
@@ -69,13 +71,20 @@ def case_colorize(model: str, px: int, device: str, runs: int) -> dict:
     return {"ms": 1000 * statistics.median(times), "peak_mb": _peak_mb(device)}
 
 
-def case_train(model: str, px: int, device: str, runs: int) -> dict:
+def case_train(model: str, size: str, device: str, runs: int) -> dict:
+    from pix2color.ab_classes import ColourClassLoss
     from pix2color.config import load_config
     from pix2color.models.patchgan import GANLoss
     from pix2color.train import build_models, train_step
 
+    px = int(size.split("x")[0])
     cfg = load_config(f"configs/{model}.toml")
     G, D = build_models(cfg.model)
+    extra = {}
+    if cfg.model.head == "classes":  # speed only: uniform rebalancing weights do the same work
+        bins = G.bins
+        extra = {"class_loss": ColourClassLoss(bins, torch.ones(len(bins))).to(device),
+                 "lambda_class": 1.0}  # fmt: skip
     G.to(device).train()
     D.to(device).train()
     opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
@@ -84,11 +93,11 @@ def case_train(model: str, px: int, device: str, runs: int) -> dict:
     batch = 16
     L = torch.rand(batch, 1, px, px, device=device) * 2 - 1
     ab = torch.rand(batch, 2, px, px, device=device) - 0.5
-    train_step(G, D, opt_g, opt_d, gan, L, ab)  # warm-up
+    train_step(G, D, opt_g, opt_d, gan, L, ab, **extra)  # warm-up
     _sync(device)
     t = time.perf_counter()
     for _ in range(runs):
-        train_step(G, D, opt_g, opt_d, gan, L, ab)
+        train_step(G, D, opt_g, opt_d, gan, L, ab, **extra)
     _sync(device)
     return {"img_s": batch * runs / (time.perf_counter() - t), "peak_mb": _peak_mb(device)}
 
@@ -105,7 +114,9 @@ def run_case(args: list[str]) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="all", help="cpu, cuda or all (cuda only if present)")
-    p.add_argument("--models", nargs="+", default=["default", "pix2pix-original"])
+    p.add_argument(
+        "--models", nargs="+", default=["default", "pix2pix-scratch", "pix2pix-original"]
+    )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--case", nargs=4, help=argparse.SUPPRESS)  # KIND MODEL PX DEVICE
     args = p.parse_args()
@@ -118,7 +129,7 @@ def main() -> None:
         runs = 10 if kind == "colorize" else 3
         if kind == "train" and model == "pix2pix-original" and device == "cpu":
             runs = 1  # 54 M parameters: one step is many seconds on a CPU
-        print(json.dumps(fn(model, int(px), device, runs)))
+        print(json.dumps(fn(model, px, device, runs)))
         return
 
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
@@ -134,15 +145,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for device in devices:
         for model in args.models:
-            for px in (256, 512, 2048):
-                r = run_case(["colorize", model, str(px), device])
+            for size in ("256x256", "512x512", "1024x768", "2048x2048"):
+                r = run_case(["colorize", model, size, device])
                 res = f"{r['ms']:.0f} ms / photo" if "ms" in r else r["error"]
                 mem = f"{r['peak_mb']:.0f} MiB" if "peak_mb" in r else "-"
                 task = "colorize (working size 256)"
-                print(f"| {model} | {device} | {task} | {px}x{px} | {res} | {mem} |")
+                print(f"| {model} | {device} | {task} | {size} | {res} | {mem} |")
             if not Path(f"configs/{model}.toml").is_file():
                 continue  # a shipped model without a recipe of its own name: inference only
-            r = run_case(["train", model, "256", device])
+            r = run_case(["train", model, "256x256", device])
             res = f"{r['img_s']:.1f} images/s" if "img_s" in r else r["error"]
             mem = f"{r['peak_mb']:.0f} MiB" if "peak_mb" in r else "-"
             print(f"| {model} | {device} | train G+D, batch 16 | 256x256 | {res} | {mem} |")

@@ -97,7 +97,19 @@ def debs(tmp_path_factory) -> dict[str, Path]:
         b'<image file="turned.jpg" angle="90" label="plain"/><image file="plain.jpg"/>'
         b"</images></KPhotoAlbum>"
     )
+    walls = "usr/share/lxqt/wallpapers"
     return {
+        "lxqt-themes": build_deb(
+            folder,
+            "lxqt-themes",
+            {
+                f"{walls}/fog.jpg": photo_bytes("JPEG", seed=4),
+                f"{walls}/flowers.png": photo_bytes("PNG", seed=5),
+                f"{walls}/triangles.png": photo_bytes("PNG", seed=6),  # a render: not listed
+                f"{walls}/License": b"CC-BY-SA-3.0, photos by stefonarch\n",
+                "usr/share/doc/lxqt-themes/copyright": COPYRIGHT,
+            },
+        ),
         "endless-sky-data": build_deb(
             folder,
             "endless-sky-data",
@@ -207,6 +219,16 @@ def test_drawings_and_gifs_are_left_out_and_kphotoalbum_is_turned_upright(tmp_pa
     meta = json.loads((kpa / "SOURCE.json").read_text())
     # Labels (the default label is the stem), keyed by the final file names.
     assert meta["scenes"] == {"turned.png": "plain", "plain.jpg": "plain"}
+
+
+def test_photos_named_one_by_one_keep_their_names_and_the_package_licence(tmp_path, debs):
+    (report,) = fetch(tmp_path, ["lxqt-themes"], runner=FakeApt(debs))
+    folder = tmp_path / "lxqt-themes"
+    assert report.files == 2
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "COPYRIGHT", "LICENCE-License", "SOURCE.json", "flowers.png", "fog.jpg",
+    ]  # fmt: skip
+    assert "stefonarch" in (folder / "LICENCE-License").read_text()
 
 
 def test_one_failing_source_does_not_lose_the_others(tmp_path, debs):

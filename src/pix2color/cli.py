@@ -203,8 +203,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pix2color.calibrate import register as register_calibrate
     from pix2color.data.commands import register as register_data
     from pix2color.evaluate import register as register_evaluate
+    from pix2color.export import register as register_export
     from pix2color.web.commands import register as register_web
 
     p = argparse.ArgumentParser(
@@ -249,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_data(sub)
     register_evaluate(sub)
+    register_export(sub)
+    register_calibrate(sub)
     register_web(sub)
     return p
 

@@ -39,6 +39,8 @@ class ModelConfig:
 
     generator: str = "unet"  # "unet" (pix2pix, from scratch) or "mobilenet_unet"
     pretrained: bool = True  # mobilenet_unet: start the encoder from ImageNet weights
+    head: str = "regression"  # mobilenet_unet: "regression" (ab + tanh) or "classes" (ab bins)
+    temperature: float = 0.38  # "classes": annealed-mean temperature (1 = mean, lower = vivid)
     base_channels: int = 64
     depth: int = 8
     max_channels: int = 512
@@ -60,6 +62,9 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lambda_l1: float = 100.0
+    lambda_class: float = 0.0  # weight of the rebalanced ab-class cross-entropy (head="classes")
+    class_rebalance: float = 0.5  # prior/uniform mix for rebalancing: 0 = full, 1 = none
+    init_from: str = ""  # start G from this model or checkpoint (keys whose shapes match)
     gan_mode: str = "vanilla"  # "vanilla" (BCE) or "lsgan" (MSE)
     d_start_epoch: int = 1  # D (and G's GAN term) start at this epoch; before it: L1 only
     d_every: int = 1  # train D on every n-th step once it has started

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import logging
 import math
 import os
@@ -28,28 +29,31 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from pix2color.color import lab_tensor_to_rgb
+from pix2color.ab_classes import ColourClassLoss, ab_prior, rebalancing_weights
+from pix2color.color import lab_tensor_to_rgb, rgb_to_lab_t
 from pix2color.config import Config, ModelConfig
 from pix2color.data.dataset import CenterCrops, RandomCrops, load_photos, split_files
-from pix2color.metrics import LPIPS, psnr, ssim
+from pix2color.metrics import LPIPS, colorfulness, delta_colorfulness, psnr, ssim
 from pix2color.models.encoder_unet import MobileNetUNet
-from pix2color.models.io import ARCHITECTURES, save_pretrained
+from pix2color.models.io import ARCHITECTURES, load_generator, save_pretrained
 from pix2color.models.patchgan import GANLoss, PatchDiscriminator
 from pix2color.models.unet import UNetGenerator
 
 log = logging.getLogger(__name__)
 
-METRIC_MODES = {"val_l1": "min", "psnr": "max", "ssim": "max", "lpips": "min"}
+METRIC_MODES = {"val_l1": "min", "psnr": "max", "ssim": "max", "lpips": "min", "dcf": "min"}
 CSV_FIELDS = [
-    "epoch", "loss_g_l1", "loss_g_gan", "loss_d", "d_active", "val_l1", "psnr", "ssim",
-    "lr_g", "lr_d", "seconds", "images_per_second",
+    "epoch", "loss_g_l1", "loss_g_class", "loss_g_gan", "loss_d", "d_active", "val_l1", "psnr",
+    "psnr_grey", "ssim", "cf", "cf_truth", "dcf", "lr_g", "lr_d", "seconds", "images_per_second",
 ]  # fmt: skip
 
 
 def build_models(cfg: ModelConfig) -> tuple[nn.Module, PatchDiscriminator]:
     """The generator and discriminator a recipe describes."""
     if cfg.generator == "mobilenet_unet":  # the U-Net shape keys do not apply to it
-        G: nn.Module = MobileNetUNet(pretrained=cfg.pretrained)
+        G: nn.Module = MobileNetUNet(
+            pretrained=cfg.pretrained, head=cfg.head, temperature=cfg.temperature
+        )
     elif cfg.generator == "unet":
         G = UNetGenerator(
             base_channels=cfg.base_channels,
@@ -79,16 +83,21 @@ def train_step(
     real_label: float = 1.0,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     D_for_g: nn.Module | None = None,
+    class_loss: ColourClassLoss | None = None,
+    lambda_class: float = 0.0,
 ) -> dict[str, float]:
     """One pix2pix update: D on real vs. detached fake pairs, then G to fool D and match ab.
 
-    Before the discriminator's start (`use_gan=False`) G learns from L1 alone and D is not
-    touched at all. `D_for_g` is D without its DDP wrapper: G's step needs gradients through
-    D, never into it, and must not involve DDP's gradient reducer.
+    Before the discriminator's start (`use_gan=False`) G learns from L1 alone (plus the ab-class
+    loss for a class head) and D is not touched at all. `D_for_g` is D without its DDP wrapper:
+    G's step needs gradients through D, never into it, and must not involve DDP's reducer.
     """
     out = {"loss_d": float("nan"), "loss_g_gan": float("nan")}
     with autocast():
-        ab_fake = G(L)  # (B, 2, H, W)
+        if class_loss is not None:
+            ab_fake, logits = G(L, return_logits=True)  # (B, 2, H, W), (B, Q, H/4, W/4)
+        else:
+            ab_fake = G(L)  # (B, 2, H, W)
     if use_gan and train_d:
         D.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)
@@ -103,6 +112,10 @@ def train_step(
     with autocast():
         loss_l1 = (ab_fake.float() - ab).abs().mean()
         loss_g = lambda_l1 * loss_l1
+        if class_loss is not None:
+            loss_class = class_loss(logits, ab)
+            loss_g = loss_g + lambda_class * loss_class
+            out["loss_g_class"] = loss_class.item()
         if use_gan:
             Dg = D_for_g if D_for_g is not None else D
             Dg.requires_grad_(False)  # G's step needs gradients through D, not into it
@@ -124,21 +137,27 @@ def validate(
     n_samples: int = 0,
     lpips_model: LPIPS | None = None,
 ) -> tuple[dict[str, float], torch.Tensor | None]:
-    """Mean val L1 (ab scale), PSNR, SSIM and LPIPS if given (RGB) -> (metrics, grid or None)."""
+    """Mean val L1 (ab scale), PSNR (and the grey input's), SSIM, colourfulness and ΔCF, LPIPS.
+
+    -> (metrics, sample grid or None).
+    """
     was_training = G.training
     G.eval()
-    l1s, psnrs, ssims, lpipss, rows = [], [], [], [], []
+    l1s, psnrs, psnr_greys, ssims, lpipss, cfs, cf_truths, rows = ([] for _ in range(8))
     for L, ab in loader:
         L, ab = L.to(device), ab.to(device)
         fake = G(L).float()
         l1s.append((fake - ab).abs().flatten(1).mean(1).cpu())
         rgb_fake, rgb_true = lab_tensor_to_rgb(L, fake), lab_tensor_to_rgb(L, ab)
+        grey = lab_tensor_to_rgb(L, torch.zeros_like(ab))
         psnrs.append(psnr(rgb_fake, rgb_true).cpu())
+        psnr_greys.append(psnr(grey, rgb_true).cpu())
         ssims.append(ssim(rgb_fake, rgb_true).cpu())
+        cfs.append(colorfulness(rgb_fake))
+        cf_truths.append(colorfulness(rgb_true))
         if lpips_model is not None:
             lpipss.append(lpips_model(rgb_fake, rgb_true).cpu())
         if len(rows) < n_samples:
-            grey = lab_tensor_to_rgb(L, torch.zeros_like(ab))
             for g, f, t in zip(grey, rgb_fake, rgb_true, strict=True):
                 if len(rows) < n_samples:
                     rows.append(torch.cat([g, f, t], dim=2).cpu())  # grey | predicted | truth
@@ -146,7 +165,11 @@ def validate(
     metrics = {
         "val_l1": torch.cat(l1s).mean().item(),
         "psnr": torch.cat(psnrs).mean().item(),
+        "psnr_grey": torch.cat(psnr_greys).mean().item(),  # the grey input's: a floor to beat
         "ssim": torch.cat(ssims).mean().item(),
+        "cf": torch.cat(cfs).mean().item(),
+        "cf_truth": torch.cat(cf_truths).mean().item(),
+        "dcf": delta_colorfulness(torch.cat(cfs), torch.cat(cf_truths)),
     }
     if lpipss:
         metrics["lpips"] = torch.cat(lpipss).mean().item()
@@ -289,6 +312,52 @@ def validate_config(cfg: Config) -> None:
         )
     if cfg.data.crop < 16:
         raise ValueError(f"data.crop={cfg.data.crop} is too small; use 16 or more")
+    m = cfg.model
+    if m.head not in ("regression", "classes"):
+        raise ValueError(f"model.head={m.head!r}: use regression or classes")
+    if m.head == "classes" and m.generator != "mobilenet_unet":
+        raise ValueError("model.head='classes' needs model.generator='mobilenet_unet'")
+    if t.lambda_class and m.head != "classes":
+        raise ValueError(
+            f"train.lambda_class={t.lambda_class} needs model.head='classes' (ab bins to predict)"
+        )
+    if m.head == "classes" and not (t.lambda_class or t.lambda_l1):
+        raise ValueError("model.head='classes' needs train.lambda_class or train.lambda_l1 above 0")
+    if not 0 <= t.class_rebalance <= 1:
+        raise ValueError(f"train.class_rebalance={t.class_rebalance}: use a value in [0, 1]")
+    if t.init_from and not Path(t.init_from).exists():
+        raise ValueError(
+            f"train.init_from={t.init_from!r} does not exist; give a model folder or a checkpoint"
+        )
+
+
+def init_generator(G: nn.Module, source: str | Path) -> list[str]:
+    """Copy into G every weight of `source` (model or checkpoint) whose name and shape match.
+
+    -> the names of G's weights that kept their fresh values (e.g. a new head). Refuses a source
+    that shares nothing with G.
+    """
+    src, _ = load_generator(source)
+    theirs = src.state_dict()
+    mine = G.state_dict()
+    same = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
+    if not same:
+        raise ValueError(f"train.init_from={str(source)!r}: no weight matches this generator")
+    G.load_state_dict(same, strict=False)
+    return sorted(set(mine) - set(same))
+
+
+def class_loss_from_photos(
+    photos: list[np.ndarray], bins: torch.Tensor, mix: float, stride: int = 4
+) -> ColourClassLoss:
+    """The rebalanced ab-class loss, its prior counted on every `stride`-th pixel of `photos`."""
+    parts = []
+    for rgb in photos:
+        small = torch.from_numpy(np.ascontiguousarray(rgb[::stride, ::stride]))
+        lab = rgb_to_lab_t(small.permute(2, 0, 1).float() / 255.0)
+        parts.append(lab[1:].flatten(1).T)
+    prior = ab_prior(torch.cat(parts), bins)
+    return ColourClassLoss(bins, rebalancing_weights(prior, bins, mix=mix))
 
 
 def fit(
@@ -326,6 +395,9 @@ def fit(
 
     torch.manual_seed(t.seed)
     G, D = build_models(cfg.model)
+    if t.init_from and not resume:
+        fresh = init_generator(G, t.init_from)
+        log.info("G starts from %s; fresh: %s", t.init_from, ", ".join(fresh) or "nothing")
     use_cuda = device.type == "cuda"
     channels_last = t.channels_last == "on" or (t.channels_last == "auto" and use_cuda)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -404,6 +476,10 @@ def fit(
         load_photos(val_files, max(dc.val_size, dc.load_short_side)), size=dc.val_size
     )
     val_loader = DataLoader(val_set, batch_size=t.batch_size, num_workers=dc.workers)
+    class_loss = None
+    if cfg.model.head == "classes":  # the rebalancing prior: the training photos' ab
+        class_loss = class_loss_from_photos(train_set.photos, G.bins.cpu(), t.class_rebalance)
+        class_loss.to(device)
 
     per_rank = math.ceil(len(train_set) / d.world)
     steps = math.ceil(per_rank / t.batch_size)
@@ -430,8 +506,8 @@ def fit(
         use_gan = epoch >= t.d_start_epoch
         G_train.train()
         D_train.train()
-        sums = {"loss_g_l1": 0.0, "loss_g_gan": 0.0, "loss_d": 0.0}
-        counts = {"loss_g_l1": 0, "loss_g_gan": 0, "loss_d": 0}
+        sums = {"loss_g_l1": 0.0, "loss_g_class": 0.0, "loss_g_gan": 0.0, "loss_d": 0.0}
+        counts = dict.fromkeys(sums, 0)
         seen, start = 0, time.time()
         bar = None
         if progress and d.main:
@@ -457,6 +533,8 @@ def fit(
                 real_label=real_label,
                 autocast=autocast,
                 D_for_g=D,
+                class_loss=class_loss,
+                lambda_class=t.lambda_class,
             )
             for k, v in losses.items():
                 if not math.isnan(v):
@@ -553,6 +631,18 @@ def fit(
             )  # fmt: skip
             summary["stopped_early"] = True
             break
+
+    if d.main and cfg.model.head == "classes" and best_path.is_file():
+        # the colour temperature of the best generator, chosen on the validation photos
+        from pix2color.calibrate import calibrate
+
+        G.load_state_dict(load_checkpoint(best_path)["G"])
+        chosen, meta = calibrate(G, val_loader, device, lpips_model=lpips_model)
+        info = json.loads((run_dir / "model" / "config.json").read_text())
+        metadata = {**info.get("metadata", {}), "temperature_calibration": meta}
+        save_pretrained(G, run_dir / "model", metadata=metadata)
+        summary["temperature"] = chosen
+        log.info("temperature %.2f chosen on the validation photos (smallest ΔCF)", chosen)
 
     summary.update(
         epochs_run=state["epoch"],

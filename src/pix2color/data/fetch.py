@@ -61,6 +61,9 @@ class Source:
     # A KPhotoAlbum index.xml inside the package: its angle="90|180|270" attributes say how to
     # turn each photo upright (these JPEGs carry no EXIF orientation), its labels name scenes.
     album_index: str = ""
+    # Licence or credit files inside the package, kept beside COPYRIGHT (e.g. a wallpaper
+    # folder's own licence that Debian's copyright file does not repeat).
+    licence_files: tuple[str, ...] = ()
 
 
 _GCOMPRIS_RCC = (
@@ -109,6 +112,57 @@ SOURCES: dict[str, Source] = {
             ("usr/share/kphotoalbum/demo/*.jpg",),
             note="people, dogs, travel, 800x600 (some turned upright per index.xml); GPL-2+",
             album_index="usr/share/kphotoalbum/demo/index.xml",
+        ),
+        Source(
+            "lxqt-themes",
+            tuple(
+                f"usr/share/lxqt/wallpapers/{name}"
+                for name in (
+                    "Butterfly-Kenneth-Wimer.jpg",
+                    "Valendas.png",
+                    "after-the-rain.jpg",
+                    "appleflower.png",
+                    "beam.png",
+                    "butterfly.png",
+                    "cloud.png",
+                    "drop.png",
+                    "flowers.png",
+                    "fog.jpg",
+                    "this-is-not-windows.jpg",
+                )
+            ),
+            note="11 nature photos, 1920-3000 px (the other wallpapers are renders); CC-BY-SA-3.0",
+            licence_files=("usr/share/lxqt/wallpapers/License",),
+        ),
+        Source(
+            "libelementary-data",
+            tuple(
+                f"usr/share/elementary/images/{name}"
+                for name in (
+                    "insanely_huge_test_image.jpg",
+                    "mystrale.jpg",
+                    "mystrale_2.jpg",
+                    "plant_01.jpg",
+                    "rock_0?.jpg",
+                    "sky_0?.jpg",
+                    "twofish.jpg",
+                    "static_webp_image.webp",
+                )
+            ),
+            note="12 photos: people, dogs, skies, ivy, stone walls, a fjord; BSD-2-clause",
+        ),
+        Source(
+            "forensics-samples-files",
+            (
+                "usr/share/forensics-samples/original-files/pic?/IMG*.jpg",
+                "usr/share/forensics-samples/original-files/pic?/IMG*.JPG",
+            ),
+            note="6 phone photos up to 4000x3000 (dogs, a railway, a table); CC-BY-SA-4.0",
+        ),
+        Source(
+            "sddm-theme-maldives",
+            ("usr/share/sddm/themes/maldives/background.jpg",),
+            note="1 beach photo, 2592x1754, by Nevit Dilmen (Wikimedia Commons); CC-BY-3.0",
         ),
         Source(
             "endless-sky-high-dpi",
@@ -262,9 +316,13 @@ def _flat_name(relative: Sequence[str]) -> str:
 
 
 def _literal_depth(pattern: str) -> int:
-    """How many leading components of `pattern` have no wildcard (they are left out of names)."""
+    """How many leading components of `pattern` have no wildcard (they are left out of names).
+
+    The last component (the file name) always stays, also in a pattern without wildcards.
+    """
+    parts = PurePosixPath(pattern).parts
     depth = 0
-    for part in PurePosixPath(pattern).parts:
+    for part in parts[:-1]:
         if any(c in part for c in "*?["):
             break
         depth += 1
@@ -294,7 +352,11 @@ def _fetch_one(source: Source, dest: Path, runner: Runner) -> SourceReport:
             "has changed, update SOURCES in pix2color/data/fetch.py"
         )
     copyright_member = f"usr/share/doc/{pkg}/copyright"
-    extras = [m for m in (copyright_member, source.album_index) if m and m in members]
+    extras = [
+        m
+        for m in (copyright_member, source.album_index, *source.licence_files)
+        if m and m in members
+    ]
     if copyright_member not in members:
         logger.warning("%s: no %s in the package; COPYRIGHT names it", pkg, copyright_member)
 
@@ -327,6 +389,11 @@ def _fetch_one(source: Source, dest: Path, runner: Runner) -> SourceReport:
             )
         if credits:
             (staging / "CREDITS.txt").write_text("\n".join(credits))
+        for member in source.licence_files:
+            if member in members:
+                shutil.copyfile(unpacked / member, staging / f"LICENCE-{Path(member).name}")
+            else:
+                logger.warning("%s: no %s in the package", pkg, member)
         meta = {
             "source": pkg,
             "package": pkg,

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pix2color.ab_classes import ab_bin_centres, annealed_mean
 from pix2color.color import IMAGENET_MEAN, IMAGENET_STD
 from pix2color.models.mobilenet import FEATURES, MobileNetV2, load_imagenet_weights
 
@@ -33,6 +34,12 @@ class MobileNetUNet(nn.Module):
     and tanh give ab. Sides that are not multiples of 32 are padded (edge replicated) and the
     output is cropped back. `pretrained` loads the ImageNet weights into the encoder; the saved
     config always says `pretrained=False`, since trained weights are loaded over it anyway.
+
+    With `head="classes"` the decoder stops at stride 4 and predicts logits over quantised ab
+    bins (ab_classes.py); `forward` decodes them with the annealed mean at `temperature` and
+    upsamples ab bilinearly to full size (colour varies slowly; L keeps the detail), and
+    `forward(L, return_logits=True)` also returns the logits for the class loss. The bin
+    centres are a buffer saved with the weights; `n_bins=0` computes them (a fresh model).
     """
 
     def __init__(
@@ -42,6 +49,9 @@ class MobileNetUNet(nn.Module):
         out_channels: int = 2,
         decoder_channels: tuple[int, ...] = (256, 256, 128, 64, 32, 16),
         pretrained: bool = False,
+        head: str = "regression",
+        n_bins: int = 0,
+        temperature: float = 0.38,
     ) -> None:
         super().__init__()
         assert in_channels == 1, f"the encoder reads one L channel, got in_channels={in_channels}"
@@ -49,12 +59,20 @@ class MobileNetUNet(nn.Module):
             f"decoder_channels needs 6 widths (strides 32, 16, 8, 4, 2, 1), "
             f"got {len(decoder_channels)}"
         )
+        if head not in ("regression", "classes"):
+            raise ValueError(f"head={head!r}: use 'regression' or 'classes'")
+        if not temperature > 0:
+            raise ValueError(f"temperature={temperature}: it must be above 0")
+        bins = ab_bin_centres() if head == "classes" and not n_bins else torch.zeros(n_bins, 2)
         self.config = dict(
             in_channels=in_channels,
             out_channels=out_channels,
             decoder_channels=list(decoder_channels),  # a list, as it comes back from JSON
             pretrained=False,  # rebuilding from the config must never need the ImageNet file
         )
+        if head == "classes":  # older regression configs stay exactly as they were
+            self.config.update(head=head, n_bins=len(bins), temperature=temperature)
+        self.head_kind, self.temperature = head, temperature
         self.factor = 32
         self.encoder = MobileNetV2()
         if pretrained:
@@ -68,10 +86,15 @@ class MobileNetUNet(nn.Module):
         self.bottleneck = conv_bn_relu(FEATURES, w[0], kernel=1)
         # skips joined on the way up: strides 16, 8, 4, 2, then L at stride 1
         up_skips = (*SKIP_CHANNELS[-2::-1], in_channels)
-        self.ups = nn.ModuleList(
-            conv_bn_relu(w[i] + skip, w[i + 1]) for i, skip in enumerate(up_skips)
-        )
-        self.head = nn.Sequential(nn.Conv2d(w[-1], out_channels, 1), nn.Tanh())
+        if head == "classes":  # stop at stride 4: strides 16 and 8 joined, then the bin logits
+            self.ups = nn.ModuleList(conv_bn_relu(w[i] + up_skips[i], w[i + 1]) for i in range(3))
+            self.register_buffer("bins", bins.float())
+            self.head = nn.Conv2d(w[3], len(bins), 1)
+        else:
+            self.ups = nn.ModuleList(
+                conv_bn_relu(w[i] + skip, w[i + 1]) for i, skip in enumerate(up_skips)
+            )
+            self.head = nn.Sequential(nn.Conv2d(w[-1], out_channels, 1), nn.Tanh())
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """The MobileNetV2 encoder's parameters (for a smaller learning rate)."""
@@ -82,8 +105,10 @@ class MobileNetUNet(nn.Module):
         ids = {id(p) for p in self.encoder.parameters()}
         return [p for p in self.parameters() if id(p) not in ids]
 
-    def forward(self, L: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) in [-1, 1] -> ab (B, 2, H, W) in [-1, 1]."""
+    def forward(
+        self, L: torch.Tensor, return_logits: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, H, W) in [-1, 1] -> ab (B, 2, H, W) in [-1, 1] (and the bin logits)."""
         h, w = L.shape[-2:]
         ph, pw = (-h) % self.factor, (-w) % self.factor
         L = F.pad(L, (0, pw, 0, ph), mode="replicate") if ph or pw else L
@@ -99,4 +124,12 @@ class MobileNetUNet(nn.Module):
         for up in self.ups:
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             x = up(torch.cat([x, skips.pop()], dim=1))
-        return self.head(x)[..., :h, :w]
+        if self.head_kind == "regression":
+            return self.head(x)[..., :h, :w]
+        logits = self.head(x)  # (B, Q, H/4, W/4) of the padded size
+        ab = annealed_mean(logits, self.bins, self.temperature)
+        ab = F.interpolate(ab, scale_factor=4, mode="bilinear", align_corners=False)
+        ab = ab[..., :h, :w].to(L.dtype)
+        if return_logits:
+            return ab, logits[..., : -(-h // 4), : -(-w // 4)]
+        return ab

@@ -2,7 +2,8 @@
 
 `config.json` holds the generator's constructor arguments (so the weights rebuild their own
 network) and free-form metadata (training data, recipe, metrics). A training checkpoint
-(`best.pt` / `last.pt`) can be loaded the same way.
+(`best.pt` / `last.pt`) can be loaded the same way, and so can an ONNX export (`.onnx`, run by
+onnxruntime: see onnx_generator.py).
 """
 
 from __future__ import annotations
@@ -83,13 +84,21 @@ def resolve(name_or_path: str | Path) -> Path:
     names = ", ".join(available_models()) or "none"
     raise ModelNotFoundError(
         f"model {str(name_or_path)!r} not found: it is neither a path nor a shipped model "
-        f"(shipped: {names}); pass a model folder, a .safetensors file or a training checkpoint"
+        f"(shipped: {names}); pass a model folder, a .safetensors file, a training checkpoint "
+        "or an .onnx export"
     )
 
 
 def load_generator(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a generator in eval mode -> (G, info) where info is the config.json contents."""
+    """Load a generator in eval mode -> (G, info) where info is the config.json contents.
+
+    An `.onnx` path gives an OnnxGenerator (onnxruntime), called like the torch module.
+    """
     path = resolve(name_or_path)
+    if path.suffix == ".onnx":
+        from pix2color.models.onnx_generator import load_onnx  # onnxruntime only when asked
+
+        return load_onnx(path)
     if path.suffix == ".pt":
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         try:

@@ -45,6 +45,12 @@ def colorize():
     return response
 
 
+def _parameters(G: Any) -> int | None:
+    """A torch generator's parameter count; None for a runtime without one (ONNX)."""
+    params = getattr(G, "parameters", None)
+    return sum(p.numel() for p in params()) if callable(params) else None
+
+
 def _public_metadata(info: dict[str, Any]) -> dict[str, Any]:
     meta = info.get("metadata") or {}
     return {k: meta[k] for k in ("recipe", "epoch", "val_metrics") if k in meta}
@@ -59,7 +65,7 @@ def models():
             dict(
                 name=name,
                 default=name == default,
-                parameters=sum(p.numel() for p in c.G.parameters()),
+                parameters=_parameters(c.G),
                 **_public_metadata(c.info),
             )
             for name, c in svc.engine.colorizers.items()

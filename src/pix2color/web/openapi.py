@@ -189,7 +189,7 @@ def openapi_spec(config: Mapping[str, Any], models: list[str]) -> dict[str, Any]
                                 "properties": {
                                     "name": {"type": "string"},
                                     "default": {"type": "boolean"},
-                                    "parameters": {"type": "integer"},
+                                    "parameters": {"type": ["integer", "null"]},
                                 },
                             },
                         },
