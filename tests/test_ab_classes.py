@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,7 +15,7 @@ from pix2color.ab_classes import (
     annealed_mean,
     rebalancing_weights,
 )
-from pix2color.calibrate import choose_temperature, sweep_temperature, val_loader
+from pix2color.calibrate import BOOSTS, TEMPERATURES, choose, sweep, val_loader
 from pix2color.cli import main
 from pix2color.color import AB_SCALE, rgb_to_lab_t
 from pix2color.models.encoder_unet import MobileNetUNet
@@ -150,27 +151,53 @@ def test_init_from_copies_matching_weights(bins, tmp_path):
     )
 
 
-def test_temperature_sweep_and_choice(G, photo_root):
+def test_sweep_scores_every_boost_and_temperature_and_restores_the_model(G, photo_root):
+    from pix2color.calibrate import log_prior
+    from pix2color.data.dataset import load_photos, split_files
+
     loader = val_loader(photo_root, size=64)
-    rows = sweep_temperature(G, loader, torch.device("cpu"), (0.2, 1.0))
-    assert [r["temperature"] for r in rows] == [0.2, 1.0]
-    assert G.temperature == 0.38  # restored
-    assert {"cf", "cf_truth", "dcf", "psnr", "psnr_grey"} <= set(rows[0])
-    row = dict(psnr=22.0, psnr_grey=21.0)
-    rows = [{"temperature": 0.3, "dcf": 4.0, **row}, {"temperature": 0.5, "dcf": 1.0, **row},
-            {"temperature": 1.0, "dcf": 1.0, **row}]  # fmt: skip
-    assert choose_temperature(rows)["temperature"] == 1.0  # ties go to the safer, higher T
-    rows[1]["dcf"] = 0.5
-    rows[1]["psnr"] = 20.0  # below the grey input: not a fair choice however vivid
-    assert choose_temperature(rows)["temperature"] == 1.0
+    prior = log_prior(load_photos(split_files(photo_root, "train"), 48), G.bins)
+    assert prior.shape == (len(G.bins),) and torch.isfinite(prior).all()
+    bias = G.head.bias.detach().clone()
+    rows = sweep(G, loader, torch.device("cpu"), (0.2, 1.0), (0.0, 0.5), prior)
+    assert [(r["boost"], r["temperature"]) for r in rows] == [
+        (0.0, 0.2), (0.0, 1.0), (0.5, 0.2), (0.5, 1.0),
+    ]  # fmt: skip
+    assert G.temperature == 0.38 and torch.equal(G.head.bias, bias)  # restored
+    assert {"cf", "cf_truth", "dcf", "psnr", "psnr_grey", "psnr_gain_se"} <= set(rows[0])
+    assert rows[0]["cf"] != rows[2]["cf"]  # the boost changes the colour
+    with pytest.raises(ValueError, match="colour prior"):
+        sweep(G, loader, torch.device("cpu"), (0.3,), (0.5,), None)
+
+
+def _row(boost, t, dcf, psnr=22.0, **extra):
+    return dict(boost=boost, temperature=t, dcf=dcf, psnr=psnr, psnr_grey=21.0,
+                psnr_gain_se=0.25, **extra)  # fmt: skip
+
+
+def test_choice_is_the_liveliest_setting_that_keeps_the_psnr_guard():
+    rows = [_row(0, 0.3, 4.0), _row(0, 0.5, 1.0), _row(0, 1.0, 1.0)]
+    assert choose(rows)["temperature"] == 1.0  # ties go to the safer, higher T
+    rows.append(_row(0.5, 0.5, 0.5, psnr=20.6))  # 0.4 dB under grey, 2 SE = 0.5: noise
+    assert choose(rows)["boost"] == 0.5
+    rows[-1]["psnr"] = 20.0  # 1 dB under grey: significantly worse, however vivid
+    assert choose(rows)["boost"] == 0.0
     for r in rows:
-        r["psnr"] = 20.0 + r["temperature"]  # none beats grey: the best PSNR wins
-    assert choose_temperature(rows)["temperature"] == 1.0
+        r["psnr"] = 19.0 + r["temperature"]  # none passes: the best PSNR wins
+    assert choose(rows)["temperature"] == 1.0
+
+
+def test_lpips_target_guards_only_when_some_setting_reaches_it():
+    rows = [_row(0, 0.5, 6.0, lpips=0.15, lpips_grey=0.22),
+            _row(0.5, 0.5, 1.0, lpips=0.20, lpips_grey=0.22)]  # fmt: skip
+    assert choose(rows)["boost"] == 0.0  # only the first is 25 % under grey's LPIPS
+    rows[0]["lpips"] = 0.19  # now neither is: the target cannot choose, ΔCF does
+    assert choose(rows)["boost"] == 0.5
 
 
 def test_regression_model_has_no_temperature(photo_root):
     with pytest.raises(ValueError, match="class head"):
-        sweep_temperature(MobileNetUNet(), val_loader(photo_root, 32), torch.device("cpu"))
+        sweep(MobileNetUNet(), val_loader(photo_root, 32), torch.device("cpu"))
 
 
 def test_fit_with_class_head_calibrates_the_best_model(tiny_config, tmp_path, capsys):
@@ -179,21 +206,31 @@ def test_fit_with_class_head_calibrates_the_best_model(tiny_config, tmp_path, ca
         "train.lambda_l1=0", "train.lambda_class=1", "train.epochs=1", "data.crop=32",
     )  # fmt: skip
     summary = fit(cfg, tmp_path / "run", progress=False)
-    assert summary["temperature"] in (0.2, 0.25, 0.3, 0.35, 0.38, 0.45, 0.55, 0.7, 1.0)
+    assert summary["temperature"] in TEMPERATURES and summary["boost"] in BOOSTS
     info = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     assert info["config"]["temperature"] == summary["temperature"]
-    assert len(info["metadata"]["temperature_calibration"]["sweep"]) == 9
+    calibration = info["metadata"]["calibration"]
+    assert len(calibration["sweep"]) == len(TEMPERATURES) * len(BOOSTS)
+    assert calibration["boost_in_bias"] == summary["boost"]
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
-    assert "loss_g_class" in header and "dcf" in header
-    # the CLI re-calibrates into another folder and prints the sweep
-    model, cal = str(tmp_path / "run" / "model"), str(tmp_path / "cal")
-    code = main(["calibrate", model, "--data", str(cfg.data.root), "--temperatures", "0.3,0.6",
-                 "--size", "32", "-o", cal])  # fmt: skip
+    assert "loss_g_class" in header and "dcf" in header and "psnr_grey" in header
+    # the CLI calibrates the run's checkpoint into another folder and prints the sweep
+    ckpt, cal = str(tmp_path / "run" / "best.pt"), str(tmp_path / "cal")
+    args = ["calibrate", ckpt, "--data", str(cfg.data.root), "--temperatures", "0.3,0.6",
+            "--boosts", "0,0.5", "--size", "32", "--no-lpips", "--half"]  # fmt: skip
+    code = main([*args, "-o", cal])
     out = capsys.readouterr().out
-    assert code == 0 and "| 0.3 |" in out and "chose temperature" in out
-    assert json.loads((tmp_path / "cal" / "config.json").read_text())["config"]["temperature"] in (
-        0.3, 0.6,
-    )  # fmt: skip
+    assert code == 0 and "| 0.5 | 0.3 |" in out and "chose prior boost" in out
+    saved = json.loads((tmp_path / "cal" / "config.json").read_text())
+    assert saved["config"]["temperature"] in (0.3, 0.6)
+    assert saved["metadata"]["calibration"]["chosen"]["boost"] in (0.0, 0.5)
+    G2, _ = load_generator(cal)
+    assert G2.head.bias.dtype == torch.float32  # loaded as fp32 from the fp16 file
+    # a boosted model would be boosted twice: refused with a one-line hint
+    saved["metadata"]["calibration"]["boost_in_bias"] = 0.5
+    (tmp_path / "cal" / "config.json").write_text(json.dumps(saved))
+    assert main(["calibrate", cal, "--data", str(cfg.data.root), "-o", cal + "2"]) == 2
+    assert "already holds a prior boost of 0.5" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -215,3 +252,43 @@ def test_calibrate_cli_refuses_a_regression_model(tmp_path, photo_root, capsys):
     assert "no temperature" in capsys.readouterr().err
     assert main(["calibrate", str(tmp_path / "reg"), "--temperatures", "x"]) == 2
     assert "--temperatures" in capsys.readouterr().err
+    assert main(["calibrate", str(tmp_path / "reg"), "--boosts", "0,y"]) == 2
+    assert "--boosts" in capsys.readouterr().err
+
+
+def test_colorize_temperature_sets_how_bold_the_colour_is(G, tmp_path, capsys):
+    from PIL import Image
+
+    from pix2color.inference import Colorizer
+    from tests.conftest import real_photo
+
+    G = MobileNetUNet(head="classes", n_bins=len(G.bins))
+    G.bins.copy_(ab_bin_centres())
+    with torch.no_grad():  # every pixel: a saturated orange (likelier) or neutral grey
+        G.head.weight.zero_()
+        G.head.bias.fill_(-20.0)
+        G.head.bias[torch.cdist(torch.tensor([[40.0, 60.0]]), G.bins).argmin()] = 2.0
+        G.head.bias[torch.cdist(torch.zeros(1, 2), G.bins).argmin()] = 1.5
+    save_pretrained(G.eval(), tmp_path / "m")
+    grey = tmp_path / "grey.png"
+    Image.fromarray(real_photo("chelsea")[::4, ::4]).convert("L").save(grey)
+
+    def chroma(folder):
+        lab = rgb_to_lab_t(torch.from_numpy(np.array(Image.open(folder / "grey.png")))
+                           .permute(2, 0, 1).double() / 255)  # fmt: skip
+        return lab[1:].norm(dim=0).mean().item()
+
+    for t in ("0.1", "1.5"):
+        args = ["colorize", str(grey), "-o", str(tmp_path / t), "--model", str(tmp_path / "m")]
+        assert main([*args, "--size", "64", "--temperature", t]) == 0
+    # T=0.1: the orange mode (chroma 68 after gamut clipping); T=1.5: a mix near 42
+    assert chroma(tmp_path / "0.1") > chroma(tmp_path / "1.5") + 15
+    assert Colorizer.from_pretrained(tmp_path / "m", temperature=0.2).G.temperature == 0.2
+    assert Colorizer.from_pretrained(tmp_path / "m").G.temperature == 0.38  # calibrated value
+    # out of range, and models without classes, are one-line usage errors
+    assert main([*args, "--temperature", "9"]) == 2
+    assert "out of range" in capsys.readouterr().err
+    save_pretrained(MobileNetUNet(), tmp_path / "reg")
+    args = ["colorize", str(grey), "-o", str(tmp_path / "r"), "--model", str(tmp_path / "reg")]
+    assert main([*args, "--temperature", "0.3"]) == 2
+    assert "only to models that predict colour classes" in capsys.readouterr().err

@@ -61,6 +61,15 @@ def ab_prior(ab_pixels: torch.Tensor, bins: torch.Tensor, chunk: int = 65536) ->
     return (counts / counts.sum()).float()
 
 
+def smooth_prior(prior: torch.Tensor, bins: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
+    """(Q,) bin shares -> the same, smoothed by a Gaussian over the ab plane (sigma: Lab units)."""
+    d2 = torch.cdist(bins, bins).square()
+    kernel = torch.exp(-d2 / (2 * sigma**2))
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)
+    smooth = kernel @ prior
+    return smooth / smooth.sum()
+
+
 def rebalancing_weights(
     prior: torch.Tensor, bins: torch.Tensor, mix: float = 0.5, sigma: float = 5.0
 ) -> torch.Tensor:
@@ -70,11 +79,7 @@ def rebalancing_weights(
     uniform distribution (`mix`: 0 = full inverse-frequency weighting, 1 = no rebalancing), and
     inverted; weights are scaled so that their expectation under the smoothed prior is 1.
     """
-    d2 = torch.cdist(bins, bins).square()
-    kernel = torch.exp(-d2 / (2 * sigma**2))
-    kernel = kernel / kernel.sum(dim=1, keepdim=True)
-    smooth = kernel @ prior
-    smooth = smooth / smooth.sum()
+    smooth = smooth_prior(prior, bins, sigma)
     w = 1.0 / ((1 - mix) * smooth + mix / len(bins))
     return w / (w * smooth).sum()
 

@@ -67,7 +67,9 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from pix2color.models.io import ModelNotFoundError
 
     try:
-        colorizer = Colorizer.from_pretrained(args.model, size=args.size, device=args.device)
+        colorizer = Colorizer.from_pretrained(
+            args.model, size=args.size, device=args.device, temperature=args.temperature
+        )
     except (ModelNotFoundError, ValueError) as e:
         _error(str(e))
         return EXIT_USAGE
@@ -227,13 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=256,
         help="working size: the long side the model sees (smaller often gives bolder colour)",
     )
+    c.add_argument(
+        "--temperature",
+        type=float,
+        help="colour temperature of class models like default (lower = bolder, higher = safer; "
+        "default: the model's calibrated value)",
+    )
     c.add_argument("--batch-size", type=int, default=4)
     c.add_argument("--device", default="cpu", help="cpu or cuda")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=cmd_colorize)
 
     t = sub.add_parser("train", help="train a model from a recipe in configs/")
-    t.add_argument("config", help="a TOML recipe, e.g. configs/default.toml")
+    t.add_argument("config", help="a TOML recipe, e.g. configs/pix2pix-scratch.toml")
     t.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.epochs=5")
     t.add_argument("--run-dir", help="run folder (default: runs/<recipe name>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --run-dir")

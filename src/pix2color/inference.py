@@ -47,6 +47,20 @@ def working_shape(h: int, w: int, size: int) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
+def set_temperature(G: nn.Module, temperature: float) -> None:
+    """Set a class-head generator's annealed-mean temperature; refuse other generators."""
+    if getattr(G, "head_kind", None) != "classes":
+        raise ValueError(
+            "--temperature applies only to models that predict colour classes (such as "
+            "default); this model predicts colour directly: try a smaller --size for bolder colour"
+        )
+    if not 0.05 <= temperature <= 2:
+        raise ValueError(
+            f"temperature {temperature} is out of range: use 0.05 to 2 (lower: bolder)"
+        )
+    G.temperature = float(temperature)
+
+
 class Colorizer:
     """Colour photos with a generator: `Colorizer.from_pretrained("default")(image) -> image`."""
 
@@ -58,19 +72,33 @@ class Colorizer:
         device: str | torch.device = "cpu",
         name: str = "",
         info: dict | None = None,
+        temperature: float | None = None,
     ) -> None:
         if size < 16:
             raise ValueError(f"working size {size} is too small; use 16 or more (256 is typical)")
+        if temperature is not None:
+            set_temperature(G, temperature)
         self.G = G.eval().to(device)
         self.size, self.device, self.name, self.info = size, torch.device(device), name, info or {}
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path = "default", *, size: int = DEFAULT_SIZE, device: str = "cpu"
+        cls,
+        name_or_path: str | Path = "default",
+        *,
+        size: int = DEFAULT_SIZE,
+        device: str = "cpu",
+        temperature: float | None = None,
     ) -> Colorizer:
-        """Load a shipped model by name, or a model folder / .safetensors / checkpoint by path."""
+        """Load a shipped model by name, or a model folder / .safetensors / checkpoint by path.
+
+        `temperature` overrides a class-head model's calibrated colour temperature (lower gives
+        bolder colour); other models refuse it.
+        """
         G, info = load_generator(name_or_path)
-        return cls(G, size=size, device=device, name=str(name_or_path), info=info)
+        return cls(
+            G, size=size, device=device, name=str(name_or_path), info=info, temperature=temperature
+        )
 
     @torch.inference_mode()
     def predict_ab(self, L_small: torch.Tensor) -> torch.Tensor:

@@ -143,7 +143,9 @@ def validate(
     """
     was_training = G.training
     G.eval()
-    l1s, psnrs, psnr_greys, ssims, lpipss, cfs, cf_truths, rows = ([] for _ in range(8))
+    l1s, psnrs, psnr_greys, ssims, lpipss, lpips_greys, cfs, cf_truths, rows = (
+        [] for _ in range(9)
+    )
     for L, ab in loader:
         L, ab = L.to(device), ab.to(device)
         fake = G(L).float()
@@ -157,6 +159,7 @@ def validate(
         cf_truths.append(colorfulness(rgb_true))
         if lpips_model is not None:
             lpipss.append(lpips_model(rgb_fake, rgb_true).cpu())
+            lpips_greys.append(lpips_model(grey, rgb_true).cpu())
         if len(rows) < n_samples:
             for g, f, t in zip(grey, rgb_fake, rgb_true, strict=True):
                 if len(rows) < n_samples:
@@ -166,6 +169,8 @@ def validate(
         "val_l1": torch.cat(l1s).mean().item(),
         "psnr": torch.cat(psnrs).mean().item(),
         "psnr_grey": torch.cat(psnr_greys).mean().item(),  # the grey input's: a floor to beat
+        # standard error of the mean per-photo PSNR gain over grey (0 for a single photo)
+        "psnr_gain_se": _standard_error(torch.cat(psnrs) - torch.cat(psnr_greys)),
         "ssim": torch.cat(ssims).mean().item(),
         "cf": torch.cat(cfs).mean().item(),
         "cf_truth": torch.cat(cf_truths).mean().item(),
@@ -173,8 +178,13 @@ def validate(
     }
     if lpipss:
         metrics["lpips"] = torch.cat(lpipss).mean().item()
+        metrics["lpips_grey"] = torch.cat(lpips_greys).mean().item()
     grid = torch.cat(rows, dim=1) if rows else None  # (3, n * H, 3 * W)
     return metrics, grid
+
+
+def _standard_error(x: torch.Tensor) -> float:
+    return (x.double().std() / math.sqrt(len(x))).item() if len(x) > 1 else 0.0
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -633,16 +643,21 @@ def fit(
             break
 
     if d.main and cfg.model.head == "classes" and best_path.is_file():
-        # the colour temperature of the best generator, chosen on the validation photos
+        # how bold the best generator's colour is: chosen on the validation photos
         from pix2color.calibrate import calibrate
 
         G.load_state_dict(load_checkpoint(best_path)["G"])
-        chosen, meta = calibrate(G, val_loader, device, lpips_model=lpips_model)
+        best, meta = calibrate(
+            G, val_loader, device, train_photos=train_set.photos, lpips_model=lpips_model
+        )
         info = json.loads((run_dir / "model" / "config.json").read_text())
-        metadata = {**info.get("metadata", {}), "temperature_calibration": meta}
+        metadata = {**info.get("metadata", {}), "calibration": meta}
         save_pretrained(G, run_dir / "model", metadata=metadata)
-        summary["temperature"] = chosen
-        log.info("temperature %.2f chosen on the validation photos (smallest ΔCF)", chosen)
+        summary["temperature"], summary["boost"] = best["temperature"], best["boost"]
+        log.info(
+            "prior boost %.2f, temperature %.2f chosen on the validation photos",
+            best["boost"], best["temperature"],
+        )  # fmt: skip
 
     summary.update(
         epochs_run=state["epoch"],

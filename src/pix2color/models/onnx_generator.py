@@ -52,6 +52,10 @@ class OnnxGenerator:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or torch.get_num_threads()
         opts.inter_op_num_threads = 1  # one chain of operators: more threads would only wait
+        # no busy-waiting after a run: spinning threads would steal the CPU from the torch code
+        # (Lab conversion, upsampling) that runs between two calls, which made a whole
+        # Colorizer call 1.5x slower than with torch alone in bench/bench_onnx.py
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(self.path), opts, providers=["CPUExecutionProvider"]

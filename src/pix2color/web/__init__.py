@@ -110,8 +110,8 @@ def create_app(
         specs = app.config["MODELS"] or available_models()
         if not specs:
             raise RuntimeError(
-                "no models to serve: none is installed in models/; train one "
-                "(pix2color train configs/default.toml) and pass it: --models runs/default/model"
+                "no models to serve: none is installed in models/; train one (pix2color train "
+                "configs/pix2pix-scratch.toml) and pass it: --models runs/pix2pix-scratch/model"
             )
         colorizers = load_colorizers(list(specs), size=int(app.config["DEFAULT_SIZE"]))
     engine = Engine(
