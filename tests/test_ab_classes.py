@@ -212,6 +212,10 @@ def test_fit_with_class_head_calibrates_the_best_model(tiny_config, tmp_path, ca
     calibration = info["metadata"]["calibration"]
     assert len(calibration["sweep"]) == len(TEMPERATURES) * len(BOOSTS)
     assert calibration["boost_in_bias"] == summary["boost"]
+    chosen = next(r for r in calibration["sweep"] if r["boost"] == summary["boost"]
+                  and r["temperature"] == summary["temperature"])  # fmt: skip
+    assert info["metadata"]["val_metrics"]["dcf"] == chosen["dcf"]  # the calibrated model's
+    assert "val_metrics_before_calibration" in info["metadata"]
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
     assert "loss_g_class" in header and "dcf" in header and "psnr_grey" in header
     # the CLI calibrates the run's checkpoint into another folder and prints the sweep

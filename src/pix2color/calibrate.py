@@ -185,6 +185,16 @@ def calibrate(
     return best, meta
 
 
+def calibrated_metadata(metadata: dict[str, Any], best: dict[str, float], meta: dict[str, Any]):
+    """A model's metadata after calibration: the sweep, and the chosen setting's val metrics."""
+    out = {**metadata, "calibration": meta}
+    if "val_metrics" in metadata:
+        out["val_metrics_before_calibration"] = metadata["val_metrics"]
+    keys = ("val_l1", "psnr", "ssim", "lpips", "cf", "dcf")
+    out["val_metrics"] = {k: round(best[k], 5) for k in keys if k in best}
+    return out
+
+
 def _stored_half(path: Path) -> bool:
     """Whether a model folder's weights are stored in fp16 (kept so when rewritten)."""
     from safetensors import safe_open
@@ -250,7 +260,7 @@ def cmd_calibrate(args) -> int:
     print("|" + "---|" * len(cols))
     for r in meta["sweep"]:
         print("| " + " | ".join(f"{r[c]:.4g}" for c in cols) + " |")
-    metadata = {**info.get("metadata", {}), "calibration": meta}
+    metadata = calibrated_metadata(info.get("metadata", {}), best, meta)
     save_pretrained(G, out, metadata=metadata, half=args.half or _stored_half(source))
     print(
         f"chose prior boost {best['boost']} and temperature {best['temperature']} "

@@ -644,14 +644,14 @@ def fit(
 
     if d.main and cfg.model.head == "classes" and best_path.is_file():
         # how bold the best generator's colour is: chosen on the validation photos
-        from pix2color.calibrate import calibrate
+        from pix2color.calibrate import calibrate, calibrated_metadata
 
         G.load_state_dict(load_checkpoint(best_path)["G"])
         best, meta = calibrate(
             G, val_loader, device, train_photos=train_set.photos, lpips_model=lpips_model
         )
         info = json.loads((run_dir / "model" / "config.json").read_text())
-        metadata = {**info.get("metadata", {}), "calibration": meta}
+        metadata = calibrated_metadata(info.get("metadata", {}), best, meta)
         save_pretrained(G, run_dir / "model", metadata=metadata)
         summary["temperature"], summary["boost"] = best["temperature"], best["boost"]
         log.info(
