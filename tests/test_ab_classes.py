@@ -235,6 +235,11 @@ def test_fit_with_class_head_calibrates_the_best_model(tiny_config, tmp_path, ca
     (tmp_path / "cal" / "config.json").write_text(json.dumps(saved))
     assert main(["calibrate", cal, "--data", str(cfg.data.root), "-o", cal + "2"]) == 2
     assert "already holds a prior boost of 0.5" in capsys.readouterr().err
+    # choosing only the temperature again keeps the record of the boost in the bias
+    args = ["calibrate", cal, "--data", str(cfg.data.root), "--boosts", "0", "--no-lpips"]
+    assert main([*args, "--size", "32", "-o", cal + "3"]) == 0
+    again = json.loads((tmp_path / "cal3" / "config.json").read_text())["metadata"]
+    assert again["calibration"]["boost_in_bias"] == 0.5
 
 
 @pytest.mark.parametrize(

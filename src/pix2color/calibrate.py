@@ -186,8 +186,12 @@ def calibrate(
 
 
 def calibrated_metadata(metadata: dict[str, Any], best: dict[str, float], meta: dict[str, Any]):
-    """A model's metadata after calibration: the sweep, and the chosen setting's val metrics."""
-    out = {**metadata, "calibration": meta}
+    """A model's metadata after calibration: the sweep, and the chosen setting's val metrics.
+
+    A boost already in the head's bias (an earlier calibration) stays counted in boost_in_bias.
+    """
+    earlier = metadata.get("calibration", {}).get("boost_in_bias", 0.0)
+    out = {**metadata, "calibration": {**meta, "boost_in_bias": earlier + best["boost"]}}
     if "val_metrics" in metadata:
         out["val_metrics_before_calibration"] = metadata["val_metrics"]
     keys = ("val_l1", "psnr", "ssim", "lpips", "cf", "dcf")
