@@ -142,10 +142,17 @@ def choose(rows: list[dict[str, float]]) -> dict[str, float]:
     return min(fair, key=lambda r: (round(r["dcf"], 6), r.get("boost", 0.0), -r["temperature"]))
 
 
-def val_loader(root: str | Path, size: int = 256, batch_size: int = 16) -> DataLoader:
-    """The validation split of a prepared photo folder, as centre squares of `size` px."""
+def val_loader(
+    root: str | Path, size: int = 256, short_side: int = 0, batch_size: int = 16
+) -> DataLoader:
+    """The validation split of a prepared photo folder, as centre squares of `size` px.
+
+    Photos are first loaded at `max(size, short_side)` px on their short side, as fit() does
+    with `data.load_short_side`, so that both see the same validation crops.
+    """
     files = split_files(root, "val")
-    return DataLoader(CenterCrops(load_photos(files, size), size=size), batch_size=batch_size)
+    photos = load_photos(files, max(size, short_side))
+    return DataLoader(CenterCrops(photos, size=size), batch_size=batch_size)
 
 
 def calibrate(
@@ -247,10 +254,10 @@ def cmd_calibrate(args) -> int:
         return EXIT_USAGE
     try:
         lpips_model = LPIPS.from_pretrained("alex") if args.lpips else None  # weights: fail early
-        loader = val_loader(args.data, size=args.size)
+        loader = val_loader(args.data, size=args.size, short_side=args.short_side)
         photos = None
         if any(boosts):  # the colour prior of the training photos, as in training
-            photos = load_photos(split_files(args.data, "train"), args.prior_short_side)
+            photos = load_photos(split_files(args.data, "train"), args.short_side)
         best, meta = calibrate(
             G, loader, torch.device("cpu"), train_photos=photos, temperatures=temps,
             boosts=boosts, lpips_model=lpips_model,
@@ -296,7 +303,10 @@ def register(sub) -> None:
     )
     c.add_argument("--size", type=int, default=256, help="validation crop side (default 256)")
     c.add_argument(
-        "--prior-short-side", type=int, default=320, help="training photos' short side (prior)"
+        "--short-side",
+        type=int,
+        default=320,
+        help="photos are loaded at this short side first, as in training (data.load_short_side)",
     )
     c.add_argument("--half", action="store_true", help="store the weights in fp16 (half the size)")
     c.add_argument(
