@@ -227,7 +227,8 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 
 
 def cmd_calibrate(args) -> int:
-    from pix2color.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _error
+    from pix2color.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+    from pix2color.cli import report_error as _error
     from pix2color.models.io import ModelNotFoundError, load_generator, resolve, save_pretrained
 
     try:

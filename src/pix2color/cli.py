@@ -14,8 +14,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}, "PNG": {}, "TIFF": {}}
 
 
-def _error(msg: str) -> None:
-    print(f"error: {msg}", file=sys.stderr)
+def report_error(message: str, code: int = EXIT_FAILED) -> int:
+    """Print one `error: ...` line to stderr (never a traceback) and return the exit status.
+
+    Every subcommand reports bad input through this, so the CLI speaks with one voice.
+    """
+    print(f"error: {message}", file=sys.stderr)
+    return code
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -71,21 +76,21 @@ def cmd_colorize(args: argparse.Namespace) -> int:
             args.model, size=args.size, device=args.device, temperature=args.temperature
         )
     except (ModelNotFoundError, ValueError) as e:
-        _error(str(e))
+        report_error(str(e))
         return EXIT_USAGE
     out_dir = Path(args.output)
     pairs, errors = _output_paths(args.inputs, out_dir)
     for e in errors:
-        _error(e)
+        report_error(e)
     targets: dict[Path, Path] = {}
     todo: list[Path] = []
     for src, dst in pairs:
         if dst.resolve() == src.resolve():
             errors.append(f"{src}: the output would overwrite the input; choose another --output")
-            _error(errors[-1])
+            report_error(errors[-1])
         elif dst in targets.values():
             errors.append(f"{src}: same output name as another input ({dst}); colour them apart")
-            _error(errors[-1])
+            report_error(errors[-1])
         else:
             targets[src] = dst
             todo.append(src)
@@ -127,16 +132,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
-        _error(str(e))
+        report_error(str(e))
         return EXIT_USAGE
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / cfg.name
     try:
         summary = fit(cfg, run_dir, resume=args.resume, progress=not args.quiet)
     except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
-        _error(str(e))
+        report_error(str(e))
         return EXIT_FAILED
     except KeyboardInterrupt:
-        _error(
+        report_error(
             f"interrupted; continue with: pix2color train {args.config} "
             f"--run-dir {run_dir} --resume"
         )
@@ -170,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         colorizer = Colorizer.from_pretrained(args.model, size=args.size)
     except (ModelNotFoundError, ValueError) as e:
-        _error(str(e))
+        report_error(str(e))
         return EXIT_USAGE
     rows = []
     for name in SAMPLES:

@@ -43,6 +43,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from pix2color import metrics as M
+from pix2color.cli import EXIT_OK, EXIT_USAGE
+from pix2color.cli import report_error as _error
 from pix2color.data.dataset import centre_square
 from pix2color.data.images import IMAGE_EXTENSIONS, ImageError, load_rgb, photo_from_image
 from pix2color.data.stats import dhash, hamming, scene_signature
@@ -62,7 +64,6 @@ COLUMNS = [
     ("delta_cf", "ΔCF ↓", "min", 2),
     ("ciede2000", "CIEDE2000 ↓", "min", 2),
 ]
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class EvaluationError(ValueError):
@@ -606,11 +607,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=evaluate_command)
-
-
-def _error(message: str, code: int = EXIT_FAILED) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
 
 
 def evaluate_command(args: argparse.Namespace) -> int:

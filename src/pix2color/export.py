@@ -15,7 +15,6 @@ import io
 import json
 import logging
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,6 @@ DEFAULT_OPSET = 17  # run by every onnxruntime since 1.13
 # odd sides on purpose: the runtime's padding and cropping are part of what is checked
 CHECK_SHAPES = ((1, 1, 200, 300), (2, 1, 256, 256), (1, 1, 97, 131))
 CHECK_TOLERANCE = 1e-3  # in ab / 110 units: 0.11 Lab units
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _needs(package: str) -> str:
@@ -159,12 +157,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=export_command)
 
 
-def _error(message: str, code: int) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
-
-
 def export_command(args: argparse.Namespace) -> int:
+    from pix2color.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+    from pix2color.cli import report_error as _error
     from pix2color.models.io import ModelNotFoundError, load_generator
 
     out = Path(args.output)

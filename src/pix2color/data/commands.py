@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pix2color.cli import report_error as _error
 from pix2color.data.fetch import DEFAULT_SOURCES, SOURCES, FetchError
 
 
@@ -95,12 +96,6 @@ def _max_side(text: str) -> int | None:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be positive, or 0 for full size; got {value}")
     return value
-
-
-def _error(message: str) -> int:
-    """Print one `error: ...` line to stderr and return exit status 1."""
-    print(f"error: {message}", file=sys.stderr)
-    return 1
 
 
 def fetch_command(args: argparse.Namespace) -> int:
