@@ -13,6 +13,7 @@ boundaries, like everywhere else in pix2color.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,6 +62,16 @@ def ab_prior(ab_pixels: torch.Tensor, bins: torch.Tensor, chunk: int = 65536) ->
     return (counts / counts.sum()).float()
 
 
+def photos_ab_prior(photos: list[np.ndarray], bins: torch.Tensor, stride: int = 4) -> torch.Tensor:
+    """(Q,) share of each bin among the ab of every `stride`-th pixel of RGB uint8 `photos`."""
+    parts = []
+    for rgb in photos:
+        small = torch.from_numpy(np.ascontiguousarray(rgb[::stride, ::stride]))
+        lab = rgb_to_lab_t(small.permute(2, 0, 1).float() / 255.0)
+        parts.append(lab[1:].flatten(1).T)
+    return ab_prior(torch.cat(parts), bins)
+
+
 def smooth_prior(prior: torch.Tensor, bins: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
     """(Q,) bin shares -> the same, smoothed by a Gaussian over the ab plane (sigma: Lab units)."""
     d2 = torch.cdist(bins, bins).square()
@@ -68,6 +79,17 @@ def smooth_prior(prior: torch.Tensor, bins: torch.Tensor, sigma: float = 5.0) ->
     kernel = kernel / kernel.sum(dim=1, keepdim=True)
     smooth = kernel @ prior
     return smooth / smooth.sum()
+
+
+def mixed_prior(
+    prior: torch.Tensor, bins: torch.Tensor, mix: float = 0.5, sigma: float = 5.0
+) -> torch.Tensor:
+    """(Q,) bin shares -> smoothed (smooth_prior), then mixed with the uniform distribution.
+
+    `mix` is the uniform share: it bounds how far rare bins are favoured by what divides by it
+    (rebalancing_weights in the loss, the prior boost of pix2color.calibrate when decoding).
+    """
+    return (1 - mix) * smooth_prior(prior, bins, sigma) + mix / len(bins)
 
 
 def rebalancing_weights(
@@ -79,9 +101,8 @@ def rebalancing_weights(
     uniform distribution (`mix`: 0 = full inverse-frequency weighting, 1 = no rebalancing), and
     inverted; weights are scaled so that their expectation under the smoothed prior is 1.
     """
-    smooth = smooth_prior(prior, bins, sigma)
-    w = 1.0 / ((1 - mix) * smooth + mix / len(bins))
-    return w / (w * smooth).sum()
+    w = 1.0 / mixed_prior(prior, bins, mix, sigma)
+    return w / (w * smooth_prior(prior, bins, sigma)).sum()
 
 
 class ColourClassLoss(nn.Module):

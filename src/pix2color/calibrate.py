@@ -27,8 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pix2color.ab_classes import ab_prior, smooth_prior
-from pix2color.color import rgb_to_lab_t
+from pix2color.ab_classes import mixed_prior, photos_ab_prior
 from pix2color.data.dataset import CenterCrops, load_photos, split_files
 from pix2color.metrics import LPIPS
 
@@ -45,13 +44,7 @@ def log_prior(
     with the uniform distribution like the loss's rebalancing (`mix` = 0.5): a boost of 1
     weighs colours exactly like class rebalancing, and unseen bins stay bounded.
     """
-    parts = []
-    for rgb in photos:
-        small = torch.from_numpy(np.ascontiguousarray(rgb[::stride, ::stride]))
-        lab = rgb_to_lab_t(small.permute(2, 0, 1).float() / 255.0)
-        parts.append(lab[1:].flatten(1).T)
-    prior = smooth_prior(ab_prior(torch.cat(parts), bins), bins)
-    return torch.log((1 - mix) * prior + mix / len(bins))
+    return torch.log(mixed_prior(photos_ab_prior(photos, bins, stride), bins, mix))
 
 
 def _check(G: nn.Module) -> None:

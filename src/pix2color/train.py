@@ -29,8 +29,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from pix2color.ab_classes import ColourClassLoss, ab_prior, rebalancing_weights
-from pix2color.color import lab_tensor_to_rgb, rgb_to_lab_t
+from pix2color.ab_classes import ColourClassLoss, photos_ab_prior, rebalancing_weights
+from pix2color.color import lab_tensor_to_rgb
 from pix2color.config import Config, ModelConfig
 from pix2color.data.dataset import CenterCrops, RandomCrops, load_photos, split_files
 from pix2color.metrics import LPIPS, colorfulness, delta_colorfulness, psnr, ssim
@@ -361,12 +361,7 @@ def class_loss_from_photos(
     photos: list[np.ndarray], bins: torch.Tensor, mix: float, stride: int = 4
 ) -> ColourClassLoss:
     """The rebalanced ab-class loss, its prior counted on every `stride`-th pixel of `photos`."""
-    parts = []
-    for rgb in photos:
-        small = torch.from_numpy(np.ascontiguousarray(rgb[::stride, ::stride]))
-        lab = rgb_to_lab_t(small.permute(2, 0, 1).float() / 255.0)
-        parts.append(lab[1:].flatten(1).T)
-    prior = ab_prior(torch.cat(parts), bins)
+    prior = photos_ab_prior(photos, bins, stride)
     return ColourClassLoss(bins, rebalancing_weights(prior, bins, mix=mix))
 
 
