@@ -138,14 +138,9 @@ def choose(rows: list[dict[str, float]]) -> dict[str, float]:
 def val_loader(
     root: str | Path, size: int = 256, short_side: int = 0, batch_size: int = 16
 ) -> DataLoader:
-    """The validation split of a prepared photo folder, as centre squares of `size` px.
-
-    Photos are first loaded at `max(size, short_side)` px on their short side, as fit() does
-    with `data.load_short_side`, so that both see the same validation crops.
-    """
-    files = split_files(root, "val")
-    photos = load_photos(files, max(size, short_side))
-    return DataLoader(CenterCrops(photos, size=size), batch_size=batch_size)
+    """The validation split of a prepared folder, as fit() sees it (CenterCrops.from_files)."""
+    val_set = CenterCrops.from_files(split_files(root, "val"), size=size, short_side=short_side)
+    return DataLoader(val_set, batch_size=batch_size)
 
 
 def calibrate(

@@ -477,9 +477,7 @@ def fit(
         flip=dc.flip,
         seed=t.seed,
     )
-    val_set = CenterCrops(
-        load_photos(val_files, max(dc.val_size, dc.load_short_side)), size=dc.val_size
-    )
+    val_set = CenterCrops.from_files(val_files, size=dc.val_size, short_side=dc.load_short_side)
     val_loader = DataLoader(val_set, batch_size=t.batch_size, num_workers=dc.workers)
     class_loss = None
     if cfg.model.head == "classes":  # the rebalancing prior: the training photos' ab

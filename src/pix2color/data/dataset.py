@@ -135,6 +135,14 @@ class CenterCrops(Dataset):
     def __init__(self, photos: list[np.ndarray], *, size: int = 256) -> None:
         self.photos, self.size = photos, size
 
+    @classmethod
+    def from_files(cls, files: list[Path], *, size: int = 256, short_side: int = 0) -> CenterCrops:
+        """Validation crops of photo files, loaded first at `max(size, short_side)` px on their
+        short side (training's `data.load_short_side`): training's validation and
+        `pix2color calibrate` build them here, so both score the very same crops.
+        """
+        return cls(load_photos(files, max(size, short_side)), size=size)
+
     def __len__(self) -> int:
         return len(self.photos)
 
