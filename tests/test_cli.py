@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2color.cli import main
+from pix2color.cli import main, parse_args
 from pix2color.color import rgb_to_lab
 from pix2color.models.io import save_pretrained
 from pix2color.models.unet import UNetGenerator
@@ -139,3 +139,14 @@ def test_console_script_runs(photos, model_dir, tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "o" / "grey.jpg").size == (600, 400)
+
+
+def test_train_overrides_may_follow_the_options(capsys):
+    args = parse_args(["train", "r.toml", "train.epochs=5", "--resume", "train.lr_g=1e-4", "-q"])
+    assert args.resume and args.quiet
+    assert args.overrides == ["train.epochs=5", "train.lr_g=1e-4"]
+    with pytest.raises(SystemExit):
+        parse_args(["train", "r.toml", "--resume", "--nope"])
+    assert "unrecognized arguments: --nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # only `train` takes overrides
+        parse_args(["models", "train.epochs=5"])

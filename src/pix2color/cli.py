@@ -270,9 +270,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line; `section.key=value` overrides may also come after options."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops filling `overrides` at the first option, so in
+    # `train recipe.toml train.epochs=5 --resume` the overrides after an option come back
+    # as "unknown": they are taken as overrides when they have the override shape.
+    if extra and getattr(args, "overrides", None) is not None and all(
+        "=" in e and not e.startswith("-") for e in extra
+    ):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `pix2color` console script."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     _setup_logging(args.verbose)
     return args.func(args)
 
