@@ -277,8 +277,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # argparse stops filling `overrides` at the first option, so in
     # `train recipe.toml train.epochs=5 --resume` the overrides after an option come back
     # as "unknown": they are taken as overrides when they have the override shape.
-    if extra and getattr(args, "overrides", None) is not None and all(
-        "=" in e and not e.startswith("-") for e in extra
+    if (
+        extra
+        and getattr(args, "overrides", None) is not None
+        and all("=" in e and not e.startswith("-") for e in extra)
     ):
         args.overrides = [*args.overrides, *extra]
     elif extra:
