@@ -8,14 +8,22 @@ import json
 import shutil
 import subprocess
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from pix2color.data import commands
-from pix2color.data.fetch import FetchError, SourceReport, fetch, run_command
+from pix2color.data.fetch import (
+    PHOTO_SUFFIXES,
+    SOURCES,
+    FetchError,
+    SourceReport,
+    check_allowed,
+    fetch,
+    run_command,
+)
 from tests.test_rcc import make_rcc
 
 pytestmark = pytest.mark.skipif(
@@ -141,6 +149,28 @@ def debs(tmp_path_factory) -> dict[str, Path]:
                 "usr/share/doc/scratch/copyright": COPYRIGHT,
             },
         ),
+        "renpy-demo": build_deb(
+            folder,
+            "renpy-demo",
+            {
+                "usr/share/games/renpy/demo/game/images/bg cave.jpg": photo_bytes("JPEG", seed=7),
+                "usr/share/games/renpy/demo/game/images/bg panorama.webp": photo_bytes("WEBP"),
+                "usr/share/doc/renpy-demo/copyright": COPYRIGHT,
+            },
+        ),
+        # Its doc folder is a link to gimp-help-common's: no copyright file of its own.
+        "gimp-help-en": build_deb(
+            folder,
+            "gimp-help-en",
+            {
+                "usr/share/gimp/2.0/help/en/images/filters/examples/taj_orig.png": photo_bytes(
+                    "PNG", seed=8
+                ),
+                "usr/share/gimp/2.0/help/en/images/filters/examples/taj-blur.png": photo_bytes(
+                    "PNG", seed=9
+                ),
+            },
+        ),
         "kphotoalbum": build_deb(
             folder,
             "kphotoalbum",
@@ -229,6 +259,33 @@ def test_photos_named_one_by_one_keep_their_names_and_the_package_licence(tmp_pa
         "COPYRIGHT", "LICENCE-License", "SOURCE.json", "flowers.png", "fog.jpg",
     ]  # fmt: skip
     assert "stefonarch" in (folder / "LICENCE-License").read_text()
+
+
+def test_file_names_with_spaces_are_flattened_and_unlisted_files_left_out(tmp_path, debs):
+    (report,) = fetch(tmp_path, ["renpy-demo"], runner=FakeApt(debs))
+    names = sorted(p.name for p in (tmp_path / "renpy-demo").iterdir())
+    assert report.files == 1
+    assert names == ["COPYRIGHT", "SOURCE.json", "bg_cave.jpg"]  # the panorama is a render
+
+
+def test_package_without_copyright_file_says_where_its_licence_is(tmp_path, debs):
+    (report,) = fetch(tmp_path, ["gimp-help-en"], runner=FakeApt(debs))
+    folder = tmp_path / "gimp-help-en"
+    assert report.files == 1 and (folder / "taj_orig.png").is_file()
+    text = (folder / "COPYRIGHT").read_text()
+    assert "ships no copyright file" in text and "GFDL-1.2+" in text and "gimp-help-common" in text
+
+
+def test_every_source_is_well_formed():
+    for name, source in SOURCES.items():
+        check_allowed(name)  # none is reserved
+        assert source.package == name and source.note, name
+        for pattern in source.patterns:
+            assert not pattern.startswith(("/", "./")) and not pattern.endswith("/"), pattern
+            last = PurePosixPath(pattern)
+            assert last.name == "*" or last.suffix.lower() in PHOTO_SUFFIXES | {".rcc", ".jp*g"}, (
+                pattern
+            )
 
 
 def test_one_failing_source_does_not_lose_the_others(tmp_path, debs):

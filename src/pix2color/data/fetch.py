@@ -164,6 +164,148 @@ SOURCES: dict[str, Source] = {
             ("usr/share/sddm/themes/maldives/background.jpg",),
             note="1 beach photo, 2592x1754, by Nevit Dilmen (Wikimedia Commons); CC-BY-3.0",
         ),
+        # Small finds (session 4): documentation, test-data and game packages that each hold a
+        # few real photos, every file looked at by eye; processed copies, drawings, renders and
+        # screenshots beside them are left out by naming only the originals.
+        Source(
+            "libjxl-testdata",
+            (
+                "usr/share/libjxl-testdata/external/wesaturate/500px/*_srgb8.png",
+                "usr/share/libjxl-testdata/jxl/flower/flower.png",
+                "usr/share/libjxl-testdata/jxl/hdr_room.png",
+            ),
+            note="5 photos: sea cliff, tulips, blossom (CC0), flowers, a room (BSD-3-clause)",
+        ),
+        Source(
+            "ruby-rmagick-doc",
+            ("usr/share/doc/ruby-rmagick-doc/html/ex/images/*.jpg",),
+            note="11 RMagick example photos (cheetah, balloons, rocks, people), 167-1024 px; MIT",
+            exclude=("image_with_profile.jpg",),  # a colour-profile test with an odd green cast
+        ),
+        Source(
+            "renpy-demo",
+            (
+                "usr/share/games/renpy/demo/game/gui/main_menu.jpg",
+                "usr/share/games/renpy/demo/game/images/bg cave.jpg",
+                "usr/share/games/renpy/demo/game/images/bg washington.jpg",
+                "usr/share/games/renpy/demo/game/images/bg whitehouse.jpg",
+            ),
+            note="4 photos, 1280x720: a country road, a cave, Washington; Expat",
+        ),
+        Source(
+            "gimp-help-en",
+            tuple(
+                f"usr/share/gimp/2.0/help/en/images/{name}"
+                for name in (
+                    "filters/examples/taj_orig.png",
+                    "filters/examples/kvitveis-orig.png",
+                    "filters/examples/enhance/high-pass-origin.png",
+                    "filters/examples/distort/spherize-ex-orig.jpg",
+                    "filters/examples/light-and-shadow/vignette-ex-orig.jpg",
+                    "filters/examples/map/little_planet-origin.jpg",
+                    "filters/examples/blur/mean_curvature-ex-1.jpg",
+                    "tutorials/quickie-crop-example-source.jpg",
+                    "tutorials/quickie-flip-example-source.jpg",
+                    "tutorials/quickie-jpeg-100.jpg",
+                    "tutorials/quickie-remove-background-source.jpg",
+                    "tutorials/quickie-rotate-example-source.jpg",
+                    "tutorials/quickie-scale-example.jpg",
+                    "tutorials/tone-mapping/apple-orchard-truck-from-camera.jpg",
+                    "tutorials/tone-mapping/power-lines.jpg",
+                    "tutorials/tone-mapping/before-auto-stretch-contrast.jpg",
+                    "tutorials/tone-mapping/without-bilateral-smoothing-of-mask.jpg",
+                )
+            ),
+            note="17 original photos of the GIMP manual (its other images are filtered copies), "
+            "300-768 px; GFDL-1.2+, stated in gimp-help-common's copyright file",
+        ),
+        Source(
+            "wand-doc",
+            tuple(
+                f"usr/share/doc/wand-doc/html/_images/{name}.jpg"
+                for name in (
+                    "hummingbird",
+                    "inca_tern",
+                    "seam",
+                    "transform",
+                    "enhancement",
+                    "composite-channel",
+                )
+            ),
+            note="6 photos (birds, a street, a beach), 320-640 px; Expat",
+        ),
+        Source(
+            "hugin-data",
+            tuple(
+                f"usr/share/hugin/xrc/data/help_en_EN/{name}"
+                for name in (
+                    "300px-Lamp_enfuse.jpg",
+                    "600px-Tuebingen_Neckarfront_small15_2006-06-11.jpg",
+                    "800px-C_Marchi-GrandCentral-adj.jpg",
+                    "CA_fringes00.jpg",
+                    "CA_tCA00.jpg",
+                    "250px-Rectlinear.JPG",
+                )
+            ),
+            note="6 photos of the Hugin help pages (a river front, a station hall); GPL-2+",
+        ),
+        Source(
+            "puzzle-jigsaw",
+            ("usr/share/puzzle-jigsaw/samples/*.jp*g",),
+            note="2 photos (a cat, a tiger), 1001x648; CC0 (Pexels)",
+        ),
+        Source(
+            "digikam-data",
+            ("usr/share/digikam/about/images/body-background.jpg",),
+            note="1 photo (a lake below a red hill), 4032x3024; GPL-2+",
+        ),
+        Source(
+            "darktable",
+            ("usr/share/darktable/style/image-1.jpg",),
+            note="1 photo (leaves), 450x338; GPL-3+",
+        ),
+        Source(
+            "libvips-doc",
+            ("usr/share/gtk-doc/html/libvips/owl.jpg",),
+            note="1 photo (an owl), 600x397; LGPL-2.1",
+        ),
+        Source(
+            "libvigraimpex-doc",
+            (
+                "usr/share/doc/libvigraimpex-dev/html/bears.jpg",
+                "usr/share/doc/libvigraimpex-dev/html/oi_small.jpg",
+            ),
+            note="2 photos (bears), 228-481 px; Expat",
+        ),
+        Source(
+            "imagemagick-6-doc",
+            ("usr/share/doc/imagemagick-6-common/html/images/bluebells_lin.jpg",),
+            note="1 photo (bluebells), 384x288; ImageMagick licence, stated in "
+            "imagemagick-6-common's copyright file",
+        ),
+        Source(
+            "libvlfeat-doc",
+            tuple(
+                f"usr/share/doc/libvlfeat-dev/doc/images/{name}.jpg"
+                for name in ("fulkerson", "lenc", "sarbortova", "vedaldi")
+            ),
+            note="4 small colour portraits, 120-225 px; BSD-2-clause",
+        ),
+        Source(
+            "budgie-core",
+            ("usr/share/backgrounds/budgie/default.jpg",),
+            note="1 photo (the Colosseum), 3840x2160; CC0",
+        ),
+        Source(
+            "afterstep-data",
+            ("usr/share/afterstep/desktop/tiles/rose512.jpg",),
+            note="1 photo (a rose), 512x384; GPL-2+",
+        ),
+        Source(
+            "kodi-data",
+            ("usr/share/kodi/addons/skin.estuary/extras/home-images/movie.jpg",),
+            note="1 photo (a cinema hall), 1280x746; CC0",
+        ),
         Source(
             "endless-sky-high-dpi",
             ("usr/share/games/endless-sky/plugins/endless-sky-high-dpi/images/land/*.jpg",),
@@ -385,7 +527,7 @@ def _fetch_one(source: Source, dest: Path, runner: Runner) -> SourceReport:
         else:
             (staging / "COPYRIGHT").write_text(
                 f"The Debian package {pkg} {version} ships no copyright file; see its source "
-                f"package's /usr/share/doc/*/copyright.\n"
+                f"package's /usr/share/doc/*/copyright. pix2color's note: {source.note}\n"
             )
         if credits:
             (staging / "CREDITS.txt").write_text("\n".join(credits))
