@@ -255,14 +255,58 @@ def test_bad_class_recipes_fail_before_training(tiny_config, tmp_path, override,
         fit(tiny_config(override), tmp_path / "run", progress=False)
 
 
-def test_calibrate_cli_refuses_a_regression_model(tmp_path, photo_root, capsys):
+def test_calibrate_cli_refuses_a_model_without_a_colour_knob(tmp_path, photo_root, capsys):
+    from pix2color.models.unet import UNetGenerator
+
+    save_pretrained(UNetGenerator(base_channels=8, depth=5), tmp_path / "unet")
+    assert main(["calibrate", str(tmp_path / "unet"), "--data", str(photo_root)]) == 2
+    assert "neither colour classes" in capsys.readouterr().err
     save_pretrained(MobileNetUNet(), tmp_path / "reg")
-    assert main(["calibrate", str(tmp_path / "reg"), "--data", str(photo_root)]) == 2
-    assert "no temperature" in capsys.readouterr().err
     assert main(["calibrate", str(tmp_path / "reg"), "--temperatures", "x"]) == 2
     assert "--temperatures" in capsys.readouterr().err
     assert main(["calibrate", str(tmp_path / "reg"), "--boosts", "0,y"]) == 2
     assert "--boosts" in capsys.readouterr().err
+    assert main(["calibrate", str(tmp_path / "reg"), "--gains", "1,z"]) == 2
+    assert "--gains" in capsys.readouterr().err
+
+
+def test_choose_among_gains_keeps_the_guards_and_prefers_the_smaller_gain():
+    row = {"cf_truth": 40.0, "psnr_grey": 23.0, "psnr_gain_se": 0.2}
+    rows = [
+        {**row, "gain": 1.0, "dcf": 10.0, "psnr": 24.0},
+        {**row, "gain": 1.4, "dcf": 2.0, "psnr": 23.0},
+        {**row, "gain": 1.6, "dcf": 2.0, "psnr": 22.9},  # as close, but bolder
+        {**row, "gain": 2.0, "dcf": 0.5, "psnr": 22.0},  # 1 dB below grey: fails the guard
+    ]
+    assert choose(rows)["gain"] == 1.4
+
+
+def test_calibrate_cli_chooses_an_ab_gain_for_an_l1_model(tmp_path, photo_root, capsys):
+    G = MobileNetUNet().eval()
+    with torch.no_grad():  # a pale, constant colour: more gain brings it nearer the truth's
+        G.head[0].weight.zero_()
+        G.head[0].bias.copy_(torch.tensor([0.05, 0.08]))
+    save_pretrained(G, tmp_path / "reg")
+    args = ["calibrate", str(tmp_path / "reg"), "--data", str(photo_root), "--gains", "1,2.5"]
+    assert main([*args, "--size", "32", "--no-lpips", "-o", str(tmp_path / "cal")]) == 0
+    out = capsys.readouterr().out
+    assert "| gain | cf |" in out and "chose ab gain" in out
+    saved = json.loads((tmp_path / "cal" / "config.json").read_text())
+    sweep = saved["metadata"]["calibration"]["sweep"]
+    assert [r["gain"] for r in sweep] == [1.0, 2.5] and sweep[1]["cf"] > sweep[0]["cf"] * 2
+    chosen = choose(sweep)["gain"]
+    assert saved["metadata"]["calibration"]["chosen"] == {"gain": chosen}
+    assert saved["config"].get("ab_gain", 1.0) == chosen
+    assert load_generator(tmp_path / "cal")[0].ab_gain == chosen
+
+
+def _chroma(folder) -> float:
+    """Mean Lab chroma of folder/grey.png (a colorize result)."""
+    from PIL import Image
+
+    lab = rgb_to_lab_t(torch.from_numpy(np.array(Image.open(folder / "grey.png")))
+                       .permute(2, 0, 1).double() / 255)  # fmt: skip
+    return lab[1:].norm(dim=0).mean().item()
 
 
 def test_colorize_temperature_sets_how_bold_the_colour_is(G, tmp_path, capsys):
@@ -282,16 +326,11 @@ def test_colorize_temperature_sets_how_bold_the_colour_is(G, tmp_path, capsys):
     grey = tmp_path / "grey.png"
     Image.fromarray(real_photo("chelsea")[::4, ::4]).convert("L").save(grey)
 
-    def chroma(folder):
-        lab = rgb_to_lab_t(torch.from_numpy(np.array(Image.open(folder / "grey.png")))
-                           .permute(2, 0, 1).double() / 255)  # fmt: skip
-        return lab[1:].norm(dim=0).mean().item()
-
     for t in ("0.1", "1.5"):
         args = ["colorize", str(grey), "-o", str(tmp_path / t), "--model", str(tmp_path / "m")]
         assert main([*args, "--size", "64", "--temperature", t]) == 0
     # T=0.1: the orange mode (chroma 68 after gamut clipping); T=1.5: a mix near 42
-    assert chroma(tmp_path / "0.1") > chroma(tmp_path / "1.5") + 15
+    assert _chroma(tmp_path / "0.1") > _chroma(tmp_path / "1.5") + 15
     assert Colorizer.from_pretrained(tmp_path / "m", temperature=0.2).G.temperature == 0.2
     assert Colorizer.from_pretrained(tmp_path / "m").G.temperature == 0.38  # calibrated value
     # out of range, and models without classes, are one-line usage errors
@@ -301,3 +340,35 @@ def test_colorize_temperature_sets_how_bold_the_colour_is(G, tmp_path, capsys):
     args = ["colorize", str(grey), "-o", str(tmp_path / "r"), "--model", str(tmp_path / "reg")]
     assert main([*args, "--temperature", "0.3"]) == 2
     assert "only to models that predict colour classes" in capsys.readouterr().err
+
+
+def test_colorize_gain_sets_how_bold_an_l1_models_colour_is(tmp_path, capsys):
+    from PIL import Image
+
+    from pix2color.inference import Colorizer
+    from tests.conftest import real_photo
+
+    G = MobileNetUNet().eval()
+    with torch.no_grad():  # every pixel the same pale orange
+        G.head[0].weight.zero_()
+        G.head[0].bias.copy_(torch.tensor([0.1, 0.15]))
+    G.set_ab_gain(1.5)  # as if calibrated
+    save_pretrained(G, tmp_path / "m")
+    grey = tmp_path / "grey.png"
+    Image.fromarray(real_photo("chelsea")[::4, ::4]).convert("L").save(grey)
+
+    base = ["colorize", str(grey), "--model", str(tmp_path / "m"), "--size", "64"]
+    for g in ("0.5", "2"):
+        assert main([*base, "-o", str(tmp_path / g), "--gain", g]) == 0
+    assert main([*base, "-o", str(tmp_path / "calibrated")]) == 0
+    low, high, calibrated = (_chroma(tmp_path / g) for g in ("0.5", "2", "calibrated"))
+    assert low < calibrated < high and high > 3 * low  # chroma grows with the gain
+    assert Colorizer.from_pretrained(tmp_path / "m").G.ab_gain == 1.5
+    assert Colorizer.from_pretrained(tmp_path / "m", gain=1.7).G.ab_gain == 1.7
+    assert main([*base, "-o", str(tmp_path / "x"), "--gain", "9"]) == 2
+    assert "out of range" in capsys.readouterr().err
+    Gc = MobileNetUNet(head="classes", n_bins=4).eval()
+    save_pretrained(Gc, tmp_path / "classes")
+    args = ["colorize", str(grey), "-o", str(tmp_path / "c"), "--model", str(tmp_path / "classes")]
+    assert main([*args, "--gain", "1.2"]) == 2
+    assert "use --temperature" in capsys.readouterr().err

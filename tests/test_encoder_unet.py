@@ -35,6 +35,29 @@ def test_any_size_in_ab_range_out(G, h, w):
     assert ab.abs().max() <= 1
 
 
+def test_ab_gain_scales_clips_and_travels_with_the_saved_model(tmp_path):
+    G = MobileNetUNet().eval()
+    with torch.no_grad():
+        G.head[0].bias.copy_(torch.tensor([0.3, -1.2]))  # one channel near 0.3, one near -0.8
+        L = torch.rand(1, 1, 32, 48) * 2 - 1
+        plain = G(L)
+        G.set_ab_gain(2.0)
+        boosted = G(L)
+    assert torch.allclose(boosted, (plain * 2).clamp(-1, 1))
+    assert boosted[:, 1].min() == -1 and boosted[:, 0].abs().max() < 1  # clipped only past 1
+    save_pretrained(G, tmp_path / "m")
+    G2, info = load_generator(tmp_path / "m")
+    assert info["config"]["ab_gain"] == 2.0 and G2.ab_gain == 2.0
+    with torch.no_grad():
+        assert torch.allclose(G2(L), boosted, atol=1e-6)
+    G.set_ab_gain(1.0)  # back to the plain model: its config is as before gains existed
+    assert "ab_gain" not in G.config
+    with pytest.raises(ValueError, match="at most 4"):
+        G.set_ab_gain(0)
+    with pytest.raises(ValueError, match="only a regression head"):
+        MobileNetUNet(head="classes", n_bins=4).set_ab_gain(1.5)
+
+
 def test_encoder_input_is_grey_rgb_with_imagenet_normalisation(G):
     seen = []  # what the first MobileNetV2 stage receives
     hook = G.encoder.features[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))

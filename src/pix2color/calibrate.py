@@ -14,6 +14,10 @@ targets against the grey input (PSNR not significantly below grey's; LPIPS at le
 where any pair reaches that), the one whose mean colourfulness is closest to the true photos'
 (smallest ΔCF) wins: see choose().
 The whole sweep goes into the model's metadata, so the model card can show it.
+
+A regression model (the L1-trained MobileNet U-Net) has one knob instead: the ab gain, a factor
+on its predicted ab (clipped to the valid range). L1 pulls uncertain colour towards grey, so its
+colour is pale; the gain is swept and chosen by the same rule (see calibrate_gain()).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TEMPERATURES = (0.3, 0.38, 0.5, 0.7)
 BOOSTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+GAINS = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8)
 
 
 def log_prior(
@@ -96,6 +101,48 @@ def sweep(
     return rows
 
 
+def _check_gain(G: nn.Module) -> None:
+    if getattr(G, "head_kind", None) != "regression" or not hasattr(G, "set_ab_gain"):
+        raise ValueError(
+            "only a MobileNet U-Net with a regression head (model.generator='mobilenet_unet') "
+            "has an ab gain"
+        )
+
+
+def sweep_gain(
+    G: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    gains: tuple[float, ...] = GAINS,
+    lpips_model: LPIPS | None = None,
+) -> list[dict[str, float]]:
+    """Validation metrics of a regression model for each ab gain -> one row per gain.
+
+    G is left with the gain it had.
+    """
+    from pix2color.train import validate
+
+    _check_gain(G)
+    bad = [g for g in gains if not 0 < g <= 4]
+    if bad:
+        raise ValueError(f"gains must be above 0 and at most 4, got {bad}")
+    before, rows = G.ab_gain, []
+    try:
+        for g in gains:
+            G.set_ab_gain(float(g))
+            metrics, _ = validate(G, loader, device, 0, lpips_model)
+            rows.append({"gain": float(g), **metrics})
+            log.info(
+                "gain %.2f: colourfulness %.1f (truth %.1f), ΔCF %.1f, PSNR %.2f (grey %.2f)%s",
+                g, metrics["cf"], metrics["cf_truth"], metrics["dcf"], metrics["psnr"],
+                metrics["psnr_grey"],
+                f", LPIPS {metrics['lpips']:.4f}" if "lpips" in metrics else "",
+            )  # fmt: skip
+    finally:
+        G.set_ab_gain(before)
+    return rows
+
+
 def beats_grey(row: dict[str, float]) -> bool:
     """Whether a setting's validation PSNR is not significantly below the grey input's.
 
@@ -124,15 +171,20 @@ def choose(rows: list[dict[str, float]]) -> dict[str, float]:
        scores below the grey photo itself. If no setting passes, the highest PSNR wins.
     2. LPIPS at least 25 % below grey's, when scored, but only if some setting that passed 1
        also passes 2 (a target no setting reaches cannot choose between them).
-    Ties go to the safer setting: the smaller boost, then the higher temperature.
+    Ties go to the safer setting: the smaller boost, then the higher temperature, then the
+    smaller gain (rows of a regression model have a gain instead of a boost and temperature).
     """
     if not rows:
         raise ValueError("no settings were scored")
+
+    def safer(r: dict[str, float]) -> tuple[float, float, float]:
+        return r.get("boost", 0.0), -r.get("temperature", 0.0), r.get("gain", 1.0)
+
     fair = [r for r in rows if beats_grey(r)]
     if not fair:
-        return max(rows, key=lambda r: (r["psnr"], -r.get("boost", 0.0), r["temperature"]))
+        return max(rows, key=lambda r: (r["psnr"], *(-v for v in safer(r))))
     fair = [r for r in fair if meets_lpips_target(r)] or fair
-    return min(fair, key=lambda r: (round(r["dcf"], 6), r.get("boost", 0.0), -r["temperature"]))
+    return min(fair, key=lambda r: (round(r["dcf"], 6), *safer(r)))
 
 
 def val_loader(
@@ -180,13 +232,41 @@ def calibrate(
     return best, meta
 
 
+def calibrate_gain(
+    G: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    gains: tuple[float, ...] = GAINS,
+    lpips_model: LPIPS | None = None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Sweep the ab gain of a regression model, choose by choose()'s rule and apply it.
+
+    -> (the chosen row, metadata for the model's config).
+    """
+    rows = sweep_gain(G, loader, device, gains, lpips_model)
+    best = choose(rows)
+    G.set_ab_gain(best["gain"])
+    meta = {
+        "rule": "smallest validation ΔCF (|mean colourfulness - truth's|) among ab gains whose "
+        "PSNR gain over grey is not below -2 standard errors, and whose LPIPS is at most 75 % "
+        "of grey's if any such gain reaches that",
+        "chosen": {"gain": best["gain"]},
+        "sweep": [{k: round(v, 5) for k, v in r.items()} for r in rows],
+    }
+    return best, meta
+
+
 def calibrated_metadata(metadata: dict[str, Any], best: dict[str, float], meta: dict[str, Any]):
     """A model's metadata after calibration: the sweep, and the chosen setting's val metrics.
 
     A boost already in the head's bias (an earlier calibration) stays counted in boost_in_bias.
     """
     earlier = metadata.get("calibration", {}).get("boost_in_bias", 0.0)
-    out = {**metadata, "calibration": {**meta, "boost_in_bias": earlier + best["boost"]}}
+    if "gain" in best:  # a regression model: the gain replaces any earlier one
+        out = {**metadata, "calibration": meta}
+    else:
+        out = {**metadata, "calibration": {**meta, "boost_in_bias": earlier + best["boost"]}}
     if "val_metrics" in metadata:
         out["val_metrics_before_calibration"] = metadata["val_metrics"]
     keys = ("val_l1", "psnr", "ssim", "lpips", "cf", "dcf")
@@ -222,13 +302,18 @@ def cmd_calibrate(args) -> int:
     try:
         temps = _floats(args.temperatures, "--temperatures")
         boosts = _floats(args.boosts, "--boosts")
+        gains = _floats(args.gains, "--gains")
         source = resolve(args.model)
         G, info = load_generator(source)
     except (ValueError, ModelNotFoundError) as e:
         _error(str(e))
         return EXIT_USAGE
-    if getattr(G, "head_kind", "regression") != "classes":
-        _error(f"{args.model}: this model predicts ab directly and has no temperature to choose")
+    classes = getattr(G, "head_kind", "regression") == "classes"
+    if not classes and not hasattr(G, "set_ab_gain"):
+        _error(
+            f"{args.model}: this model has neither colour classes (a temperature) nor an ab gain "
+            "to choose; calibrate a mobilenet_unet model"
+        )
         return EXIT_USAGE
     done = info.get("metadata", {}).get("calibration", {}).get("boost_in_bias", 0)
     if done and any(boosts):
@@ -244,17 +329,23 @@ def cmd_calibrate(args) -> int:
     try:
         lpips_model = LPIPS.from_pretrained("alex") if args.lpips else None  # weights: fail early
         loader = val_loader(args.data, size=args.size, short_side=args.short_side)
-        photos = None
-        if any(boosts):  # the colour prior of the training photos, as in training
-            photos = load_photos(split_files(args.data, "train"), args.short_side)
-        best, meta = calibrate(
-            G, loader, torch.device("cpu"), train_photos=photos, temperatures=temps,
-            boosts=boosts, lpips_model=lpips_model,
-        )  # fmt: skip
+        if classes:
+            photos = None
+            if any(boosts):  # the colour prior of the training photos, as in training
+                photos = load_photos(split_files(args.data, "train"), args.short_side)
+            best, meta = calibrate(
+                G, loader, torch.device("cpu"), train_photos=photos, temperatures=temps,
+                boosts=boosts, lpips_model=lpips_model,
+            )  # fmt: skip
+        else:
+            best, meta = calibrate_gain(
+                G, loader, torch.device("cpu"), gains=gains, lpips_model=lpips_model
+            )
     except (FileNotFoundError, ValueError) as e:
         _error(str(e))
         return EXIT_FAILED
-    cols = ["boost", "temperature", "cf", "cf_truth", "dcf", "psnr", "psnr_grey", "psnr_gain_se"]
+    cols = ["boost", "temperature"] if classes else ["gain"]
+    cols += ["cf", "cf_truth", "dcf", "psnr", "psnr_grey", "psnr_gain_se"]
     cols += ["ssim"] + (["lpips", "lpips_grey"] if args.lpips else [])
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
@@ -262,9 +353,14 @@ def cmd_calibrate(args) -> int:
         print("| " + " | ".join(f"{r[c]:.4g}" for c in cols) + " |")
     metadata = calibrated_metadata(info.get("metadata", {}), best, meta)
     save_pretrained(G, out, metadata=metadata, half=args.half or _stored_half(source))
+    chosen = (
+        f"prior boost {best['boost']} and temperature {best['temperature']}"
+        if classes
+        else f"ab gain {best['gain']}"
+    )
     print(
-        f"chose prior boost {best['boost']} and temperature {best['temperature']} "
-        f"(smallest validation ΔCF that keeps the PSNR and reachable LPIPS targets); wrote {out}"
+        f"chose {chosen} (smallest validation ΔCF that keeps the PSNR and reachable LPIPS "
+        f"targets); wrote {out}"
     )
     return EXIT_OK
 
@@ -273,7 +369,8 @@ def register(sub) -> None:
     """Add `pix2color calibrate` to the CLI."""
     c = sub.add_parser(
         "calibrate",
-        help="choose how bold a class-head model's colour is, on the validation photos",
+        help="choose how bold a model's colour is (class models: temperature and prior boost; "
+        "L1 models: ab gain), on the validation photos",
     )
     c.add_argument("model", help="model folder, shipped model name or training checkpoint")
     c.add_argument(
@@ -289,6 +386,11 @@ def register(sub) -> None:
         "--boosts",
         default=",".join(str(a) for a in BOOSTS),
         help="comma-separated prior boosts (0 = the network's own probabilities)",
+    )
+    c.add_argument(
+        "--gains",
+        default=",".join(str(g) for g in GAINS),
+        help="comma-separated ab gains, for a regression (L1) model (1 = unchanged)",
     )
     c.add_argument("--size", type=int, default=256, help="validation crop side (default 256)")
     c.add_argument(

@@ -73,8 +73,9 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
     try:
         colorizer = Colorizer.from_pretrained(
-            args.model, size=args.size, device=args.device, temperature=args.temperature
-        )
+            args.model, size=args.size, device=args.device, temperature=args.temperature,
+            gain=args.gain,
+        )  # fmt: skip
     except (ModelNotFoundError, ValueError) as e:
         report_error(str(e))
         return EXIT_USAGE
@@ -237,8 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--temperature",
         type=float,
-        help="colour temperature of class models like default (lower = bolder, higher = safer; "
-        "default: the model's calibrated value)",
+        help="colour temperature of class models like colour-classes (lower = bolder, higher = "
+        "safer; default: the model's calibrated value)",
+    )
+    c.add_argument(
+        "--gain",
+        type=float,
+        help="colour gain of models like default that predict colour directly (higher = bolder, "
+        "lower = safer, 1 = the network's own; default: the model's calibrated value)",
     )
     c.add_argument("--batch-size", type=int, default=4)
     c.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -52,13 +52,26 @@ def set_temperature(G: nn.Module, temperature: float) -> None:
     if getattr(G, "head_kind", None) != "classes":
         raise ValueError(
             "--temperature applies only to models that predict colour classes (such as "
-            "default); this model predicts colour directly: try a smaller --size for bolder colour"
+            "colour-classes); this model predicts colour directly: use --gain for bolder or "
+            "safer colour"
         )
     if not 0.05 <= temperature <= 2:
         raise ValueError(
             f"temperature {temperature} is out of range: use 0.05 to 2 (lower: bolder)"
         )
     G.temperature = float(temperature)
+
+
+def set_gain(G: nn.Module, gain: float) -> None:
+    """Set a regression generator's ab gain (its colour times `gain`); refuse other generators."""
+    if not hasattr(G, "set_ab_gain") or getattr(G, "head_kind", None) != "regression":
+        raise ValueError(
+            "--gain applies only to MobileNet models that predict colour directly (such as "
+            "default or mobilenet-l1); for a colour-class model use --temperature"
+        )
+    if not 0.5 <= gain <= 3:
+        raise ValueError(f"gain {gain} is out of range: use 0.5 to 3 (1: the network's own colour)")
+    G.set_ab_gain(gain)
 
 
 class Colorizer:
@@ -73,11 +86,14 @@ class Colorizer:
         name: str = "",
         info: dict | None = None,
         temperature: float | None = None,
+        gain: float | None = None,
     ) -> None:
         if size < 16:
             raise ValueError(f"working size {size} is too small; use 16 or more (256 is typical)")
         if temperature is not None:
             set_temperature(G, temperature)
+        if gain is not None:
+            set_gain(G, gain)
         self.G = G.eval().to(device)
         self.size, self.device, self.name, self.info = size, torch.device(device), name, info or {}
 
@@ -89,16 +105,19 @@ class Colorizer:
         size: int = DEFAULT_SIZE,
         device: str = "cpu",
         temperature: float | None = None,
+        gain: float | None = None,
     ) -> Colorizer:
         """Load a shipped model by name, or a model folder / .safetensors / checkpoint by path.
 
         `temperature` overrides a class-head model's calibrated colour temperature (lower gives
-        bolder colour); other models refuse it.
+        bolder colour); `gain` overrides a regression model's calibrated ab gain (higher gives
+        bolder colour). Each is refused by the models that do not have it.
         """
         G, info = load_generator(name_or_path)
         return cls(
-            G, size=size, device=device, name=str(name_or_path), info=info, temperature=temperature
-        )
+            G, size=size, device=device, name=str(name_or_path), info=info,
+            temperature=temperature, gain=gain,
+        )  # fmt: skip
 
     @torch.inference_mode()
     def predict_ab(self, L_small: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,8 @@ class MobileNetUNet(nn.Module):
     its 1280-channel stride-32 features to `decoder_channels[0]`; each decoder step then
     upsamples 2x (bilinear), joins the encoder features of that size (strides 16, 8, 4, 2, and
     finally L itself at full size) and applies a 3x3 conv + BatchNorm + ReLU. A 1x1 convolution
-    and tanh give ab. Sides that are not multiples of 32 are padded (edge replicated) and the
+    and tanh give ab, times `ab_gain` (1 unless calibrated: see set_ab_gain), clipped to [-1, 1].
+    Sides that are not multiples of 32 are padded (edge replicated) and the
     output is cropped back. `pretrained` loads the ImageNet weights into the encoder; the saved
     config always says `pretrained=False`, since trained weights are loaded over it anyway.
 
@@ -52,6 +53,7 @@ class MobileNetUNet(nn.Module):
         head: str = "regression",
         n_bins: int = 0,
         temperature: float = 0.38,
+        ab_gain: float = 1.0,
     ) -> None:
         super().__init__()
         assert in_channels == 1, f"the encoder reads one L channel, got in_channels={in_channels}"
@@ -73,6 +75,9 @@ class MobileNetUNet(nn.Module):
         if head == "classes":  # older regression configs stay exactly as they were
             self.config.update(head=head, n_bins=len(bins), temperature=temperature)
         self.head_kind, self.temperature = head, temperature
+        self.ab_gain = 1.0
+        if ab_gain != 1.0:
+            self.set_ab_gain(ab_gain)
         self.factor = 32
         self.encoder = MobileNetV2()
         if pretrained:
@@ -95,6 +100,21 @@ class MobileNetUNet(nn.Module):
                 conv_bn_relu(w[i] + skip, w[i + 1]) for i, skip in enumerate(up_skips)
             )
             self.head = nn.Sequential(nn.Conv2d(w[-1], out_channels, 1), nn.Tanh())
+
+    def set_ab_gain(self, gain: float) -> None:
+        """Scale a regression head's ab by `gain` (clipped to [-1, 1]) from now on, and in the
+        saved config: L1 regression averages uncertain colours towards grey, and a gain chosen
+        on validation photos (`pix2color calibrate`) gives back some of their colourfulness.
+        """
+        if self.head_kind != "regression":
+            raise ValueError("only a regression head has an ab gain (a class head: temperature)")
+        if not 0 < gain <= 4:
+            raise ValueError(f"ab_gain={gain}: use a factor above 0 and at most 4 (1 = unchanged)")
+        self.ab_gain = float(gain)
+        if self.ab_gain == 1.0:  # configs without a gain stay exactly as they were
+            self.config.pop("ab_gain", None)
+        else:
+            self.config["ab_gain"] = self.ab_gain
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """The MobileNetV2 encoder's parameters (for a smaller learning rate)."""
@@ -125,7 +145,8 @@ class MobileNetUNet(nn.Module):
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             x = up(torch.cat([x, skips.pop()], dim=1))
         if self.head_kind == "regression":
-            return self.head(x)[..., :h, :w]
+            ab = self.head(x)[..., :h, :w]
+            return ab if self.ab_gain == 1.0 else (ab * self.ab_gain).clamp(-1.0, 1.0)
         logits = self.head(x)  # (B, Q, H/4, W/4) of the padded size
         ab = annealed_mean(logits, self.bins, self.temperature)
         ab = F.interpolate(ab, scale_factor=4, mode="bilinear", align_corners=False)
