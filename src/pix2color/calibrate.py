@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from pix2color.ab_classes import mixed_prior, photos_ab_prior
 from pix2color.data.dataset import CenterCrops, load_photos, split_files
 from pix2color.metrics import LPIPS
+from pix2color.models.encoder_unet import check_ab_gain
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +124,8 @@ def sweep_gain(
     from pix2color.train import validate
 
     _check_gain(G)
-    bad = [g for g in gains if not 0 < g <= 4]
-    if bad:
-        raise ValueError(f"gains must be above 0 and at most 4, got {bad}")
+    for g in gains:  # all of them before the first (slow) validation pass
+        check_ab_gain(g)
     before, rows = G.ab_gain, []
     try:
         for g in gains:
@@ -262,10 +262,10 @@ def calibrated_metadata(metadata: dict[str, Any], best: dict[str, float], meta: 
 
     A boost already in the head's bias (an earlier calibration) stays counted in boost_in_bias.
     """
-    earlier = metadata.get("calibration", {}).get("boost_in_bias", 0.0)
     if "gain" in best:  # a regression model: the gain replaces any earlier one
         out = {**metadata, "calibration": meta}
     else:
+        earlier = metadata.get("calibration", {}).get("boost_in_bias", 0.0)
         out = {**metadata, "calibration": {**meta, "boost_in_bias": earlier + best["boost"]}}
     if "val_metrics" in metadata:
         out["val_metrics_before_calibration"] = metadata["val_metrics"]

@@ -23,6 +23,12 @@ def conv_bn_relu(cin: int, cout: int, kernel: int = 3) -> nn.Sequential:
     )
 
 
+def check_ab_gain(gain: float) -> None:
+    """Refuse an ab gain outside (0, 4] (1 = the network's own colour)."""
+    if not 0 < gain <= 4:
+        raise ValueError(f"ab_gain={gain}: use a factor above 0 and at most 4 (1 = unchanged)")
+
+
 class MobileNetUNet(nn.Module):
     """L (B, 1, H, W) in [-1, 1] -> ab (B, 2, H, W) in [-1, 1], any H and W.
 
@@ -108,8 +114,7 @@ class MobileNetUNet(nn.Module):
         """
         if self.head_kind != "regression":
             raise ValueError("only a regression head has an ab gain (a class head: temperature)")
-        if not 0 < gain <= 4:
-            raise ValueError(f"ab_gain={gain}: use a factor above 0 and at most 4 (1 = unchanged)")
+        check_ab_gain(gain)
         self.ab_gain = float(gain)
         if self.ab_gain == 1.0:  # configs without a gain stay exactly as they were
             self.config.pop("ab_gain", None)
