@@ -38,16 +38,25 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+# the original project's generator for scale: the pix2pix reference `unet_256` (54 M parameters)
+REFERENCE = "unet_256"
+
+
+def _model_config(model: str):
+    """A recipe's [model] by name; the reference is the default (pix2pix `unet_256`) U-Net."""
+    from pix2color.config import ModelConfig, load_config
+
+    return ModelConfig() if model == REFERENCE else load_config(f"configs/{model}.toml").model
+
+
 def _generator(model: str):
-    """The shipped model by name, or a recipe's untrained generator (same speed)."""
+    """The installed model by name, or an untrained generator of the same shape (same speed)."""
     from pix2color.models.io import available_models, load_generator
+    from pix2color.train import build_models
 
     if model in available_models():
         return load_generator(model)[0]
-    from pix2color.config import load_config
-    from pix2color.train import build_models
-
-    return build_models(load_config(f"configs/{model}.toml").model)[0].eval()
+    return build_models(_model_config(model))[0].eval()
 
 
 def case_colorize(model: str, size: str, device: str, runs: int) -> dict:
@@ -73,15 +82,14 @@ def case_colorize(model: str, size: str, device: str, runs: int) -> dict:
 
 def case_train(model: str, size: str, device: str, runs: int) -> dict:
     from pix2color.ab_classes import ColourClassLoss
-    from pix2color.config import load_config
     from pix2color.models.patchgan import GANLoss
     from pix2color.train import build_models, train_step
 
     px = int(size.split("x")[0])
-    cfg = load_config(f"configs/{model}.toml")
-    G, D = build_models(cfg.model)
+    cfg = _model_config(model)
+    G, D = build_models(cfg)
     extra = {}
-    if cfg.model.head == "classes":  # speed only: uniform rebalancing weights do the same work
+    if cfg.head == "classes":  # speed only: uniform rebalancing weights do the same work
         bins = G.bins
         extra = {"class_loss": ColourClassLoss(bins, torch.ones(len(bins))).to(device),
                  "lambda_class": 1.0}  # fmt: skip
@@ -114,9 +122,7 @@ def run_case(args: list[str]) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="all", help="cpu, cuda or all (cuda only if present)")
-    p.add_argument(
-        "--models", nargs="+", default=["default", "pix2pix-scratch", "pix2pix-original"]
-    )
+    p.add_argument("--models", nargs="+", default=["default", "pix2pix-scratch", REFERENCE])
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--case", nargs=4, help=argparse.SUPPRESS)  # KIND MODEL PX DEVICE
     args = p.parse_args()
@@ -127,7 +133,7 @@ def main() -> None:
         kind, model, px, device = args.case
         fn = case_colorize if kind == "colorize" else case_train
         runs = 10 if kind == "colorize" else 3
-        if kind == "train" and model == "pix2pix-original" and device == "cpu":
+        if kind == "train" and model == REFERENCE and device == "cpu":
             runs = 1  # 54 M parameters: one step is many seconds on a CPU
         print(json.dumps(fn(model, px, device, runs)))
         return

@@ -18,10 +18,11 @@ from pix2color.ab_classes import (
 from pix2color.calibrate import BOOSTS, TEMPERATURES, choose, sweep, val_loader
 from pix2color.cli import main
 from pix2color.color import AB_SCALE, rgb_to_lab_t
-from pix2color.models.encoder_unet import MobileNetUNet
+from pix2color.models.encoder_unet import MobileNetClassUNet, MobileNetUNet
 from pix2color.models.io import load_generator, save_pretrained
 from pix2color.models.patchgan import PatchDiscriminator
-from pix2color.train import fit, init_generator, train_step
+from pix2color.train import fit, train_step
+from pix2color.train.setup import init_generator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -34,7 +35,7 @@ def bins() -> torch.Tensor:
 @pytest.fixture(scope="module")
 def G(bins) -> MobileNetUNet:
     # n_bins given: the centres come from the state dict, as for a loaded model
-    G = MobileNetUNet(head="classes", n_bins=len(bins))
+    G = MobileNetClassUNet(n_bins=len(bins))
     G.bins.copy_(bins)
     return G.eval()
 
@@ -108,7 +109,12 @@ def test_class_head_saves_and_loads_with_its_bins_and_temperature(G, tmp_path):
     G.config["temperature"] = 0.3
     save_pretrained(G, tmp_path / "m")
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())["config"]
-    assert cfg["head"] == "classes" and cfg["n_bins"] == len(G.bins) and cfg["temperature"] == 0.3
+    info = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert (
+        info["architecture"] == "mobilenet_classes"
+        and cfg["n_bins"] == len(G.bins)
+        and cfg["temperature"] == 0.3
+    )
     G2, _ = load_generator(tmp_path / "m")
     assert torch.equal(G2.bins, G.bins) and G2.temperature == 0.3
     L = torch.rand(1, 1, 40, 40) * 2 - 1
@@ -119,7 +125,7 @@ def test_class_head_saves_and_loads_with_its_bins_and_temperature(G, tmp_path):
 
 def test_train_step_with_class_loss_learns_a_colour(bins):
     torch.manual_seed(0)
-    G = MobileNetUNet(head="classes", n_bins=len(bins), decoder_channels=(32, 32, 16, 16, 8, 8))
+    G = MobileNetClassUNet(n_bins=len(bins), decoder_channels=(32, 32, 16, 16, 8, 8))
     G.bins.copy_(bins)
     loss = ColourClassLoss(bins, torch.ones(len(bins)))
     opt = torch.optim.Adam(G.decoder_parameters(), lr=1e-2)
@@ -142,7 +148,7 @@ def test_train_step_with_class_loss_learns_a_colour(bins):
 def test_init_from_copies_matching_weights(bins, tmp_path):
     src = MobileNetUNet()  # a regression model, like the L1 warm-up
     save_pretrained(src, tmp_path / "warm")
-    G = MobileNetUNet(head="classes", n_bins=len(bins))
+    G = MobileNetClassUNet(n_bins=len(bins))
     fresh = init_generator(G, tmp_path / "warm")
     assert "head.weight" in fresh and "bins" in fresh
     assert not any(k.startswith(("encoder.", "bottleneck.", "ups.0", "ups.2")) for k in fresh)
@@ -315,7 +321,7 @@ def test_colorize_temperature_sets_how_bold_the_colour_is(G, tmp_path, capsys):
     from pix2color.inference import Colorizer
     from tests.conftest import real_photo
 
-    G = MobileNetUNet(head="classes", n_bins=len(G.bins))
+    G = MobileNetClassUNet(n_bins=len(G.bins))
     G.bins.copy_(ab_bin_centres())
     with torch.no_grad():  # every pixel: a saturated orange (likelier) or neutral grey
         G.head.weight.zero_()
@@ -367,7 +373,7 @@ def test_colorize_gain_sets_how_bold_an_l1_models_colour_is(tmp_path, capsys):
     assert Colorizer.from_pretrained(tmp_path / "m", gain=1.7).G.ab_gain == 1.7
     assert main([*base, "-o", str(tmp_path / "x"), "--gain", "9"]) == 2
     assert "out of range" in capsys.readouterr().err
-    Gc = MobileNetUNet(head="classes", n_bins=4).eval()
+    Gc = MobileNetClassUNet(n_bins=4).eval()
     save_pretrained(Gc, tmp_path / "classes")
     args = ["colorize", str(grey), "-o", str(tmp_path / "c"), "--model", str(tmp_path / "classes")]
     assert main([*args, "--gain", "1.2"]) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from pix2color.data import commands
+from pix2color.cli import main, parse_args
 from pix2color.data.eda import eda
 
 PLOTS = ("sizes", "rgb_histogram", "ab_histogram", "colorfulness", "counts", "samples")
@@ -91,14 +90,11 @@ def test_empty_folder_is_an_error(tmp_path):
 
 
 def test_command_writes_to_dir_eda_by_default(prepared, capsys, tmp_path):
-    parser = argparse.ArgumentParser(prog="pix2color")
-    commands.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["data", "eda", str(prepared), "--output", str(tmp_path / "e")])
-    assert args.func(args) == 0
+    assert main(["data", "eda", str(prepared), "--output", str(tmp_path / "e")]) == 0
     out = capsys.readouterr().out
     assert "studied 5 photos" in out and str(tmp_path / "e") in out
-    assert parser.parse_args(["data", "eda", "somewhere"]).output is None
-    args = parser.parse_args(["data", "eda", str(tmp_path / "missing")])
-    assert args.func(args) == 1
+    assert parse_args(["data", "eda", "somewhere"]).output is None
+    # a usage error (exit 2): the folder given does not exist
+    assert main(["data", "eda", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "no such folder" in err[0]

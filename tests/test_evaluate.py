@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import hashlib
@@ -16,10 +15,12 @@ import pytest
 import torch
 from PIL import Image
 
+from pix2color.cli import main
+from pix2color.data.dataset import centre_square
 from pix2color.data.images import photo_from_image
 from pix2color.data.prepare import MANIFEST_COLUMNS
 from pix2color.data.stats import colorfulness, dhash
-from pix2color.evaluate import METRIC_KEYS, centre_square, register
+from pix2color.evaluate import METRIC_KEYS
 from pix2color.inference import Colorizer
 from pix2color.models.io import save_pretrained
 from tests.conftest import ROOT, real_photo
@@ -33,12 +34,9 @@ pytestmark = [pytest.mark.metric_weights, pytest.mark.usefixtures("one_torch_thr
 
 def run(*argv: str) -> tuple[int, str, str]:
     """Run `pix2color evaluate ARGV` -> (exit status, stdout, stderr)."""
-    parser = argparse.ArgumentParser(prog="pix2color")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["evaluate", *argv, "--quiet"])
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = args.func(args)
+        code = main(["evaluate", *argv, "--quiet"])
     return code, out.getvalue(), err.getvalue()
 
 
@@ -182,7 +180,8 @@ def test_pred_folder_missing_photos_is_refused(data_run, tmp_path):
     pred.mkdir()
     shutil.copy(truth / "test0.png", pred / "test0.png")
     code, _, stderr = run("--pred", str(pred), "--truth", str(truth), "-o", str(tmp_path / "r"))
-    assert code == 1 and stderr.startswith("error: ") and "Traceback" not in stderr
+    # a usage error (exit 2): the folders cannot be compared as given
+    assert code == 2 and stderr.startswith("error: ") and "Traceback" not in stderr
     assert "no prediction for 3 of the 4" in stderr and "test1" in stderr
 
 
@@ -194,7 +193,8 @@ def test_leakage_is_refused_naming_the_files(tmp_path, model_dir):
     write_manifest(root)
     code, _, stderr = run("--data", str(root), "--models", str(model_dir), "--size", "32",
                           "--output", str(tmp_path / "out"))  # fmt: skip
-    assert code == 1 and "Traceback" not in stderr
+    # a usage error (exit 2): the folder cannot be used as given; nothing is scored
+    assert code == 2 and "Traceback" not in stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: 2 test photo(s)")
     assert "test/test0.png = train/copy.png (same file)" in lines[0]
@@ -221,14 +221,14 @@ def test_usage_errors_are_one_line(tmp_path, model_dir):
     assert code == 2 and "LPIPS needs 32" in err
     code, _, err = run("--data", str(tmp_path / "none"), "--models", str(model_dir),
                        "-o", str(tmp_path / "o"))  # fmt: skip
-    assert code == 1 and "no test photos" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "no test photos" in err and len(err.strip().splitlines()) == 1
 
 
 def test_prepared_folders_pass_the_leakage_guard(tmp_path):
     """`data prepare` keeps each scene in one split, by the rule the guard checks with."""
     from pix2color.data.dataset import split_files
+    from pix2color.data.leakage import find_leaks
     from pix2color.data.prepare import prepare
-    from pix2color.evaluate import find_leaks
 
     raw = tmp_path / "raw"
     raw.mkdir()

@@ -12,7 +12,7 @@ from pix2color import Colorizer
 from pix2color.cli import main
 from pix2color.color import rgb_to_lab
 from pix2color.export import OnnxGenerator, export_onnx
-from pix2color.models.encoder_unet import MobileNetUNet
+from pix2color.models.encoder_unet import MobileNetClassUNet, MobileNetUNet
 from pix2color.models.io import ModelNotFoundError, load_generator, save_pretrained
 from pix2color.models.unet import UNetGenerator
 from tests.conftest import real_photo
@@ -35,7 +35,7 @@ def exported(request, tmp_path_factory):
     G = {
         "unet": tiny_unet,
         "mobilenet_unet": lambda: MobileNetUNet().eval(),
-        "mobilenet_classes": lambda: MobileNetUNet(head="classes").eval(),  # bins: ~1.5 s
+        "mobilenet_classes": lambda: MobileNetClassUNet().eval(),  # bins: ~1.5 s
     }[request.param]()
     path = export_onnx(G, tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx")
     return G, OnnxGenerator(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import shutil
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2color.data import commands
+from pix2color.cli import main
 from pix2color.data.fetch import (
     PHOTO_SUFFIXES,
     SOURCES,
@@ -326,10 +325,8 @@ def test_fetch_error_is_a_runtime_error():
 
 
 def test_command_refuses_reserved_package_with_one_error_line(tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="pix2color")
-    commands.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["data", "fetch", str(tmp_path), "--sources", "tuxpaint-data"])
-    assert args.func(args) == 1
+    # a usage error (exit 2): refused before anything is downloaded
+    assert main(["data", "fetch", str(tmp_path), "--sources", "tuxpaint-data"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: tuxpaint-data") and "reserved" in err[0]
 

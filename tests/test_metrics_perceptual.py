@@ -270,7 +270,8 @@ def test_ciede2000_matches_scikit_image_and_grows():
 def test_training_can_validate_and_stop_on_lpips(tiny_config, tmp_path):
     import csv
 
-    from pix2color.train import fit, validate_config
+    from pix2color.config import validate_config
+    from pix2color.train import fit
 
     with pytest.raises(ValueError, match="train.val_lpips=true"):
         validate_config(tiny_config("train.early_stop_metric=lpips"))

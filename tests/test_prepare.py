@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import io
@@ -14,16 +13,9 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from pix2color.data import commands
-from pix2color.data.prepare import (
-    DUP_HAMMING,
-    PrepareReport,
-    _Candidate,
-    _group_scenes,
-    prepare,
-    split_of,
-)
-from pix2color.data.stats import colorfulness, dhash, hamming
+from pix2color.cli import main
+from pix2color.data.prepare import PrepareReport, _Candidate, _group_scenes, prepare, split_of
+from pix2color.data.stats import SCENE_HAMMING, Look, colorfulness, dhash, hamming
 
 
 def save(rgb: np.ndarray, path: Path, **kwargs) -> Path:
@@ -162,13 +154,14 @@ def test_no_hash_group_spans_two_splits(prepared):
     _, _, rows = prepared
     for a in rows:
         for b in rows:
-            if hamming(int(a["dhash"], 16), int(b["dhash"], 16)) <= DUP_HAMMING:
+            if hamming(int(a["dhash"], 16), int(b["dhash"], 16)) <= SCENE_HAMMING:
                 assert a["split"] == b["split"], (a["original"], b["original"])
 
 
 def _candidate(name: str, dhash_value: int, thumb: np.ndarray, size=(400, 300)) -> _Candidate:
     t = thumb - thumb.mean()
-    return _Candidate(name, "", size[0], size[1], 30.0, dhash_value, t / np.linalg.norm(t))
+    look = Look(dhash_value, size[0] / size[1], t / np.linalg.norm(t))
+    return _Candidate(name, "", size[0], size[1], 30.0, look)
 
 
 def test_two_shots_of_one_scene_share_a_split():
@@ -270,18 +263,31 @@ def test_colorfulness_matches_the_formula():
 def test_dhash_is_scale_invariant_and_discriminates():
     astronaut = skdata.astronaut()
     assert hamming(dhash(astronaut), dhash(resized(astronaut, (200, 200)))) <= 2
-    assert hamming(dhash(astronaut), dhash(skdata.coffee())) > DUP_HAMMING
+    assert hamming(dhash(astronaut), dhash(skdata.coffee())) > SCENE_HAMMING
     assert 0 <= dhash(astronaut) < 2**64
 
 
 def test_command_prints_summary_and_fails_cleanly(src, tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="pix2color")
-    commands.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["data", "prepare", str(src), str(tmp_path / "o"), "--max-side=256"])
-    assert args.func(args) == 0
+    assert main(["data", "prepare", str(src), str(tmp_path / "o"), "--max-side=256"]) == 0
     out = capsys.readouterr().out
     assert "kept 4" in out and "unreadable 2" in out and "duplicate 1" in out
-    args = parser.parse_args(["data", "prepare", str(src), str(tmp_path), "--val", "0.9"])
-    assert args.func(args) == 1
+    # a usage error (exit 2): the option cannot be used as given
+    assert main(["data", "prepare", str(src), str(tmp_path), "--val", "0.9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_no_usable_photo_fails_and_writes_nothing(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.jpg").write_bytes(b"not a jpeg" * 10)
+    (raw / "b.png").write_bytes(b"not a png either")
+    save(skdata.astronaut()[:50, :50], raw / "small.png")
+    out = tmp_path / "out"
+    assert main(["data", "prepare", str(raw), str(out)]) == 1
+    captured = capsys.readouterr()
+    err = [line for line in captured.err.splitlines() if "error" in line]  # not the progress bar
+    assert len(err) == 1 and err[0].startswith("error: ") and "no usable photo" in err[0]
+    assert "among the 3 found" in err[0] and "2 unreadable, 1 too small" in err[0]
+    assert "--min-side" in err[0] and "wrote" not in captured.out
+    assert not any(out.glob("*"))  # no empty splits, manifest or report

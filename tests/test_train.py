@@ -6,9 +6,10 @@ import sys
 import pytest
 import torch
 
+from pix2color.checkpoint import load_checkpoint, save_checkpoint
 from pix2color.models.io import load_generator
 from pix2color.models.patchgan import GANLoss
-from pix2color.train import fit, load_checkpoint, save_checkpoint, train_step
+from pix2color.train import fit, train_step
 from tests.conftest import ROOT
 
 
@@ -64,7 +65,7 @@ def test_delayed_discriminator_in_a_run(tiny_config, tmp_path):
 
 
 def test_early_stopping_on_the_watched_metric(tiny_config, tmp_path, monkeypatch):
-    import pix2color.train as train
+    import pix2color.train.loop as train
 
     scripted = iter([0.5, 0.4, 0.45, 0.41, 0.3, 0.2])
     real_validate = train.validate
@@ -146,14 +147,15 @@ DDP_SCRIPT = """
 import hashlib, os, sys
 import torch
 import pix2color.train as train
+import pix2color.train.setup as setup
 from pix2color.config import load_config
 
 built = {}
-real_build = train.build_models
+real_build = setup.build_models
 def spy(cfg):
     built["G"], built["D"] = real_build(cfg)
     return built["G"], built["D"]
-train.build_models = spy
+setup.build_models = spy
 cfg = load_config(sys.argv[1], sys.argv[3:])
 train.fit(cfg, sys.argv[2], progress=False)
 h = hashlib.sha256()
@@ -182,3 +184,35 @@ def test_distributed_data_parallel_on_cpu(photo_root, tmp_path):
     assert len(list(csv.DictReader(open(run_dir / "metrics.csv")))) == 2
     h0, h1 = (run_dir / "rank0.sha").read_text(), (run_dir / "rank1.sha").read_text()
     assert h0 == h1  # gradients were averaged across processes: the replicas never diverged
+
+
+def test_resume_with_another_model_names_the_keys_and_leaves_the_run_as_it_was(
+    tiny_config, tmp_path, capsys
+):
+    from pix2color.cli import main
+
+    run = tmp_path / "r"
+    fit(tiny_config("train.epochs=1"), run, progress=False)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text((run / "config.toml").read_text())
+    args = ["train", str(recipe), "--run-dir", str(run), "--resume", "-q"]
+    code = main([*args, "model.base_channels=16", "model.depth=4", "train.epochs=2"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1  # one line, no traceback
+    assert "model.base_channels: 8 -> 16" in err and "model.depth: 3 -> 4" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    # the [train] table may change: more epochs continue the same run
+    assert main([*args, "train.epochs=2"]) == 0
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
+
+
+def test_a_bad_value_fails_before_anything_is_written(tiny_config, tmp_path, capsys):
+    from pix2color.cli import main
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(tiny_config().to_toml())
+    for bad in ("train.lr_g=-0.001", "train.lambda_l1=-100", "data.crop=4096"):
+        code = main(["train", str(recipe), "--run-dir", str(tmp_path / "r"), bad, "-q"])
+        assert code == 2 and bad.split("=")[0] in capsys.readouterr().err
+        assert not (tmp_path / "r").exists()

@@ -5,7 +5,12 @@ colorizer = Colorizer.from_pretrained("default")
 coloured = colorizer(pil_image)   # same size, same luminance, alpha kept
 """
 
-__version__ = "0.1.0"
+from importlib import metadata
+
+try:  # the one place that says the version is pyproject.toml; installing records it
+    __version__ = metadata.version("pix2color")
+except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 __all__ = ["Colorizer", "__version__"]
 
 

@@ -1,4 +1,4 @@
-"""Choose how bold a class-head model's colour is, on the validation split.
+"""Choose how bold a model's colour is (its colour setting), on the validation split.
 
 Two knobs decode the predicted colour distribution p(bin | photo) into one ab per pixel:
 - the annealed-mean temperature T: T = 1 is the mean (pale), small T the mode;
@@ -17,7 +17,7 @@ The whole sweep goes into the model's metadata, so the model card can show it.
 
 A regression model (the L1-trained MobileNet U-Net) has one knob instead: the ab gain, a factor
 on its predicted ab (clipped to the valid range). L1 pulls uncertain colour towards grey, so its
-colour is pale; the gain is swept and chosen by the same rule (see calibrate_gain()).
+colour is pale; the gain is swept and chosen by the same rule (see calibrate()).
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from pix2color.ab_classes import mixed_prior, photos_ab_prior
-from pix2color.data.dataset import CenterCrops, load_photos, split_files
+from pix2color.data.dataset import CenterCrops, split_files
+from pix2color.errors import UsageError
 from pix2color.metrics import LPIPS
-from pix2color.models.encoder_unet import check_ab_gain
+from pix2color.models.colour_settings import check_gain, check_temperature, colour_knob
+from pix2color.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +55,13 @@ def log_prior(
     return torch.log(mixed_prior(photos_ab_prior(photos, bins, stride), bins, mix))
 
 
-def _check(G: nn.Module) -> None:
-    if getattr(G, "head_kind", "regression") != "classes":
-        raise ValueError("only a model with a class head (model.head='classes') has a temperature")
+def _check(G: nn.Module, knob: str) -> None:
+    if colour_knob(G) != knob:
+        raise UsageError(
+            f"this model has no {knob} to calibrate: a temperature belongs to models with a "
+            "class head (model.head='classes'), an ab gain to MobileNet U-Nets that regress ab "
+            "(model.generator='mobilenet_unet')"
+        )
 
 
 def sweep(
@@ -71,12 +77,9 @@ def sweep(
 
     `prior` is log_prior()'s output, needed for boosts other than 0. G is left as it was.
     """
-    from pix2color.train import validate  # train imports this module's users, not the reverse
-
-    _check(G)
-    bad = [t for t in temperatures if not t > 0]
-    if bad:
-        raise ValueError(f"temperatures must be above 0, got {bad}")
+    _check(G, "temperature")
+    for t in temperatures:  # all of them before the first (slow) validation pass
+        check_temperature(t)
     if any(boosts) and prior is None:
         raise ValueError("a prior boost needs the training photos' colour prior")
     bias, before, rows = G.head.bias.detach().clone(), G.temperature, []
@@ -85,7 +88,7 @@ def sweep(
             with torch.no_grad():
                 G.head.bias.copy_(bias - a * prior.to(bias) if a else bias)
             for t in temperatures:
-                G.temperature = float(t)
+                G.set_temperature(t)
                 metrics, _ = validate(G, loader, device, 0, lpips_model)
                 rows.append({"boost": float(a), "temperature": float(t), **metrics})
                 log.info(
@@ -98,16 +101,8 @@ def sweep(
     finally:
         with torch.no_grad():
             G.head.bias.copy_(bias)
-        G.temperature = before
+        G.set_temperature(before)
     return rows
-
-
-def _check_gain(G: nn.Module) -> None:
-    if getattr(G, "head_kind", None) != "regression" or not hasattr(G, "set_ab_gain"):
-        raise ValueError(
-            "only a MobileNet U-Net with a regression head (model.generator='mobilenet_unet') "
-            "has an ab gain"
-        )
 
 
 def sweep_gain(
@@ -121,11 +116,9 @@ def sweep_gain(
 
     G is left with the gain it had.
     """
-    from pix2color.train import validate
-
-    _check_gain(G)
+    _check(G, "gain")
     for g in gains:  # all of them before the first (slow) validation pass
-        check_ab_gain(g)
+        check_gain(g)
     before, rows = G.ab_gain, []
     try:
         for g in gains:
@@ -203,57 +196,42 @@ def calibrate(
     train_photos: list[np.ndarray] | None = None,
     temperatures: tuple[float, ...] = TEMPERATURES,
     boosts: tuple[float, ...] = BOOSTS,
-    lpips_model: LPIPS | None = None,
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """Sweep, choose and apply (boost folded into the head's bias, temperature set).
-
-    -> (the chosen row, metadata for the model's config). Without `train_photos` only the
-    temperature is swept.
-    """
-    _check(G)
-    if train_photos is None:
-        boosts = (0.0,)
-    prior = log_prior(train_photos, G.bins.cpu()) if any(boosts) else None
-    rows = sweep(G, loader, device, temperatures, boosts, prior, lpips_model)
-    best = choose(rows)
-    with torch.no_grad():
-        if best["boost"]:
-            G.head.bias.sub_(best["boost"] * prior.to(G.head.bias))
-    G.temperature = best["temperature"]
-    G.config["temperature"] = best["temperature"]
-    meta = {
-        "rule": "smallest validation ΔCF (|mean colourfulness - truth's|) among settings whose "
-        "PSNR gain over grey is not below -2 standard errors, and whose LPIPS is at most 75 % "
-        "of grey's if any such setting reaches that",
-        "chosen": {"boost": best["boost"], "temperature": best["temperature"]},
-        "boost_in_bias": best["boost"],  # the head's bias already holds -boost * log prior
-        "sweep": [{k: round(v, 5) for k, v in r.items()} for r in rows],
-    }
-    return best, meta
-
-
-def calibrate_gain(
-    G: nn.Module,
-    loader: DataLoader,
-    device: torch.device,
-    *,
     gains: tuple[float, ...] = GAINS,
     lpips_model: LPIPS | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Sweep the ab gain of a regression model, choose by choose()'s rule and apply it.
+    """Sweep G's colour setting on validation photos, choose by choose()'s rule and apply it.
 
+    A class model sweeps (prior boost, temperature) pairs, the boost folded into the head's bias
+    (without `train_photos` only the temperature); a regression model sweeps its ab gain.
     -> (the chosen row, metadata for the model's config).
     """
-    rows = sweep_gain(G, loader, device, gains, lpips_model)
-    best = choose(rows)
-    G.set_ab_gain(best["gain"])
+    if colour_knob(G) == "gain":
+        rows = sweep_gain(G, loader, device, gains, lpips_model)
+        best = choose(rows)
+        G.set_ab_gain(best["gain"])
+        chosen, many, one = {"gain": best["gain"]}, "ab gains", "gain"
+    else:
+        _check(G, "temperature")
+        if train_photos is None:
+            boosts = (0.0,)
+        prior = log_prior(train_photos, G.bins.cpu()) if any(boosts) else None
+        rows = sweep(G, loader, device, temperatures, boosts, prior, lpips_model)
+        best = choose(rows)
+        with torch.no_grad():
+            if best["boost"]:
+                G.head.bias.sub_(best["boost"] * prior.to(G.head.bias))
+        G.set_temperature(best["temperature"])
+        chosen = {"boost": best["boost"], "temperature": best["temperature"]}
+        many, one = "settings", "setting"
     meta = {
-        "rule": "smallest validation ΔCF (|mean colourfulness - truth's|) among ab gains whose "
+        "rule": f"smallest validation ΔCF (|mean colourfulness - truth's|) among {many} whose "
         "PSNR gain over grey is not below -2 standard errors, and whose LPIPS is at most 75 % "
-        "of grey's if any such gain reaches that",
-        "chosen": {"gain": best["gain"]},
+        f"of grey's if any such {one} reaches that",
+        "chosen": chosen,
         "sweep": [{k: round(v, 5) for k, v in r.items()} for r in rows],
     }
+    if "boost" in chosen:
+        meta["boost_in_bias"] = best["boost"]  # the head's bias now holds -boost * log prior
     return best, meta
 
 
@@ -272,138 +250,3 @@ def calibrated_metadata(metadata: dict[str, Any], best: dict[str, float], meta: 
     keys = ("val_l1", "psnr", "ssim", "lpips", "cf", "dcf")
     out["val_metrics"] = {k: round(best[k], 5) for k in keys if k in best}
     return out
-
-
-def _stored_half(path: Path) -> bool:
-    """Whether a model folder's weights are stored in fp16 (kept so when rewritten)."""
-    from safetensors import safe_open
-
-    from pix2color.models.io import WEIGHTS_FILE
-
-    weights = path / WEIGHTS_FILE if path.is_dir() else path
-    if weights.suffix != ".safetensors":
-        return False
-    with safe_open(str(weights), framework="pt") as f:
-        return any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
-
-
-def _floats(text: str, flag: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"{flag} {text!r}: give numbers like 0.3,0.38,0.5") from None
-
-
-def cmd_calibrate(args) -> int:
-    from pix2color.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-    from pix2color.cli import report_error as _error
-    from pix2color.models.io import ModelNotFoundError, load_generator, resolve, save_pretrained
-
-    try:
-        temps = _floats(args.temperatures, "--temperatures")
-        boosts = _floats(args.boosts, "--boosts")
-        gains = _floats(args.gains, "--gains")
-        source = resolve(args.model)
-        G, info = load_generator(source)
-    except (ValueError, ModelNotFoundError) as e:
-        _error(str(e))
-        return EXIT_USAGE
-    classes = getattr(G, "head_kind", "regression") == "classes"
-    if not classes and not hasattr(G, "set_ab_gain"):
-        _error(
-            f"{args.model}: this model has neither colour classes (a temperature) nor an ab gain "
-            "to choose; calibrate a mobilenet_unet model"
-        )
-        return EXIT_USAGE
-    done = info.get("metadata", {}).get("calibration", {}).get("boost_in_bias", 0)
-    if done and any(boosts):
-        _error(
-            f"{args.model}: its head already holds a prior boost of {done}; calibrate the "
-            "training run's model (or pass --boosts 0 to choose only the temperature)"
-        )
-        return EXIT_USAGE
-    out = Path(args.output) if args.output else source
-    if not out.is_dir() and out.exists() or out.suffix in (".pt", ".safetensors"):
-        _error(f"{out}: give --output a folder for the calibrated model")
-        return EXIT_USAGE
-    try:
-        lpips_model = LPIPS.from_pretrained("alex") if args.lpips else None  # weights: fail early
-        loader = val_loader(args.data, size=args.size, short_side=args.short_side)
-        if classes:
-            photos = None
-            if any(boosts):  # the colour prior of the training photos, as in training
-                photos = load_photos(split_files(args.data, "train"), args.short_side)
-            best, meta = calibrate(
-                G, loader, torch.device("cpu"), train_photos=photos, temperatures=temps,
-                boosts=boosts, lpips_model=lpips_model,
-            )  # fmt: skip
-        else:
-            best, meta = calibrate_gain(
-                G, loader, torch.device("cpu"), gains=gains, lpips_model=lpips_model
-            )
-    except (FileNotFoundError, ValueError) as e:
-        _error(str(e))
-        return EXIT_FAILED
-    cols = ["boost", "temperature"] if classes else ["gain"]
-    cols += ["cf", "cf_truth", "dcf", "psnr", "psnr_grey", "psnr_gain_se"]
-    cols += ["ssim"] + (["lpips", "lpips_grey"] if args.lpips else [])
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in meta["sweep"]:
-        print("| " + " | ".join(f"{r[c]:.4g}" for c in cols) + " |")
-    metadata = calibrated_metadata(info.get("metadata", {}), best, meta)
-    save_pretrained(G, out, metadata=metadata, half=args.half or _stored_half(source))
-    chosen = (
-        f"prior boost {best['boost']} and temperature {best['temperature']}"
-        if classes
-        else f"ab gain {best['gain']}"
-    )
-    print(
-        f"chose {chosen} (smallest validation ΔCF that keeps the PSNR and reachable LPIPS "
-        f"targets); wrote {out}"
-    )
-    return EXIT_OK
-
-
-def register(sub) -> None:
-    """Add `pix2color calibrate` to the CLI."""
-    c = sub.add_parser(
-        "calibrate",
-        help="choose how bold a model's colour is (class models: temperature and prior boost; "
-        "L1 models: ab gain), on the validation photos",
-    )
-    c.add_argument("model", help="model folder, shipped model name or training checkpoint")
-    c.add_argument(
-        "--data", default="data/photos", help="prepared photo folder (val/ scores, train/ prior)"
-    )
-    c.add_argument("-o", "--output", help="folder for the calibrated model (default: in place)")
-    c.add_argument(
-        "--temperatures",
-        default=",".join(str(t) for t in TEMPERATURES),
-        help="comma-separated annealed-mean temperatures",
-    )
-    c.add_argument(
-        "--boosts",
-        default=",".join(str(a) for a in BOOSTS),
-        help="comma-separated prior boosts (0 = the network's own probabilities)",
-    )
-    c.add_argument(
-        "--gains",
-        default=",".join(str(g) for g in GAINS),
-        help="comma-separated ab gains, for a regression (L1) model (1 = unchanged)",
-    )
-    c.add_argument("--size", type=int, default=256, help="validation crop side (default 256)")
-    c.add_argument(
-        "--short-side",
-        type=int,
-        default=320,
-        help="photos are loaded at this short side first, as in training (data.load_short_side)",
-    )
-    c.add_argument("--half", action="store_true", help="store the weights in fp16 (half the size)")
-    c.add_argument(
-        "--no-lpips",
-        dest="lpips",
-        action="store_false",
-        help="skip LPIPS (faster; then only the PSNR target constrains the choice)",
-    )
-    c.set_defaults(func=cmd_calibrate)

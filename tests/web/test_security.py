@@ -1,7 +1,11 @@
 """Headers, rate limits, the busy answer, never debug, and the admin token."""
 
+import ast
+from pathlib import Path
+
 import pytest
 
+import pix2color.web
 from pix2color.web.security import RateLimiter
 from tests.web.conftest import ADMIN_TOKEN, csrf, photo_bytes, upload
 
@@ -127,3 +131,13 @@ def test_secret_key_is_made_once_per_instance_folder(make_app, tmp_path):
     again = make_app({"SECRET_KEY": None}).config["SECRET_KEY"]  # a restart keeps sessions
     assert first == again and len(first) == 64
     assert (tmp_path / "instance" / "secret_key").stat().st_mode & 0o077 == 0  # owner only
+
+
+def test_blueprints_take_their_guards_from_security_not_from_each_other():
+    web = Path(pix2color.web.__file__).parent
+    blueprints = {"pix2color.web.views", "pix2color.web.api", "pix2color.web.admin"}
+    for name in sorted(blueprints):
+        tree = ast.parse((web / f"{name.rsplit('.', 1)[1]}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "pix2color.web.security" in imported, name
+        assert not imported & (blueprints - {name}), f"{name} imports another blueprint"

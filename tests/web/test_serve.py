@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -47,9 +48,32 @@ def test_serve_refuses_an_unknown_model_clearly(tmp_path, capsys):
 
 
 def test_serve_without_any_model_says_how_to_get_one(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("PIX2COLOR_MODELS", str(tmp_path / "empty"))  # no shipped model
+    import pix2color.models.io as models_io
+
+    monkeypatch.setattr(models_io, "model_dirs", lambda: [tmp_path / "empty"])  # no model at all
     assert main(["serve", "--instance", str(tmp_path / "inst")]) == 2
     assert "no models to serve" in capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny_model(tmp_path) -> str:
+    return f"tiny={save_pretrained(tiny_generator(0), tmp_path / 'tiny')}"
+
+
+def test_serve_refuses_a_database_url_it_cannot_use(tmp_path, tiny_model, capsys):
+    argv = ["serve", "--models", tiny_model, "--instance", str(tmp_path / "inst")]
+    assert main([*argv, "--database-url", "mysql://x"]) == 2
+    assert "error: database URL 'mysql://x' is not understood" in capsys.readouterr().err
+
+
+def test_serve_says_when_it_cannot_listen(tmp_path, tiny_model, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        argv = ["serve", "--models", tiny_model, "--instance", str(tmp_path / "inst")]
+        assert main([*argv, "--port", port]) == 1
+    assert f"error: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
 def test_model_names_for_paths_and_names(tmp_path):

@@ -21,8 +21,13 @@ from torch.utils.data import Dataset
 
 from pix2color.color import rgb_to_network
 from pix2color.data.images import IMAGE_EXTENSIONS, ImageError, load_rgb
+from pix2color.errors import UsageError
 
 log = logging.getLogger(__name__)
+
+
+class MissingSplitError(UsageError, FileNotFoundError):
+    """A folder without the split asked for; the message says how to make one."""
 
 
 def split_files(root: str | Path, split: str) -> list[Path]:
@@ -38,7 +43,7 @@ def split_files(root: str | Path, split: str) -> list[Path]:
             p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
         )
     if not files:
-        raise FileNotFoundError(
+        raise MissingSplitError(
             f"{root}: no {split} photos found (expected {root / split}/ or a manifest.csv); "
             f"make one with `pix2color data prepare PHOTOS {root}`"
         )

@@ -21,6 +21,7 @@ from PIL import Image
 from pix2color.color import rgb_to_lab
 from pix2color.data.images import IMAGE_EXTENSIONS, ImageError, load_rgb
 from pix2color.data.stats import colorfulness
+from pix2color.errors import UsageError, WorkFailed
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +44,13 @@ def eda(src: Path, out: Path) -> dict:
     """Study the photos in `src` (or those in its manifest.csv); write plots and summary.json."""
     src, out = Path(src), Path(out)
     if not src.is_dir():
-        raise ValueError(f"{src}: no such folder; give a folder of photos or a prepared data set")
+        raise UsageError(f"{src}: no such folder; give a folder of photos or a prepared data set")
     entries = _entries(src, out)
     if not entries:
-        raise ValueError(
+        raise UsageError(
             f"{src}: no photos found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} and for "
             "a manifest.csv from `data prepare`)"
         )
-    out.mkdir(parents=True, exist_ok=True)
     logger.info("studying %d photos from %s", len(entries), src)
 
     widths, heights, colorful, kept = [], [], [], []
@@ -71,7 +71,8 @@ def eda(src: Path, out: Path) -> dict:
         take = rng.choice(len(flat), size=min(PIXELS_PER_PHOTO, len(flat)), replace=False)
         pixels.append(flat[take])
     if not kept:
-        raise ValueError(f"{src}: none of the {len(entries)} photos could be read")
+        raise WorkFailed(f"{src}: none of the {len(entries)} photos could be read")
+    out.mkdir(parents=True, exist_ok=True)
 
     w, h, c = np.array(widths), np.array(heights), np.array(colorful)
     sample = np.concatenate(pixels)  # (N, 3) uint8
@@ -124,7 +125,7 @@ def _entries(src: Path, out: Path) -> list[_Entry]:
             rows = list(csv.DictReader(f))
         missing = {"path", "split"} - set(rows[0] if rows else {"path": 0, "split": 0})
         if missing:
-            raise ValueError(
+            raise UsageError(
                 f"{manifest}: missing column(s) {', '.join(sorted(missing))}; is it a manifest "
                 "written by `data prepare`?"
             )

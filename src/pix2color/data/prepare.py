@@ -3,8 +3,9 @@
 Every photo is decoded upright (EXIF applied), then dropped with a reason if it is unreadable,
 too small, a cut-out on a transparent background, near-grey, or a near-duplicate of a larger
 photo. The split of a kept photo is a function of its scene's perceptual hash alone (a scene: one
-photo, or the photos that look alike or that the source's SOURCE.json names as one scene), so a
-re-run gives the same split and a scene never lands in two splits. Output:
+photo, or the photos that look alike by `stats.same_scene` or that the source's SOURCE.json names
+as one scene), so a re-run gives the same split and a scene never lands in two splits. When no
+photo is usable, nothing is written (WorkFailed, with the count per reason). Output:
 
     out/{train,val,test}/<subfolder>/<stem>.jpg   RGB, long side <= max_side
     out/manifest.csv                              one row per written photo
@@ -19,7 +20,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,17 @@ import numpy as np
 from PIL import Image
 
 from pix2color.data.images import IMAGE_EXTENSIONS, ImageError, read_photo
-from pix2color.data.stats import colorfulness, dhash, scene_signature
+from pix2color.data.stats import (
+    SCENE_CORRELATION,
+    SCENE_HAMMING,
+    Look,
+    colorfulness,
+    dhash,
+    same_scene,
+    scene_candidates,
+    scene_signature,
+)
+from pix2color.errors import UsageError, WorkFailed
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +49,11 @@ MANIFEST_COLUMNS = (
 LICENSE_NAMES = frozenset({"COPYRIGHT", "SOURCE.json", "CREDITS.txt", "LICENSE", "LICENSE.txt"})
 DROP_REASONS = ("unreadable", "too_small", "transparent", "near_grey", "duplicate")
 
-# Near-duplicates: dHash within DUP_HAMMING bits is only a candidate; the 16x16 grey thumbnails
-# must also correlate (the same scene at two sizes gives ~1.0, different landscapes with similar
-# layouts reach ~0.93) and the aspect ratios agree. Candidates that correlate above
-# SCENE_CORRELATION (e.g. two shots of one scene) are both kept but put in the same split, and
-# so are photos that a source's SOURCE.json names as one scene ("scenes": {file: label}).
-DUP_HAMMING = 10
+# Photos of one scene by `stats.same_scene` are kept in one split, and so are photos that a
+# source's SOURCE.json names as one scene ("scenes": {file: label}). Those of one scene whose
+# thumbnails correlate at DUP_CORRELATION or more are one photo (resized, recompressed): only the
+# largest is kept.
 DUP_CORRELATION = 0.97
-SCENE_CORRELATION = 0.90
-DUP_ASPECT = 0.05
 TRANSPARENT_FRACTION = 0.05  # more transparent pixels than this: a cut-out, not a photo
 JPEG_QUALITY = 95
 
@@ -85,8 +92,7 @@ class _Candidate:
     width: int
     height: int
     colorfulness: float
-    dhash: int
-    thumb: np.ndarray  # (256,) float32 grey 16x16 thumbnail, zero mean and unit norm
+    look: Look  # of the photo as it will be written, with the original's aspect ratio
     scene: str = ""  # a scene named by the source (SOURCE.json "scenes"), "" if none
 
 
@@ -129,6 +135,12 @@ def prepare(
         key=lambda p: p.relative_to(root).as_posix(),
     )
     files = [p for p in files if not _is_inside(p, out)]
+    if not files:
+        raise UsageError(
+            f"{root}: no photos found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); "
+            "point SRC at a folder of colour photos, e.g. the one `data fetch` filled"
+        )
+    logger.info("%s: %d photo files", root, len(files))
     report = PrepareReport(str(src), str(out), layout, found=len(files))
     report.settings = {
         "min_side": min_side,
@@ -136,65 +148,32 @@ def prepare(
         "val_fraction": val_fraction,
         "test_fraction": test_fraction,
         "max_side": max_side,
-        "dup_hamming": DUP_HAMMING,
+        "dup_hamming": SCENE_HAMMING,
         "dup_correlation": DUP_CORRELATION,
         "scene_correlation": SCENE_CORRELATION,
     }
-    if not files:
-        raise ValueError(
-            f"{root}: no photos found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); "
-            "point SRC at a folder of colour photos, e.g. the one `data fetch` filled"
-        )
-    logger.info("%s: %d photo files", root, len(files))
 
     # Pass 1: statistics of every photo (decoded images are not kept: they may not fit in memory).
     scenes = _read_scenes(root)
     candidates: list[_Candidate] = []
-    for i, path in enumerate(files):
-        if progress is not None:
-            progress("inspect", i, len(files))
+    for path in _with_progress(files, "inspect", progress):
         cand = _inspect(path, root, min_side, min_colorfulness, max_side, report)
         if cand is not None:
             cand.scene = scenes.get(cand.original, "")
             candidates.append(cand)
-    if progress is not None:
-        progress("inspect", len(files), len(files))
     kept = _group_scenes(candidates, report)
+    if not kept:
+        raise WorkFailed(_nothing_kept(src, report))
 
     # Pass 2: write the kept photos.
     _clean_outputs(out)
-    rows = []
+    rows: list[dict[str, object]] = []
     used: set[str] = set()
-    for i, (cand, key) in enumerate(kept):
-        if progress is not None:
-            progress("write", i, len(kept))
+    for cand, key in _with_progress(kept, "write", progress):
         split = split_of(key, val_fraction, test_fraction)
-        rgb = _resized(_load(root / cand.original)[0], max_side)
-        rel = Path(split) / Path(cand.original).with_suffix(".jpg")
-        if rel.as_posix() in used:  # "a.png" and "a.jpg" side by side in the source
-            suffix = Path(cand.original).suffix.lstrip(".").lower()
-            rel = rel.with_name(f"{rel.stem}-{suffix}.jpg")
-        used.add(rel.as_posix())
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rgb).save(out / rel, quality=JPEG_QUALITY, subsampling=0)
-        rows.append(
-            {
-                "split": split,
-                "path": rel.as_posix(),
-                "source": cand.source,
-                "original": cand.original,
-                "width": rgb.shape[1],
-                "height": rgb.shape[0],
-                "sha256": hashlib.sha256((out / rel).read_bytes()).hexdigest(),
-                "dhash": f"{cand.dhash:016x}",
-                "colorfulness": f"{cand.colorfulness:.2f}",
-            }
-        )
+        rows.append(_write_photo(cand, root, out / split, max_side, used))
         report.kept[split] += 1
-        by_source = report.kept_by_source.setdefault(cand.source, dict.fromkeys(SPLITS, 0))
-        by_source[split] += 1
-    if progress is not None:
-        progress("write", len(kept), len(kept))
+        report.kept_by_source.setdefault(cand.source, dict.fromkeys(SPLITS, 0))[split] += 1
 
     with open(out / "manifest.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
@@ -210,6 +189,54 @@ def prepare(
     return report
 
 
+def _with_progress(items: list, stage: str, progress: Progress | None) -> Iterator:
+    """Yield the items, telling progress(stage, done, total) before each one and at the end."""
+    for i, item in enumerate(items):
+        if progress is not None:
+            progress(stage, i, len(items))
+        yield item
+    if progress is not None:
+        progress(stage, len(items), len(items))
+
+
+def _write_photo(
+    cand: _Candidate, root: Path, folder: Path, max_side: int | None, used: set[str]
+) -> dict[str, object]:
+    """Write a kept photo as JPEG into its split's folder -> its manifest row."""
+    rgb = _resized(_load(root / cand.original)[0], max_side)
+    path = folder / Path(cand.original).with_suffix(".jpg")
+    if path.as_posix() in used:  # "a.png" and "a.jpg" side by side in the source
+        suffix = Path(cand.original).suffix.lstrip(".").lower()
+        path = path.with_name(f"{path.stem}-{suffix}.jpg")
+    used.add(path.as_posix())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path, quality=JPEG_QUALITY, subsampling=0)
+    return {
+        "split": folder.name,
+        "path": path.relative_to(folder.parent).as_posix(),
+        "source": cand.source,
+        "original": cand.original,
+        "width": rgb.shape[1],
+        "height": rgb.shape[0],
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "dhash": f"{cand.look.dhash:016x}",
+        "colorfulness": f"{cand.colorfulness:.2f}",
+    }
+
+
+def _nothing_kept(src: Path, report: PrepareReport) -> str:
+    """The message for photos that were all dropped: counts per reason, an example, what to do."""
+    reasons = [(reason, files) for reason, files in report.dropped.items() if files]
+    counts = ", ".join(f"{len(files)} {reason.replace('_', ' ')}" for reason, files in reasons)
+    file, why = reasons[0][1][0]["file"], reasons[0][1][0]["why"]
+    example = why if file in why else f"{file}: {why}"  # an unreadable file's reason names it
+    return (
+        f"{src}: no usable photo among the {report.found} found ({counts}; e.g. {example}); "
+        "nothing was written. Give a folder of readable colour photos (JPEG, PNG, WebP), or "
+        "lower --min-side / --min-colorfulness if they are small or nearly grey"
+    )
+
+
 def _check_arguments(
     src: Path,
     out: Path,
@@ -218,11 +245,11 @@ def _check_arguments(
     test_fraction: float,
     max_side: int | None,
 ) -> None:
-    """Raise ValueError with the offending value for arguments prepare() cannot work with."""
+    """Raise UsageError with the offending value for arguments prepare() cannot work with."""
     if not src.is_dir():
-        raise ValueError(f"{src}: no such folder; give the folder that holds the colour photos")
+        raise UsageError(f"{src}: no such folder; give the folder that holds the colour photos")
     if out.resolve() == src.resolve() or _is_inside(src, out):
-        raise ValueError(
+        raise UsageError(
             f"output folder {out} must not be the source folder {src} or contain it; "
             "choose a separate folder such as data/photos"
         )
@@ -230,14 +257,14 @@ def _check_arguments(
         # Allowed (its outputs are skipped when scanning), but usually a mistake.
         logger.warning("output folder %s is inside the source folder %s", out, src)
     if min_side < 1:
-        raise ValueError(f"min_side must be at least 1, got {min_side}")
+        raise UsageError(f"min_side must be at least 1, got {min_side}")
     if max_side is not None and max_side < min_side:
-        raise ValueError(f"max_side ({max_side}) must be at least min_side ({min_side}) or None")
+        raise UsageError(f"max_side ({max_side}) must be at least min_side ({min_side}) or None")
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= value < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {value}")
+            raise UsageError(f"{name} must be in [0, 1), got {value}")
     if val_fraction + test_fraction >= 1.0:
-        raise ValueError(
+        raise UsageError(
             f"val_fraction + test_fraction = {val_fraction + test_fraction} leaves nothing to "
             "train on; keep their sum below 1"
         )
@@ -308,7 +335,8 @@ def _inspect(
     if c < min_colorfulness:
         _drop(report, "near_grey", original, f"colourfulness {c:.1f} < {min_colorfulness}")
         return None
-    return _Candidate(original, source, w, h, c, dhash(rgb), scene_signature(rgb))
+    look = Look(dhash(rgb), w / h, scene_signature(rgb))  # aspect of the original, unrounded
+    return _Candidate(original, source, w, h, c, look)
 
 
 def _group_scenes(
@@ -318,19 +346,16 @@ def _group_scenes(
     n = len(candidates)
     if n == 0:
         return []
-    hashes = np.array([c.dhash for c in candidates], dtype=np.uint64)
-    thumbs = np.stack([c.thumb for c in candidates])  # (n, 256)
-    aspects = np.array([c.width / c.height for c in candidates])
+    hashes = np.array([c.look.dhash for c in candidates], dtype=np.uint64)
     scene = _UnionFind(n)  # shots of one scene: kept, same split
     copy = _UnionFind(n)  # the same photo (resized, recompressed): keep one
     for i in range(n - 1):
-        distance = np.bitwise_count(hashes[i] ^ hashes[i + 1 :])  # (n - i - 1,)
-        for j in (np.nonzero(distance <= DUP_HAMMING)[0] + i + 1).tolist():
-            if abs(aspects[i] / aspects[j] - 1.0) > DUP_ASPECT:
+        for k in scene_candidates(candidates[i].look.dhash, hashes[i + 1 :]):
+            j = i + 1 + k
+            correlation = same_scene(candidates[i].look, candidates[j].look)
+            if correlation is None:
                 continue
-            correlation = float(thumbs[i] @ thumbs[j])
-            if correlation >= SCENE_CORRELATION:
-                scene.union(i, j)
+            scene.union(i, j)
             if correlation >= DUP_CORRELATION:
                 copy.union(i, j)
     first_of_scene: dict[str, int] = {}
@@ -351,7 +376,7 @@ def _group_scenes(
     # The split key of a scene is its smallest dHash: the same for every photo in it.
     scene_key = {}
     for members in scene.groups():
-        key = f"{min(candidates[k].dhash for k in members):016x}"
+        key = f"{min(candidates[k].look.dhash for k in members):016x}"
         scene_key.update(dict.fromkeys(members, key))
     return [(candidates[k], scene_key[k]) for k in sorted(keep)]
 

@@ -1,6 +1,10 @@
-"""Image statistics shared by data preparation and metrics: colourfulness and perceptual hashes."""
+"""Image statistics shared by data preparation, metrics and evaluation: colourfulness, perceptual
+hashes and the same-scene rule.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -38,8 +42,7 @@ def thumbnail(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def scene_signature(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (256,) float32 zero-mean unit-norm 16x16 grey thumbnail.
 
-    The dot product of two signatures is their correlation: prepare's near-duplicate and scene
-    test, and evaluate's leakage guard, compare photos by it.
+    The dot product of two signatures is their correlation, which `same_scene` compares.
     """
     t = thumbnail(rgb, (16, 16)).ravel().astype(np.float64)
     t -= t.mean()
@@ -59,3 +62,44 @@ def dhash(rgb: np.ndarray) -> int:
 def hamming(a: int, b: int) -> int:
     """Number of differing bits between two hashes."""
     return (a ^ b).bit_count()
+
+
+# The same-scene rule, by which `data prepare` keeps a scene in one split and the leakage check
+# of `evaluate` finds a test photo's scene among the training photos: dHashes within
+# SCENE_HAMMING bits, aspect ratios within SCENE_ASPECT of each other, and 16x16 grey thumbnails
+# that correlate at SCENE_CORRELATION or more (the same scene at two sizes gives ~1.0; different
+# landscapes with similar layouts can reach ~0.93).
+SCENE_HAMMING = 10
+SCENE_ASPECT = 0.05
+SCENE_CORRELATION = 0.90
+
+
+@dataclass(frozen=True)
+class Look:
+    """What the same-scene rule compares of a photo."""
+
+    dhash: int
+    aspect: float  # width / height
+    signature: np.ndarray  # scene_signature()
+
+    @classmethod
+    def of(cls, rgb: np.ndarray) -> Look:
+        """The look of an (H, W, 3) uint8 RGB photo."""
+        return cls(dhash(rgb), rgb.shape[1] / rgb.shape[0], scene_signature(rgb))
+
+
+def same_scene(a: Look, b: Look) -> float | None:
+    """The correlation of two photos' signatures if they show the same scene, else None."""
+    if hamming(a.dhash, b.dhash) > SCENE_HAMMING or abs(a.aspect / b.aspect - 1) > SCENE_ASPECT:
+        return None
+    correlation = float(a.signature @ b.signature)
+    return correlation if correlation >= SCENE_CORRELATION else None
+
+
+def scene_candidates(h: int, hashes: np.ndarray) -> list[int]:
+    """Indices of the dHashes in `hashes` (uint64) within SCENE_HAMMING bits of `h`, ascending.
+
+    The first test of `same_scene` for many photos at once: only these need the whole rule.
+    """
+    distance = np.bitwise_count(np.uint64(h) ^ hashes)
+    return np.nonzero(distance <= SCENE_HAMMING)[0].tolist()

@@ -1,9 +1,15 @@
-"""Shipped weights: one folder per model with `model.safetensors` and `config.json`.
+"""Model folders and where installed models are found.
 
-`config.json` holds the generator's constructor arguments (so the weights rebuild their own
-network) and free-form metadata (training data, recipe, metrics). A training checkpoint
-(`best.pt` / `last.pt`) can be loaded the same way, and so can an ONNX export (`.onnx`, run by
-onnxruntime: see onnx_generator.py).
+A model folder holds `model.safetensors` and `config.json`: `{"architecture", "config",
+"metadata"}`, the same generator record (models/base.py) that training checkpoints keep under
+"generator", so both rebuild their own network. `load_generator` also takes a training
+checkpoint (`best.pt` / `last.pt`) and an ONNX export (`.onnx`, run by onnxruntime).
+
+Installed models are found by name in these folders, first match wins (`model_dirs()`):
+1. each folder of $PIX2COLOR_MODELS (separated by `os.pathsep`), for your own collections;
+2. the user folder `$XDG_DATA_HOME/pix2color/models` (default `~/.local/share/pix2color/models`);
+3. `models/` of the source checkout, when pix2color runs from one (the other shipped models);
+4. the models inside the installed package (`pix2color/bundled/`: the `default` model).
 """
 
 from __future__ import annotations
@@ -15,47 +21,52 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
 
-from pix2color.models.encoder_unet import MobileNetUNet
+from pix2color.errors import ModelNotFoundError
+from pix2color.files import replacing, write_atomic
+from pix2color.models.base import Generator, generator_record
+from pix2color.models.encoder_unet import MobileNetClassUNet, MobileNetUNet
 from pix2color.models.unet import UNetGenerator
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {
-    "unet": UNetGenerator,
-    "mobilenet_unet": MobileNetUNet,
+ARCHITECTURES: dict[str, type[Generator]] = {
+    cls.architecture: cls for cls in (UNetGenerator, MobileNetUNet, MobileNetClassUNet)
 }
-WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "MODEL_CARD.md"
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "bundled"
+_CHECKOUT_DIR = Path(__file__).resolve().parents[3] / "models"
 
 
-class ModelNotFoundError(FileNotFoundError):
-    """A model name or path that does not lead to weights; the message lists what exists."""
+def user_models_dir() -> Path:
+    """The per-user model folder: $XDG_DATA_HOME/pix2color/models (~/.local/share/...)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "pix2color" / "models"
 
 
-def models_dir() -> Path:
-    """Where shipped models live: $PIX2COLOR_MODELS, else the repository's models/ folder."""
-    env = os.environ.get("PIX2COLOR_MODELS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "models"
+def model_dirs() -> list[Path]:
+    """The folders searched for installed models, in order (see the module docstring)."""
+    env = [Path(p) for p in os.environ.get("PIX2COLOR_MODELS", "").split(os.pathsep) if p]
+    checkout = [_CHECKOUT_DIR] if (_CHECKOUT_DIR.parent / "pyproject.toml").is_file() else []
+    return [*env, user_models_dir(), *checkout, BUNDLED_DIR]
+
+
+def installed_models() -> dict[str, Path]:
+    """Every installed model: name -> its folder (the first folder of model_dirs() wins)."""
+    found: dict[str, Path] = {}
+    for root in model_dirs():
+        if root.is_dir():
+            for p in sorted(root.iterdir()):
+                if (p / WEIGHTS_FILE).is_file():
+                    found.setdefault(p.name, p)
+    return found
 
 
 def available_models() -> list[str]:
-    """Names of the shipped models (folders of models_dir() that hold weights)."""
-    root = models_dir()
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / WEIGHTS_FILE).is_file())
-
-
-def _architecture(G: nn.Module) -> str:
-    for name, cls in ARCHITECTURES.items():
-        if type(G) is cls:
-            return name
-    raise TypeError(f"unknown generator class {type(G).__name__}; add it to ARCHITECTURES")
+    """Names of the installed models, sorted."""
+    return sorted(installed_models())
 
 
 def save_pretrained(
-    G: nn.Module, folder: str | Path, *, metadata: dict[str, Any] | None = None, half: bool = False
+    G: Generator, folder: str | Path, *, metadata: dict[str, Any] | None = None, half: bool = False
 ) -> Path:
     """Write G's weights (fp32, or fp16 with `half`) and config into `folder`, atomically."""
     folder = Path(folder)
@@ -63,34 +74,61 @@ def save_pretrained(
     state = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, folder / WEIGHTS_FILE)
-    config = {"architecture": _architecture(G), "config": G.config, "metadata": metadata or {}}
-    tmp = folder / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(tmp, folder / CONFIG_FILE)
+    with replacing(folder / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
+    config = {**generator_record(G), "metadata": metadata or {}}
+    write_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
     return folder
 
 
 def resolve(name_or_path: str | Path) -> Path:
-    """A shipped model name, a model folder, a .safetensors file or a checkpoint -> its path."""
+    """An installed model's name, a model folder, a .safetensors file, a checkpoint or an
+    .onnx file -> its path."""
     p = Path(name_or_path)
     if p.exists():
         return p
-    candidate = models_dir() / str(name_or_path)
-    if (candidate / WEIGHTS_FILE).is_file():
-        return candidate
+    found = installed_models().get(str(name_or_path))
+    if found is not None:
+        return found
     names = ", ".join(available_models()) or "none"
     raise ModelNotFoundError(
-        f"model {str(name_or_path)!r} not found: it is neither a path nor a shipped model "
-        f"(shipped: {names}); pass a model folder, a .safetensors file, a training checkpoint "
-        "or an .onnx export"
+        f"model {str(name_or_path)!r} not found: it is neither a path nor a shipped model or "
+        f"one in the model folders (found: {names}; `pix2color models` lists them and where "
+        "they are); pass a model folder, a .safetensors file, a training checkpoint or an .onnx "
+        "export"
     )
 
 
-def load_generator(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a generator in eval mode -> (G, info) where info is the config.json contents.
+def build_generator(record: dict[str, Any], where: str | Path) -> Generator:
+    """A fresh generator from a record {"architecture", "config"}; `where` names it in errors."""
+    arch, config = record.get("architecture", "unet"), dict(record["config"])
+    if arch == "mobilenet_unet" and config.pop("head", "regression") == "classes":
+        arch = "mobilenet_classes"  # models saved before the class head had its own class
+    if arch not in ARCHITECTURES:
+        raise ModelNotFoundError(
+            f"{where}: unknown architecture {arch!r}; this pix2color knows {sorted(ARCHITECTURES)}"
+        )
+    config.pop("pretrained", None)  # trained weights replace ImageNet's: never read that file
+    return ARCHITECTURES[arch](**config)
+
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        if "generator" in ckpt:
+            record = ckpt["generator"]
+        else:  # checkpoints written before the generator record (0.1: the record in two keys)
+            record = {
+                "architecture": ckpt.get("generator_arch", "unet"),
+                "config": ckpt["generator_config"],
+            }
+        return {**record, "metadata": {"checkpoint": str(path)}}, ckpt["G"]
+    except (KeyError, TypeError):
+        raise ModelNotFoundError(f"{path}: not a pix2color training checkpoint") from None
+
+
+def load_generator(name_or_path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Load a generator in eval mode -> (G, info), info shaped like config.json.
 
     An `.onnx` path gives an OnnxGenerator (onnxruntime), called like the torch module.
     """
@@ -100,18 +138,7 @@ def load_generator(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]
 
         return load_onnx(path)
     if path.suffix == ".pt":
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        try:
-            model_cfg = ckpt["generator_config"]
-            info = {
-                # checkpoints written before `generator_arch` existed are all U-Nets
-                "architecture": ckpt.get("generator_arch", "unet"),
-                "config": model_cfg,
-                "metadata": {"checkpoint": str(path)},
-            }
-            state = ckpt["G"]
-        except (KeyError, TypeError):
-            raise ModelNotFoundError(f"{path}: not a pix2color training checkpoint") from None
+        info, state = _read_checkpoint(path)
     else:
         folder = path if path.is_dir() else path.parent
         weights = path if path.is_file() else folder / WEIGHTS_FILE
@@ -122,15 +149,18 @@ def load_generator(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]
             )
         info = json.loads(config_file.read_text())
         state = load_file(str(weights))
-    arch = info.get("architecture", "unet")
-    if arch not in ARCHITECTURES:
-        raise ModelNotFoundError(
-            f"{path}: unknown architecture {arch!r}; this pix2color knows {sorted(ARCHITECTURES)}"
-        )
-    config = dict(info["config"])
-    if "pretrained" in config:  # the trained weights replace ImageNet's: never read that file
-        config["pretrained"] = False
-    G = ARCHITECTURES[arch](**config)
+    G = build_generator(info, path)
     G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     G.eval()
     return G, info
+
+
+def stored_half(path: Path) -> bool:
+    """Whether a model folder's (or .safetensors file's) weights are stored in fp16."""
+    from safetensors import safe_open
+
+    weights = path / WEIGHTS_FILE if path.is_dir() else path
+    if weights.suffix != ".safetensors":
+        return False
+    with safe_open(str(weights), framework="pt") as f:
+        return any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from pix2color.models.io import ModelNotFoundError
+from pix2color.errors import ModelNotFoundError
+from pix2color.models.base import pad_to_multiple
 
 # the export's metadata_props: what a runtime needs to rebuild the torch model's behaviour
 FACTOR_KEY = "pix2color.factor"  # sides are padded to a multiple of this
@@ -42,7 +42,10 @@ class OnnxGenerator:
     """An ONNX export on onnxruntime: L (B, 1, H, W) in [-1, 1] -> ab (B, 2, H, W) in [-1, 1].
 
     CPU only (CPUExecutionProvider), with `threads` intra-op threads (default: torch's count).
+    The colour setting was fixed at export: an ONNX model has none to turn.
     """
+
+    colour_knob = None
 
     def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
         self.path = Path(path)
@@ -82,10 +85,8 @@ class OnnxGenerator:
         if L.ndim != 4 or L.shape[1] != 1:
             raise ValueError(f"L must be (B, 1, H, W), got shape {tuple(L.shape)}")
         h, w = L.shape[-2:]
-        ph, pw = (-h) % self.factor, (-w) % self.factor
-        x = L.detach().to("cpu", torch.float32)
-        if ph or pw:  # the same edge-replicated padding the torch module does inside
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        # the same edge-replicated padding the torch module does inside
+        x = pad_to_multiple(L.detach().to("cpu", torch.float32), self.factor)
         (ab,) = self.session.run([self.output_name], {self.input_name: x.contiguous().numpy()})
         return torch.from_numpy(ab)[..., :h, :w]
 

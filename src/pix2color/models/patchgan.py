@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+GAN_MODES = ("vanilla", "lsgan")  # BCE on logits (the pix2pix paper), or least squares
+
 
 class PatchDiscriminator(nn.Module):
     """PatchGAN: (L, ab) pair (B, 1+2, H, W) -> real/fake logits (B, 1, H', W'), one per patch.
@@ -57,8 +59,8 @@ class GANLoss(nn.Module):
 
     def __init__(self, mode: str = "vanilla", real_label: float = 1.0, fake_label: float = 0.0):
         super().__init__()
-        if mode not in ("vanilla", "lsgan"):
-            raise ValueError(f"gan_mode must be 'vanilla' or 'lsgan', got {mode!r}")
+        if mode not in GAN_MODES:
+            raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {mode!r}")
         self.mode = mode
         self.real_label, self.fake_label = real_label, fake_label
         self.loss = nn.BCEWithLogitsLoss() if mode == "vanilla" else nn.MSELoss()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from pix2color.models.base import Generator, pad_to_multiple, saves_config
 
-class UNetGenerator(nn.Module):
+
+class UNetGenerator(Generator):
     """pix2pix U-Net: L (B, 1, H, W) in [-1, 1] -> ab (B, 2, H, W) in [-1, 1], any H and W.
 
     `depth` stride-2 4x4 convolutions halve the size down to the bottleneck (depth 8 takes
@@ -17,6 +18,9 @@ class UNetGenerator(nn.Module):
     padded (edge replicated) and the output is cropped back, so every size works.
     """
 
+    architecture = "unet"
+
+    @saves_config
     def __init__(
         self,
         *,
@@ -30,15 +34,6 @@ class UNetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         assert depth >= 2, f"depth must be at least 2, got {depth}"
-        self.config = dict(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            base_channels=base_channels,
-            depth=depth,
-            max_channels=max_channels,
-            dropout=dropout,
-            dropout_blocks=dropout_blocks,
-        )
         self.factor = 2**depth
         widths = [min(base_channels * 2**i, max_channels) for i in range(depth)]
 
@@ -74,8 +69,7 @@ class UNetGenerator(nn.Module):
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) in [-1, 1] -> ab (B, 2, H, W) in [-1, 1]."""
         h, w = L.shape[-2:]
-        ph, pw = (-h) % self.factor, (-w) % self.factor
-        x = F.pad(L, (0, pw, 0, ph), mode="replicate") if ph or pw else L
+        x = pad_to_multiple(L, self.factor)
         skips = []
         for down in self.downs:
             x = down(x)

@@ -3,8 +3,9 @@
 `create_app()` is the application factory (Flask's flaskr shape). Configuration comes, in
 order, from DEFAULTS, the instance folder's `config.py`, environment variables
 `PIX2COLOR_WEB_<KEY>` (e.g. PIX2COLOR_WEB_ADMIN_TOKEN) and the `settings` the serve command
-passes; tests give `test_config` instead of the file and the environment. Models are loaded
-once per process (or injected with `colorizers=`). Run it with `pix2color serve`.
+passes; tests give `test_config` instead of the file and the environment. The web code reads
+them as one frozen `WebSettings`. Models are loaded once per process (or injected with
+`colorizers=`). Run it with `pix2color serve`.
 """
 
 from __future__ import annotations
@@ -74,12 +75,14 @@ def create_app(
     """Application factory; each model is loaded once per process, and tests can inject them."""
     from flask import Flask, request
 
+    from pix2color.errors import UsageError
     from pix2color.web import admin, api, views
     from pix2color.web.engine import Engine, load_colorizers
     from pix2color.web.errors import register_error_handlers
     from pix2color.web.jobs import Service
     from pix2color.web.security import add_security_headers, csrf_token, make_limiters
-    from pix2color.web.store import Store
+    from pix2color.web.settings import WebSettings
+    from pix2color.web.store import SCORES, Store
 
     given = {**(test_config or {}), **(settings or {})}
     instance = Path(
@@ -94,8 +97,8 @@ def create_app(
         app.config.from_mapping(test_config)
     app.config.from_mapping(settings or {})
     app.config["DEBUG"] = app.debug = False  # never: the debugger runs code from the page
-    instance.mkdir(parents=True, exist_ok=True)
-    (instance / "files").mkdir(exist_ok=True)
+    settings = WebSettings.from_config(app.config, instance)
+    settings.files.mkdir(parents=True, exist_ok=True)
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _secret_key(instance)
     if app.config["TRUSTED_PROXIES"]:
@@ -109,26 +112,23 @@ def create_app(
 
         specs = app.config["MODELS"] or available_models()
         if not specs:
-            raise RuntimeError(
+            raise UsageError(
                 "no models to serve: none is installed in models/; train one (pix2color train "
                 "configs/pix2pix-scratch.toml) and pass it: --models runs/pix2pix-scratch/model"
             )
-        colorizers = load_colorizers(list(specs), size=int(app.config["DEFAULT_SIZE"]))
-    engine = Engine(
-        colorizers,
-        slots=int(app.config["INFERENCE_SLOTS"]),
-        wait=float(app.config["BUSY_TIMEOUT"]),
-    )
+        colorizers = load_colorizers(list(specs), size=settings.default_size)
+    engine = Engine(colorizers, slots=settings.inference_slots, wait=settings.busy_timeout)
     store = Store.open(app.config["DATABASE_URL"], instance)
-    app.extensions["pix2color"] = Service(store, engine, instance, app.config)
-    app.extensions["pix2color.limits"] = make_limiters(app)
+    app.extensions["pix2color"] = Service(store, engine, settings)
+    app.extensions["pix2color.settings"] = settings
+    app.extensions["pix2color.limits"] = make_limiters(settings)
 
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     register_error_handlers(app)
     app.after_request(add_security_headers)
-    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals.update(csrf_token=csrf_token, scores=SCORES)
 
     @app.before_request
     def _expire_old_files() -> None:

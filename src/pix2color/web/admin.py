@@ -23,71 +23,73 @@ from flask import (
     url_for,
 )
 
-from pix2color.web.errors import WebError, wants_json
-from pix2color.web.security import admin_token, is_admin, log_in_admin, token_matches
+from pix2color.web.errors import WebError, error_response, wants_json
+from pix2color.web.jobs import current_service
+from pix2color.web.security import (
+    ADMIN_DISABLED,
+    LoginRequired,
+    admin_required,
+    admin_token,
+    csrf_required,
+    is_admin,
+    log_in_admin,
+    rate_limited,
+    token_matches,
+)
 from pix2color.web.stats import summarize
 from pix2color.web.store import RATING_COLUMNS
-from pix2color.web.views import enforce, require_csrf, service
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-DISABLED = (
-    "statistics are turned off: set an admin token (ADMIN_TOKEN in the instance folder's "
-    "config.py, or the environment variable PIX2COLOR_WEB_ADMIN_TOKEN) and restart"
-)
 
-
-def _login_page(status: int, error: str | None = None):
-    if wants_json():
-        raise WebError(status, error or "send Authorization: Bearer <admin token>")
+def _login_page(status: int, error: str | None = None) -> Response:
     html = render_template("admin_login.html", error=error, enabled=bool(admin_token()))
     return Response(html, status=status, mimetype="text/html")
 
 
-def _require_admin() -> Response | None:
-    if not admin_token():
-        raise WebError(403, DISABLED)
-    if not is_admin():
-        return _login_page(401)
-    return None
+@bp.errorhandler(LoginRequired)
+def _login_required(e: LoginRequired) -> Response:
+    """Scripts get the JSON refusal, people the login form."""
+    return error_response(e.status, e.message) if wants_json() else _login_page(e.status)
 
 
 @bp.get("")
 def login_form():
     if admin_token() and is_admin():
         return redirect(url_for("admin.stats"))
-    return _login_page(200 if admin_token() else 403, None if admin_token() else DISABLED)
+    return _login_page(200 if admin_token() else 403, None if admin_token() else ADMIN_DISABLED)
 
 
 @bp.post("/login")
+@rate_limited("login")
+@csrf_required
 def login():
-    enforce("login")
-    require_csrf()
     if not admin_token():
-        raise WebError(403, DISABLED)
+        raise WebError(403, ADMIN_DISABLED)
     if not token_matches(request.form.get("token", "")):
-        return _login_page(403, "that token is not right; check the server's configuration")
+        message = "that token is not right; check the server's configuration"
+        if wants_json():
+            raise WebError(403, message)
+        return _login_page(403, message)
     log_in_admin()
     return redirect(url_for("admin.stats"), code=303)
 
 
 @bp.post("/logout")
+@csrf_required
 def logout():
-    require_csrf()
     session.pop("admin", None)
     return redirect(url_for("views.index"), code=303)
 
 
 def _rows() -> list[dict]:
-    svc = service()
+    svc = current_service()
     return summarize(svc.store.model_stats(), svc.engine.names)
 
 
 @bp.get("/stats")
+@admin_required
 def stats():
-    refused = _require_admin()
-    if refused is not None:
-        return refused
     rows = _rows()
     return render_template(
         "stats.html",
@@ -98,10 +100,8 @@ def stats():
 
 
 @bp.get("/stats.json")
+@admin_required
 def stats_json():
-    refused = _require_admin()
-    if refused is not None:
-        return refused
     return jsonify(models=_rows())
 
 
@@ -110,11 +110,9 @@ def _iso(t: float | None) -> str:
 
 
 @bp.get("/ratings.csv")
+@admin_required
 def ratings_csv():
-    refused = _require_admin()
-    if refused is not None:
-        return refused
-    store = service().store
+    store = current_service().store
 
     def lines() -> Iterator[str]:
         buf = io.StringIO()

@@ -9,36 +9,41 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, jsonify, request, send_file
 
 from pix2color import __version__
+from pix2color.web.downloads import OUTPUT_FORMATS, download_name, encode, parse_format
 from pix2color.web.errors import WebError
-from pix2color.web.jobs import OUTPUT_FORMATS, parse_format, parse_size
+from pix2color.web.jobs import current_service
 from pix2color.web.openapi import openapi_spec
-from pix2color.web.store import StoreError
-from pix2color.web.views import enforce, service
+from pix2color.web.security import rate_limited
+from pix2color.web.store import SCORES, StoreError, check_score
 
 bp = Blueprint("api", __name__)
 
 
 @bp.post("/api/v1/colorize")
+@rate_limited("colorize")
 def colorize():
-    enforce("colorize")
-    svc, cfg = service(), current_app.config
-    model = request.values.get("model") or svc.engine.default(cfg["DEFAULT_MODEL"])
+    svc = current_service()
+    model = request.values.get("model") or svc.engine.default(svc.settings.default_model)
     if model not in svc.engine.colorizers:
         raise WebError(
             400,
             f"unknown model {model[:60]!r}; this server has {', '.join(svc.engine.names)} "
             "(GET /api/v1/models)",
         )
-    size = parse_size(request.values.get("size"), cfg)
+    size = svc.settings.size(request.values.get("size"))
     fmt = parse_format(request.values.get("format"))
-    data, mime, name, job_id = svc.colorize_api(
-        request.files.get("image"), model=model, size=size, fmt=fmt
+    done = svc.colorize(request.files.get("image"), size=size, models=[model], keep=False)
+    _, ext, mime, _ = OUTPUT_FORMATS[fmt]
+    response = send_file(
+        io.BytesIO(encode(done.outputs[0].image, fmt)),
+        mimetype=mime,
+        as_attachment=True,
+        download_name=download_name(done.job["filename"], None, ext),
     )
-    response = send_file(io.BytesIO(data), mimetype=mime, as_attachment=True, download_name=name)
-    response.headers["X-Job-Id"] = job_id
+    response.headers["X-Job-Id"] = done.job["id"]
     response.headers["X-Model"] = model
     response.headers["X-Working-Size"] = str(size)
     response.headers["Cache-Control"] = "no-store"
@@ -58,8 +63,9 @@ def _public_metadata(info: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/api/v1/models")
 def models():
-    svc, cfg = service(), current_app.config
-    default = svc.engine.default(cfg["DEFAULT_MODEL"])
+    svc = current_service()
+    settings = svc.settings
+    default = svc.engine.default(settings.default_model)
     return jsonify(
         models=[
             dict(
@@ -71,13 +77,13 @@ def models():
             for name, c in svc.engine.colorizers.items()
         ],
         default_model=default,
-        size=dict(default=cfg["DEFAULT_SIZE"], min=cfg["MIN_SIZE"], max=cfg["MAX_SIZE"]),
+        size=dict(default=settings.default_size, min=settings.min_size, max=settings.max_size),
         formats=list(OUTPUT_FORMATS),
         limits=dict(
-            max_bytes=cfg["MAX_CONTENT_LENGTH"],
-            max_pixels=cfg["MAX_PIXELS"],
-            colorize_per_minute=cfg["COLORIZE_PER_MINUTE"],
-            ratings_per_minute=cfg["RATINGS_PER_MINUTE"],
+            max_bytes=settings.max_bytes,
+            max_pixels=settings.max_pixels,
+            colorize_per_minute=settings.colorize_per_minute,
+            ratings_per_minute=settings.ratings_per_minute,
         ),
     )
 
@@ -92,8 +98,8 @@ def _result_of(job: dict[str, Any], ref: Any, field: str) -> dict[str, Any]:
 
 
 @bp.post("/api/v1/ratings")
+@rate_limited("rate")
 def ratings():
-    enforce("rate")
     if not request.is_json:
         raise WebError(415, "send the rating as JSON with Content-Type: application/json")
     data = request.get_json(silent=True)
@@ -103,15 +109,17 @@ def ratings():
     if unknown:
         raise WebError(400, f"unknown field(s) {sorted(unknown)}; use job, model, score, best")
     if "score" not in data and "best" not in data:
-        raise WebError(400, "say what to record: a score (1-5, with model) and/or best (a model)")
-    job = service().store.get_job(str(data.get("job", "")))
+        raise WebError(
+            400,
+            f"say what to record: a score ({SCORES[0]}-{SCORES[-1]}, with model) and/or best "
+            "(a model)",
+        )
+    job = current_service().store.get_job(str(data.get("job", "")))
     if job is None:
         raise WebError(404, "no such job (jobs can be rated until their photo expires)")
-    store, saved = service().store, {}
+    store, saved = current_service().store, {}
     if "score" in data:
-        score = data["score"]
-        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
-            raise WebError(400, f"score must be a whole number from 1 to 5, got {score!r}")
+        score = check_score(data["score"])
         if "model" not in data and len(job["results"]) > 1:
             raise WebError(400, "this job has several results: say which one with model")
         ref = data.get("model", job["results"][0]["model"])
@@ -119,8 +127,6 @@ def ratings():
         store.rate(job, r["model"], score=score, source="api")
         saved["score"] = {"model": r["model"], "score": score}
     if "best" in data:
-        if len(job["results"]) < 2:
-            raise WebError(400, "this job has one result; best needs a comparison of several")
         r = _result_of(job, data["best"], "best")
         store.choose_best(job, r["model"], source="api")
         saved["best"] = r["model"]
@@ -129,7 +135,7 @@ def ratings():
 
 @bp.get("/healthz")
 def healthz():
-    svc = service()
+    svc = current_service()
     try:
         svc.store.ping()
     except StoreError as e:
@@ -141,4 +147,5 @@ def healthz():
 
 @bp.get("/api/v1/openapi.json")
 def openapi():
-    return jsonify(openapi_spec(current_app.config, service().engine.names))
+    svc = current_service()
+    return jsonify(openapi_spec(svc.settings, svc.engine.names))

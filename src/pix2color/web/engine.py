@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from pix2color.data.images import Photo
+from pix2color.errors import UsageError
 from pix2color.inference import Colorizer
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def load_colorizers(specs: list[str], size: int) -> dict[str, Colorizer]:
     for spec in specs:
         name, target = model_name(spec)
         if name in colorizers:
-            raise ValueError(
+            raise UsageError(
                 f"two models are both called {name!r}; name them: --models a={target} b=..."
             )
         colorizers[name] = Colorizer.from_pretrained(target, size=size)
@@ -65,9 +66,9 @@ class Engine:
 
     def __init__(self, colorizers: dict[str, Colorizer], *, slots: int, wait: float) -> None:
         if not colorizers:
-            raise ValueError("the web service needs at least one model")
+            raise UsageError("the web service needs at least one model")
         if slots < 1:
-            raise ValueError(f"inference slots must be 1 or more, got {slots}")
+            raise UsageError(f"inference slots must be 1 or more, got {slots}")
         self.colorizers = dict(colorizers)
         self.slots = threading.BoundedSemaphore(slots)
         self.n_slots, self.wait = slots, wait

@@ -14,7 +14,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from pix2color.web.engine import Busy
-from pix2color.web.store import StoreError
+from pix2color.web.store import RatingError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(WebError)
     def _web_error(e: WebError):
         return error_response(e.status, e.message, e.retry_after)
+
+    @app.errorhandler(RatingError)
+    def _rating(e: RatingError):
+        return error_response(400, str(e))
 
     @app.errorhandler(Busy)
     def _busy(e: Busy):

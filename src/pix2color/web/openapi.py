@@ -1,15 +1,18 @@
 """The OpenAPI 3.1 description of the API, served at /api/v1/openapi.json.
 
 Written by hand next to the routes it describes; a test checks that every API route is in it.
-The limits and model names are filled from the running server's configuration.
+The limits and model names are filled from the running server's settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from pix2color import __version__
+from pix2color.web.downloads import OUTPUT_FORMATS
+from pix2color.web.settings import WebSettings
+from pix2color.web.store import SCORES
+from pix2color.web.uploads import FORMAT_NAMES
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -19,9 +22,9 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
-def openapi_spec(config: Mapping[str, Any], models: list[str]) -> dict[str, Any]:
-    max_mb = config["MAX_CONTENT_LENGTH"] / 2**20
-    max_mpx = config["MAX_PIXELS"] / 1e6
+def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
+    max_mb = settings.max_bytes / 2**20
+    max_mpx = settings.max_pixels / 1e6
     too_many = _error("Too many requests from this address; see the Retry-After header.")
     return {
         "openapi": "3.1.0",
@@ -49,22 +52,22 @@ def openapi_spec(config: Mapping[str, Any], models: list[str]) -> dict[str, Any]
                                         "image": {
                                             "type": "string",
                                             "format": "binary",
-                                            "description": "JPEG, PNG, WebP, TIFF, BMP, GIF "
-                                            f"(still), PNM or TGA; at most {max_mb:.0f} MB and "
+                                            "description": f"{FORMAT_NAMES} (still, not "
+                                            f"animated); at most {max_mb:.0f} MB and "
                                             f"{max_mpx:.0f} megapixels.",
                                         },
                                         "model": {"type": "string", "enum": models},
                                         "size": {
                                             "type": "integer",
-                                            "minimum": config["MIN_SIZE"],
-                                            "maximum": config["MAX_SIZE"],
-                                            "default": config["DEFAULT_SIZE"],
+                                            "minimum": settings.min_size,
+                                            "maximum": settings.max_size,
+                                            "default": settings.default_size,
                                             "description": "Working size: the long side the "
                                             "model sees; smaller often gives bolder colour.",
                                         },
                                         "format": {
                                             "type": "string",
-                                            "enum": ["png", "jpeg", "webp"],
+                                            "enum": list(OUTPUT_FORMATS),
                                             "default": "png",
                                         },
                                     },
@@ -113,8 +116,9 @@ def openapi_spec(config: Mapping[str, Any], models: list[str]) -> dict[str, Any]
             "/api/v1/ratings": {
                 "post": {
                     "summary": "Record a person's judgement of a job's results",
-                    "description": "A 1-5 score for one result and/or which result was best. "
-                    "Rating the same job and model again replaces the earlier answer.",
+                    "description": f"A {SCORES[0]}-{SCORES[-1]} score for one result and/or "
+                    "which result was best. Rating the same job and model again replaces the "
+                    "earlier answer.",
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -172,7 +176,11 @@ def openapi_spec(config: Mapping[str, Any], models: list[str]) -> dict[str, Any]
                             "type": "string",
                             "description": "The rated result: model name or label (A, B...).",
                         },
-                        "score": {"type": "integer", "minimum": 1, "maximum": 5},
+                        "score": {
+                            "type": "integer",
+                            "minimum": SCORES[0],
+                            "maximum": SCORES[-1],
+                        },
                         "best": {
                             "type": "string",
                             "description": "The result picked as best: model name or label.",

@@ -1,7 +1,9 @@
-"""Security for a service that strangers upload files to: headers, CSRF, rate limits, admin.
+"""Security for a service that strangers upload files to: headers, and the guards on views.
 
 - Headers on every response: a Content-Security-Policy that allows only this site's own
   scripts and styles (no inline code anywhere), nosniff, no framing, no referrer.
+- Guards, as decorators under a route: `@rate_limited("colorize")`, `@csrf_required`,
+  `@admin_required`. Stacked, the one written first runs first.
 - CSRF: the page's forms and fetches carry a per-session token (a hidden field or the
   X-CSRF-Token header), compared in constant time. The JSON API needs none: it uses no cookies,
   and a cross-site form cannot send `application/json`.
@@ -20,8 +22,16 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
-from flask import Flask, Response, current_app, request, session
+from flask import Response, current_app, request, session
+
+from pix2color.web.errors import WebError
+from pix2color.web.settings import WebSettings, current_settings
+
+View = Callable[..., Any]
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -54,11 +64,22 @@ def csrf_token() -> str:
     return token
 
 
-def csrf_ok() -> bool:
-    """True when the request carries this session's token (header or form field)."""
-    expected = session.get("csrf")
-    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
-    return bool(expected) and hmac.compare_digest(str(sent), str(expected))
+def csrf_required(view: View) -> View:
+    """Refuse with 400 unless the request carries this session's token (header or form field)."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        expected = session.get("csrf")
+        sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
+        if not (expected and hmac.compare_digest(str(sent), str(expected))):
+            raise WebError(
+                400,
+                "the form's security token is missing or out of date; reload the page and "
+                "try again",
+            )
+        return view(*args, **kwargs)
+
+    return guarded
 
 
 # ---------------------------------------------------------------- rate limits
@@ -95,32 +116,56 @@ class RateLimiter:
                 del self._hits[k]
 
 
-def client_address() -> str:
-    return request.remote_addr or "unknown"
-
-
-def rate_limited(kind: str) -> float:
-    """Count this request against the client's `kind` limit -> seconds to wait, or 0."""
-    limiter: RateLimiter = current_app.extensions["pix2color.limits"][kind]
-    return limiter.hit(client_address())
-
-
-def make_limiters(app: Flask) -> dict[str, RateLimiter]:
+def make_limiters(settings: WebSettings) -> dict[str, RateLimiter]:
+    """One limiter per kind of action that `rate_limited` names."""
     return {
-        "colorize": RateLimiter(int(app.config["COLORIZE_PER_MINUTE"]), 60.0),
-        "rate": RateLimiter(int(app.config["RATINGS_PER_MINUTE"]), 60.0),
+        "colorize": RateLimiter(settings.colorize_per_minute, 60.0),
+        "rate": RateLimiter(settings.ratings_per_minute, 60.0),
         "login": RateLimiter(10, 60.0),
     }
 
 
+def rate_limited(kind: str) -> Callable[[View], View]:
+    """Refuse with 429 (and Retry-After) when the client is over its `kind` limit."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            limiter: RateLimiter = current_app.extensions["pix2color.limits"][kind]
+            wait = limiter.hit(request.remote_addr or "unknown")
+            if wait:
+                raise WebError(
+                    429,
+                    f"too many requests from your address; wait {wait:.0f} s and try again",
+                    retry_after=wait,
+                )
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
 # ---------------------------------------------------------------- admin
+ADMIN_DISABLED = (
+    "statistics are turned off: set an admin token (ADMIN_TOKEN in the instance folder's "
+    "config.py, or the environment variable PIX2COLOR_WEB_ADMIN_TOKEN) and restart"
+)
+
+
+class LoginRequired(WebError):
+    """No admin token with the request; the admin blueprint answers a browser with its form."""
+
+    def __init__(self) -> None:
+        super().__init__(401, "send Authorization: Bearer <admin token>")
+
+
 def _token_digest(token: str) -> str:
     return hashlib.sha256(b"pix2color-admin:" + token.encode()).hexdigest()
 
 
 def admin_token() -> str | None:
-    token = current_app.config.get("ADMIN_TOKEN")
-    return str(token) if token else None
+    return current_settings().admin_token
 
 
 def token_matches(sent: str) -> bool:
@@ -141,3 +186,17 @@ def is_admin() -> bool:
     if auth.startswith("Bearer "):
         return token_matches(auth.removeprefix("Bearer ").strip())
     return hmac.compare_digest(str(session.get("admin", "")), _token_digest(token))
+
+
+def admin_required(view: View) -> View:
+    """403 while no admin token is configured; LoginRequired (401) without the token."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if not admin_token():
+            raise WebError(403, ADMIN_DISABLED)
+        if not is_admin():
+            raise LoginRequired()
+        return view(*args, **kwargs)
+
+    return guarded

@@ -10,8 +10,8 @@ What lives where:
   they came from), with the time its files expire.
 - `jobs`: one colouring of an upload at one working size; a re-run is a new job.
 - `results`: one model's output for a job, under a neutral label (A, B, C) in shuffled order.
-- `ratings`: a person's judgement of one model on one job: a 1-5 score and/or whether it was
-  picked as the best of the compared results. Keyed by (job, model), so changing one's mind
+- `ratings`: a person's judgement of one model on one job: a 1-5 score (SCORES) and/or whether
+  it was picked as the best of the compared results. Keyed by (job, model), so changing one's mind
   updates the row. Ratings keep the model name and never reference the files, so they outlive
   the photos, which expire.
 
@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS ratings (
     model TEXT NOT NULL,
     label TEXT NOT NULL,
     size INTEGER NOT NULL,
-    score INTEGER CHECK (score BETWEEN 1 AND 5),
+    score INTEGER CHECK (score BETWEEN {lowest} AND {highest}),
     best INTEGER CHECK (best IN (0, 1)),
     compared INTEGER NOT NULL,
     source TEXT NOT NULL,
@@ -84,8 +84,29 @@ RATING_COLUMNS = (
 )  # fmt: skip
 
 
+SCORES = range(1, 6)  # a rating's stars, the one range the page, the API and the table use
+
+
 class StoreError(RuntimeError):
     """The database cannot be reached or used; the message says which one and why."""
+
+
+class RatingError(ValueError):
+    """A rating that cannot be recorded as asked; the message says why (answered 400)."""
+
+
+def check_score(score: object) -> int:
+    """A rating's score, or RatingError: a whole number in SCORES (never True or "4")."""
+    if isinstance(score, bool) or not isinstance(score, int) or score not in SCORES:
+        raise RatingError(
+            f"score must be a whole number from {SCORES[0]} to {SCORES[-1]} stars; got {score!r}"
+        )
+    return score
+
+
+def _ddl(id_column: str) -> list[str]:
+    sql = _TABLES.format(id_column=id_column, lowest=SCORES[0], highest=SCORES[-1])
+    return [s.strip() for s in sql.split(";") if s.strip()]
 
 
 class Store:
@@ -257,9 +278,8 @@ class Store:
         source: str = "web",
         now: float | None = None,
     ) -> None:
-        """Record (or change) a 1-5 score for one model's result on a job."""
-        if score is None or not 1 <= score <= 5:
-            raise ValueError(f"a score is a whole number from 1 to 5, got {score!r}")
+        """Record (or change) a score (SCORES) for one model's result on a job."""
+        check_score(score)
         result = _result_for(job, model)
         now = time.time() if now is None else now
         with self.transaction() as cur:
@@ -277,7 +297,9 @@ class Store:
     ) -> None:
         """Record which of a job's results was picked: best=1 for it, 0 for the others."""
         if len(job["results"]) < 2:
-            raise ValueError("picking a best result needs at least two results to compare")
+            raise RatingError(
+                "this job has one result; best needs a comparison of at least two results"
+            )
         _result_for(job, winner)
         now = time.time() if now is None else now
         with self.transaction() as cur:
@@ -348,7 +370,7 @@ def _result_for(job: dict[str, Any], model: str) -> dict[str, Any]:
     for r in job["results"]:
         if r["model"] == model:
             return r
-    raise ValueError(f"model {model!r} has no result in job {job['id']}")
+    raise RatingError(f"model {model!r} has no result in job {job['id']}")
 
 
 class _Cursor:
@@ -399,8 +421,7 @@ class SQLiteStore(Store):
         return (sqlite3.Error,)
 
     def _ddl(self) -> list[str]:
-        sql = _TABLES.format(id_column="INTEGER PRIMARY KEY AUTOINCREMENT")
-        return [s.strip() for s in sql.split(";") if s.strip()]
+        return _ddl("INTEGER PRIMARY KEY AUTOINCREMENT")
 
 
 class PostgresStore(Store):
@@ -438,8 +459,7 @@ class PostgresStore(Store):
         return sql.replace("?", "%s")
 
     def _ddl(self) -> list[str]:
-        sql = _TABLES.format(id_column="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
         # several server processes may start at once: one creates the tables, the others wait
-        return ["SELECT pg_advisory_xact_lock(4242)"] + [
-            s.strip() for s in sql.split(";") if s.strip()
-        ]
+        return ["SELECT pg_advisory_xact_lock(4242)"] + _ddl(
+            "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+        )

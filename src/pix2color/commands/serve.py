@@ -6,9 +6,10 @@ import argparse
 import os
 import sys
 
+from pix2color.errors import EXIT_OK, UsageError, WorkFailed
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `serve` command to the CLI's subparsers."""
     s = subparsers.add_parser(
         "serve",
         help="run the web page and JSON API (waitress; never debug mode)",
@@ -42,18 +43,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         help="photos coloured at once; each takes ~100 MB per megapixel (default: 2)",
     )
-    s.set_defaults(func=handler)
+    s.set_defaults(func=run)
 
 
-def handler(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import torch
     import waitress
 
-    from pix2color.models.io import ModelNotFoundError
     from pix2color.web import create_app
     from pix2color.web.store import StoreError
 
-    settings = {
+    given = {
         key: value
         for key, value in (
             ("INSTANCE_PATH", args.instance),
@@ -65,21 +65,19 @@ def handler(args: argparse.Namespace) -> int:
         if value is not None
     }
     try:
-        app = create_app(settings=settings)
-    except (ModelNotFoundError, StoreError, RuntimeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        app = create_app(settings=given)
+    except StoreError as e:  # at start-up, a store that cannot be opened is a setting to fix
+        raise UsageError(str(e)) from None
     assert not app.debug, "serve never runs in debug mode"
-    cfg = app.config
-    slots = int(cfg["INFERENCE_SLOTS"])
-    # each slot's forward pass gets its share of the cores, so slots do not fight over them
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // slots))
     service = app.extensions["pix2color"]
-    models = ", ".join(service.engine.names)
+    settings = service.settings
+    # each slot's forward pass gets its share of the cores, so slots do not fight over them
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // settings.inference_slots))
     print(
-        f"pix2color serving http://{args.host}:{args.port}/  models: {models}; "
-        f"store: {service.store.describe()}; instance: {app.instance_path}; "
-        + ("statistics: /admin" if cfg["ADMIN_TOKEN"] else "statistics off (no ADMIN_TOKEN)"),
+        f"pix2color serving http://{args.host}:{args.port}/  "
+        f"models: {', '.join(service.engine.names)}; store: {service.store.describe()}; "
+        f"instance: {settings.folder}; "
+        + ("statistics: /admin" if settings.admin_token else "statistics off (no ADMIN_TOKEN)"),
         file=sys.stderr,
         flush=True,
     )
@@ -91,13 +89,12 @@ def handler(args: argparse.Namespace) -> int:
             threads=args.threads,
             ident="pix2color",
             # a body far over the app's limit is cut by waitress; nearer ones get the app's 413
-            max_request_body_size=2 * int(cfg["MAX_CONTENT_LENGTH"]) + 2**20,
+            max_request_body_size=2 * settings.max_bytes + 2**20,
             channel_timeout=120,
             connection_limit=200,
         )
     except OSError as e:
-        print(f"error: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
-        return 1
+        raise WorkFailed(f"cannot listen on {args.host}:{args.port}: {e}") from None
     finally:
         service.store.close()
-    return 0
+    return EXIT_OK

@@ -1,0 +1,122 @@
+"""`pix2color colorize`: colour photos and folders at their full resolution."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from pix2color.commands import print_error
+from pix2color.errors import EXIT_FAILED, EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("colorize", help="colour photos at their full resolution")
+    c.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
+    c.add_argument("-o", "--output", required=True, help="folder for the results")
+    add_model_arguments(c)
+    c.add_argument("--batch-size", type=int, default=4)
+    c.add_argument("--device", default="cpu", help="cpu or cuda")
+    c.add_argument("-q", "--quiet", action="store_true")
+    c.set_defaults(func=run)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """--model, --size and the colour settings, shared by the commands that colour photos."""
+    from pix2color.models.colour_settings import GAIN_RANGE, TEMPERATURE_RANGE
+
+    p.add_argument(
+        "--model", default="default", help="installed model name or path (default: default)"
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=256,
+        help="working size: the long side the model sees (smaller often gives bolder colour)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        help="colour temperature of class models (lower = bolder, higher = safer; "
+        f"{TEMPERATURE_RANGE[0]:g} to {TEMPERATURE_RANGE[1]:g}; default: the model's "
+        "calibrated value)",
+    )
+    p.add_argument(
+        "--gain",
+        type=float,
+        help="colour gain of models like default that predict colour directly (higher = bolder, "
+        f"lower = safer, 1 = the network's own; {GAIN_RANGE[0]:g} to {GAIN_RANGE[1]:g}; default: "
+        "the model's calibrated value)",
+    )
+
+
+def output_paths(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Map each input image to its output path (folders keep their inner layout)."""
+    from pix2color.data.images import find_images
+
+    pairs: list[tuple[Path, Path]] = []
+    errors: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        files, missing = find_images([p])
+        errors.extend(missing)
+        for f in files:
+            rel = f.relative_to(p) if p.is_dir() else Path(f.name)
+            pairs.append((f, out_dir / rel))
+    return pairs, errors
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from pix2color.data.images import save_like
+    from pix2color.inference import Colorizer
+
+    colorizer = Colorizer.from_pretrained(
+        args.model, size=args.size, device=args.device, temperature=args.temperature,
+        gain=args.gain,
+    )  # fmt: skip
+    out_dir = Path(args.output)
+    pairs, errors = output_paths(args.inputs, out_dir)
+    for e in errors:
+        print_error(e)
+    targets: dict[Path, Path] = {}
+    todo: list[Path] = []
+    for src, dst in pairs:
+        if dst.resolve() == src.resolve():
+            errors.append(f"{src}: the output would overwrite the input; choose another --output")
+            print_error(errors[-1])
+        elif dst in targets.values():
+            errors.append(f"{src}: same output name as another input ({dst}); colour them apart")
+            print_error(errors[-1])
+        else:
+            targets[src] = dst
+            todo.append(src)
+
+    done, start = 0, time.time()
+    bar = tqdm(total=len(todo), unit="photo", disable=args.quiet or len(todo) < 2, file=sys.stderr)
+    for path, img, photo, err in colorizer.colorize_files(todo, batch_size=args.batch_size):
+        bar.update(1)
+        if err is not None:
+            errors.append(err)
+            bar.write(f"error: {err}", file=sys.stderr)
+            continue
+        try:
+            written = save_like(img, photo, targets[path])
+        except OSError as e:
+            errors.append(f"{path}: cannot write {targets[path]} ({e})")
+            bar.write(f"error: {errors[-1]}", file=sys.stderr)
+            continue
+        done += 1
+        if not args.quiet and len(todo) < 2:
+            print(f"{path} -> {written}")
+    bar.close()
+    secs = time.time() - start
+    failed = len(errors)
+    print(
+        f"coloured {done} photo(s) into {out_dir} in {secs:.1f} s"
+        + (f"; {failed} failed (see the errors above)" if failed else "")
+        + f" [model {args.model}, working size {args.size}]"
+    )
+    return EXIT_FAILED if failed or done == 0 else EXIT_OK

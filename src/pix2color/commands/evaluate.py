@@ -1,0 +1,180 @@
+"""`pix2color evaluate`: score models on held-out photos, or compare folders of results.
+
+Two forms:
+
+    evaluate --data DIR --models NAME_OR_PATH... --output OUT [--size 256]
+    evaluate --pred DIR --truth DIR --output OUT
+
+With --data, each model colours the grey test photos of a prepared folder (see
+`pix2color.evaluate`); before any scoring the command refuses a test photo that is also in the
+training split (`pix2color.data.leakage`) unless --allow-leakage. With --pred/--truth, two
+folders of images are matched by file name without extension (the path inside the folder), so
+other tools can be compared the same way. The report folder is `pix2color.evaluate_report`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pix2color import metrics
+from pix2color.data.leakage import Leak, find_leaks, leak_message
+from pix2color.errors import EXIT_OK, Pix2ColorError, UsageError, WorkFailed
+from pix2color.evaluate import GREY, TestSet, evaluate, load_pairs, load_test_split
+from pix2color.evaluate_report import markdown_table, write_json, write_report_folder
+
+log = logging.getLogger(__name__)
+
+# what each form gives `evaluate`: the truth, {model: images or Colorizer}, protocol, notes
+Inputs = tuple[TestSet, dict[str, Any], dict[str, Any], list[str]]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score models on the held-out test photos (or compare folders of results)",
+        description="Colour the test photos of a prepared folder with each model, or compare "
+        "a folder of results with a folder of truths, and write report.md, report.json, bar "
+        "charts and comparison sheets. Metrics: PSNR, SSIM, LPIPS, FID, KID, colourfulness, "
+        "deltaCF, CIEDE2000; a grey (input) baseline is always included.",
+    )
+    p.add_argument("--data", type=Path, help="a prepared folder (its test split is scored)")
+    p.add_argument("--models", nargs="+", metavar="NAME_OR_PATH", help="models to compare")
+    p.add_argument("--size", type=int, default=256, help="centre square side (default: 256)")
+    p.add_argument("--pred", type=Path, help="folder of coloured results to score")
+    p.add_argument("--truth", type=Path, help="folder of the true colour photos for --pred")
+    p.add_argument("-o", "--output", type=Path, required=True, help="report folder")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the metrics as JSON")
+    p.add_argument("--lpips-net", choices=sorted(metrics.LPIPS_NETS), default="alex")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (models and metrics)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (default: torch's choice; 1 "
+        "is often faster on a machine busy with other work)",
+    )
+    p.add_argument("--save-images", action="store_true", help="write every scored image")
+    p.add_argument(
+        "--allow-leakage",
+        action="store_true",
+        help="score even if test photos are also training photos (the figures will be inflated)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one of the two forms, write the report folder and print the table."""
+    by_data = args.data is not None or bool(args.models)
+    by_folders = args.pred is not None or args.truth is not None
+    if by_data == by_folders:
+        raise UsageError("give either --data DIR --models NAME... or --pred DIR --truth DIR")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        test, predictions, protocol, notes = _data_form(args) if by_data else _folder_form(args)
+        evaluation = evaluate(
+            test,
+            predictions,
+            protocol=protocol,
+            notes=notes,
+            size=args.size if by_data else None,
+            lpips_net=args.lpips_net,
+            device=args.device,
+            progress=not args.quiet,
+        )
+        write_report_folder(evaluation, args.output, save_images=args.save_images)
+        if args.json is not None:
+            write_json(evaluation.report["models"], args.json)
+    except Pix2ColorError:
+        raise
+    except (OSError, ValueError) as e:  # metric weights not installed, a report not writable
+        raise WorkFailed(str(e)) from e
+    report = evaluation.report
+    print(markdown_table(report["models"]))
+    for note in report["notes"]:
+        print(note)
+    print(f"wrote {args.output}/report.md, report.json, per_image.csv, metrics.png and "
+          f"{len(report['sheets'])} comparison sheet(s) in {report['seconds']:.0f} s")  # fmt: skip
+    return EXIT_OK
+
+
+def _data_form(args: argparse.Namespace) -> Inputs:
+    """--data/--models -> (test set, {model name: Colorizer}, protocol, notes)."""
+    from pix2color.inference import Colorizer
+
+    if args.data is None or not args.models:
+        raise UsageError(
+            "--data and --models go together, e.g. --data data/photos --models default"
+        )
+    if args.size < 32:
+        raise UsageError(
+            f"--size {args.size} is too small: LPIPS needs 32 or more (256 is the usual protocol)"
+        )
+    names = list(args.models)
+    if len(set(names)) != len(names) or {GREY, "truth"} & set(names):
+        raise UsageError(
+            f"model names must be distinct and neither {GREY!r} nor 'truth', got {names}"
+        )
+    # a missing model or missing metric weights fail now, not after minutes of work
+    colorizers = {m: Colorizer.from_pretrained(m, size=args.size, device=args.device)
+                  for m in names}  # fmt: skip
+    metrics.lpips_state_dict(args.lpips_net)
+    metrics.inception_weights_path()
+    test, files = load_test_split(args.data, args.size)
+    leaks = find_leaks(args.data, files)
+    protocol = {
+        "form": "data",
+        "data": str(args.data),
+        "split": "test",
+        "description": f"the test split of {args.data}, each photo's centre square resized to "
+        f"{args.size}x{args.size} (bicubic) and coloured from its 8-bit grey version.",
+        "leakage_checked": leaks is not None,
+        "leakage": [vars(x) for x in leaks or []],
+    }
+    return test, colorizers, protocol, _leakage_notes(args, leaks)
+
+
+def _leakage_notes(args: argparse.Namespace, leaks: list[Leak] | None) -> list[str]:
+    """The report's notes on leakage; refuses leaked test photos unless --allow-leakage."""
+    if leaks is None:
+        log.warning("%s has no training split: leakage cannot be checked", args.data)
+        return ["Leakage not checked: the folder has no training split."]
+    if not leaks:
+        return []
+    message = leak_message(leaks)
+    if not args.allow_leakage:
+        raise UsageError(
+            message + "; re-run `pix2color data prepare` so that each scene is in one split, or "
+            "pass --allow-leakage to score anyway (the figures will be inflated)"
+        )
+    print(f"WARNING: --allow-leakage: {message}; these figures are INFLATED and must not "
+          "be reported as held-out results", file=sys.stderr)  # fmt: skip
+    return [f"**WARNING: train/test leakage was allowed**: {message}."]
+
+
+def _folder_form(args: argparse.Namespace) -> Inputs:
+    """--pred/--truth -> (truth set, {pred folder name: images}, protocol, notes)."""
+    if args.pred is None or args.truth is None:
+        raise UsageError("--pred and --truth go together")
+    metrics.lpips_state_dict(args.lpips_net)
+    metrics.inception_weights_path()
+    test, pred = load_pairs(args.pred, args.truth)
+    label = args.pred.resolve().name
+    if label in (GREY, "truth"):
+        label = f"{label}_pred"  # the baseline row and the truth images keep their names
+    protocol = {
+        "form": "pred/truth",
+        "pred": str(args.pred),
+        "truth": str(args.truth),
+        "description": f"{args.pred} compared with {args.truth}, matched by file name, at "
+        "their own size.",
+    }
+    notes = ["Leakage not checked: the training data behind these results is unknown."]
+    return test, {label: pred}, protocol, notes

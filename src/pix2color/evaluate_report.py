@@ -1,0 +1,197 @@
+"""The files of an evaluation: report.md, report.json, per_image.csv, charts and sheets.
+
+`write_report_folder` writes them all for an `evaluate.Evaluation`: report.md (the table, notes
+and protocol), report.json (every figure), per_image.csv, metrics.png (bar charts),
+comparison_NN.png (input | each model | truth) and, if asked, every image scored under
+images/<model>/ (truth and grey too, ready for a later `evaluate --pred/--truth` run).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from pix2color.evaluate import GREY, METRIC_KEYS, Evaluation, TestSet
+
+# (key, table heading, better: "max" / "min" / None, decimals)
+COLUMNS = [
+    ("psnr", "PSNR (dB) ↑", "max", 2),
+    ("ssim", "SSIM ↑", "max", 4),
+    ("lpips", "LPIPS ↓", "min", 4),
+    ("fid", "FID ↓", "min", 2),
+    ("kid", "KID ↓", "min", 5),
+    ("colorfulness", "colourfulness", None, 2),
+    ("delta_cf", "ΔCF ↓", "min", 2),
+    ("ciede2000", "CIEDE2000 ↓", "min", 2),
+]
+
+
+def write_report_folder(evaluation: Evaluation, output: Path, save_images: bool = False) -> None:
+    """Write every file of the report to `output`; report.json last, with the sheets' names."""
+    report, images = evaluation.report, evaluation.images
+    write_report(report, evaluation.per_image, output)
+    write_bar_charts(report["models"], output / "metrics.png")
+    report["sheets"] = write_sheets(evaluation.test, images, output)
+    if save_images:
+        test = evaluation.test
+        for name, imgs in {"truth": test.truth, **images}.items():
+            for stem, im in zip(test.names, imgs, strict=True):
+                path = output / "images" / _safe(name) / f"{stem}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(im).save(path)
+    (output / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _fmt(value: float, decimals: int) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{decimals}f}"
+
+
+def markdown_table(models: dict[str, dict[str, Any]]) -> str:
+    """The metrics as a Markdown table, the best model value of each column in bold."""
+    heads = ["model"] + [c[1] for c in COLUMNS]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    best = {}
+    for key, _, better, _ in COLUMNS:
+        values = [m[key] for name, m in models.items() if name != GREY]
+        if better and values:
+            best[key] = max(values) if better == "max" else min(values)
+    for name, m in models.items():
+        cells = [f"{name} (input)" if name == GREY else name]
+        for key, _, _, decimals in COLUMNS:
+            cell = _fmt(m[key], decimals)
+            if key == "kid":
+                cell += f" ± {_fmt(m['kid_std'], decimals)}"
+            if key == "fid" and not m["fid_reliable"]:
+                cell += "*"
+            if key == "colorfulness":
+                cell += f" (truth {m['colorfulness_truth']:.2f})"
+            if name != GREY and key in best and m[key] == best[key] and len(models) > 2:
+                cell = f"**{cell}**"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], per_image: dict, output: Path) -> None:
+    """report.md and per_image.csv (report.json is written last, with the sheets)."""
+    output.mkdir(parents=True, exist_ok=True)
+    p = report["protocol"]
+    lines = [
+        "# pix2color evaluation",
+        "",
+        f"{report['n']} photos; {p['description']}",
+        "",
+        markdown_table(report["models"]),
+        "",
+        "↑ higher is better, ↓ lower is better. `grey` is the input itself (no colour): the "
+        "floor. Colourfulness (Hasler & Süsstrunk) is neither better nor worse when high: "
+        "ΔCF is its distance to the truth's. KID is the mean ± std over subsets.",
+    ]
+    if not report["fid_reliable"]:
+        lines.append("")
+        lines.append("\\* " + report["notes"][0])
+    for note in report["notes"][1:]:
+        lines += ["", note]
+    lines += [
+        "",
+        "Protocol: RGB in [0, 1]; PSNR and SSIM (Gaussian 11x11, sigma 1.5) on RGB; LPIPS v0.1 "
+        f"({p['lpips_net']}) on [-1, 1]; FID/KID on 2048-d TF-InceptionV3 pool features at "
+        "299x299 (TF1 bilinear resize); CIEDE2000 on CIELAB (D65). Details: the docstring of "
+        "`pix2color.metrics`.",
+        "",
+        "Files: report.json (all figures), per_image.csv, metrics.png, comparison_*.png.",
+        "",
+    ]
+    (output / "report.md").write_text("\n".join(lines))
+    with (output / "per_image.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        keys = ["psnr", "ssim", "lpips", "ciede2000", "colorfulness"]
+        w.writerow(["model", "photo", *keys])
+        for name, per in per_image.items():
+            for i, photo in enumerate(report["photos"]):
+                w.writerow([name, photo, *(f"{per[k][i]:.6g}" for k in keys)])
+
+
+def write_bar_charts(models: dict[str, dict[str, Any]], path: Path) -> None:
+    """One bar chart per metric, every model and the grey baseline side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(models)
+    colours = ["0.6" if n == GREY else f"C{i}" for i, n in enumerate(names)]
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7))
+    for ax, (key, title, _, _) in zip(axes.ravel(), COLUMNS, strict=True):
+        values = [models[n][key] for n in names]
+        errors = [models[n]["kid_std"] for n in names] if key == "kid" else None
+        ax.bar(range(len(names)), values, color=colours, yerr=errors, capsize=3)
+        if key == "colorfulness":
+            ax.axhline(models[names[0]]["colorfulness_truth"], color="k", ls="--", label="truth")
+            ax.legend(fontsize=8)
+        if key == "fid" and not models[names[0]]["fid_reliable"]:
+            title += f" (n={models[names[0]]['n']}: rough)"
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels([_short(n) for n in names], rotation=30, ha="right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _short(name: str, width: int = 18) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
+
+
+def write_sheets(
+    test: TestSet, images: dict[str, list[np.ndarray]], output: Path, rows: int = 6, sheets: int = 3
+) -> list[str]:
+    """comparison_NN.png: input | each model | truth, for photos spread over the set."""
+    n = len(test.names)
+    count = min(n, rows * sheets)
+    chosen = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
+    models = [k for k in images if k != GREY]
+    columns = [("input", images[GREY])] + [(k, images[k]) for k in models] + [("truth", test.truth)]
+    written = []
+    for s in range(0, len(chosen), rows):
+        picked = chosen[s : s + rows]
+        cell = max(96, max(max(test.truth[i].shape[:2]) for i in picked))
+        header = 22
+        sheet = Image.new("RGB", (cell * len(columns), header + cell * len(picked)), "white")
+        draw = ImageDraw.Draw(sheet)
+        for c, (label, _) in enumerate(columns):
+            draw.text((c * cell + 4, 5), _short(label, cell // 7), fill="black")
+        for r, i in enumerate(picked):
+            for c, (_, imgs) in enumerate(columns):
+                img = Image.fromarray(imgs[i])
+                scale = cell / max(img.size)
+                img = img.resize((round(img.width * scale), round(img.height * scale)))
+                sheet.paste(img, (c * cell, header + r * cell))
+            label = _short(test.names[i], cell // 7)
+            box = draw.textbbox((4, header + r * cell + 2), label)
+            draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill="black")
+            draw.text((4, header + r * cell + 2), label, fill="white")
+        path = output / f"comparison_{s // rows + 1:02d}.png"
+        sheet.save(path)
+        written.append(path.name)
+    return written
+
+
+def write_json(models: dict[str, dict[str, Any]], path: Path) -> None:
+    """--json FILE: {model (grey included): {METRIC_KEYS..., n, kid_std, fid_reliable, ...}}."""
+    extra = ("n", "kid_std", "fid_reliable", "colorfulness_truth")
+    out = {name: {k: m[k] for k in (*METRIC_KEYS, *extra)} for name, m in models.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+
+
+def _safe(name: str) -> str:
+    """A model name (may be a path) -> a folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
