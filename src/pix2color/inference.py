@@ -29,6 +29,7 @@ from pix2color.data.images import ImageError, Photo, photo_from_image, read_phot
 from pix2color.errors import UsageError
 from pix2color.models.colour_settings import apply_colour_settings
 from pix2color.models.io import load_generator
+from pix2color.upsample import UPSAMPLING, upsample_ab
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,16 @@ class Colorizer:
         info: dict | None = None,
         temperature: float | None = None,
         gain: float | None = None,
+        upsampling: str = "bilinear",
     ) -> None:
         if size < 16:
             raise UsageError(f"working size {size} is too small; use 16 or more (256 is typical)")
+        if upsampling not in UPSAMPLING:
+            raise UsageError(f"upsampling {upsampling!r}: use one of {', '.join(UPSAMPLING)}")
         apply_colour_settings(G, gain=gain, temperature=temperature)
         self.G = G.eval().to(device)
         self.size, self.device, self.name, self.info = size, torch.device(device), name, info or {}
+        self.upsampling = upsampling  # how the working-size colour reaches full size (upsample.py)
 
     @classmethod
     def from_pretrained(
@@ -78,17 +83,19 @@ class Colorizer:
         device: str = "cpu",
         temperature: float | None = None,
         gain: float | None = None,
+        upsampling: str = "bilinear",
     ) -> Colorizer:
         """Load a shipped model by name, or a model folder / .safetensors / checkpoint by path.
 
         `temperature` overrides a class-head model's calibrated colour temperature (lower gives
         bolder colour); `gain` overrides a regression model's calibrated ab gain (higher gives
-        bolder colour). Each is refused by the models that do not have it.
+        bolder colour). Each is refused by the models that do not have it. `upsampling` is how
+        the colour is brought to full size: "bilinear" or "guided" (follows L's edges).
         """
         G, info = load_generator(name_or_path)
         return cls(
             G, size=size, device=device, name=str(name_or_path), info=info,
-            temperature=temperature, gain=gain,
+            temperature=temperature, gain=gain, upsampling=upsampling,
         )  # fmt: skip
 
     @torch.inference_mode()
@@ -119,7 +126,7 @@ class Colorizer:
         out = []
         for photo, L, s, ab in zip(photos, Ls, smalls, ab_small, strict=True):
             ab = ab[:, : s.shape[-2], : s.shape[-1]]
-            ab_full = F.interpolate(ab[None], size=L.shape, mode="bilinear", align_corners=False)[0]
+            ab_full = upsample_ab(ab, s, L, mode=self.upsampling)
             rgb = lab_to_rgb_t(torch.cat([L[None], ab_full], dim=0))  # (3, H, W) in [0, 1]
             arr = (rgb.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
             img = Image.fromarray(arr, "RGB")

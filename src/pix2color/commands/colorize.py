@@ -36,6 +36,12 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="working size: the long side the model sees (smaller often gives bolder colour)",
     )
     p.add_argument(
+        "--upsampling",
+        default="bilinear",
+        help="how the working-size colour is brought to full size: bilinear, or guided by the "
+        "photo's own luminance so that colour edges follow its edges (default: bilinear)",
+    )
+    p.add_argument(
         "--temperature",
         type=float,
         help="colour temperature of class models (lower = bolder, higher = safer; "
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     colorizer = Colorizer.from_pretrained(
         args.model, size=args.size, device=args.device, temperature=args.temperature,
-        gain=args.gain,
+        gain=args.gain, upsampling=args.upsampling,
     )  # fmt: skip
     out_dir = Path(args.output)
     pairs, errors = output_paths(args.inputs, out_dir)
