@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,15 @@ def test_train_overrides_may_follow_the_options(capsys):
     assert "unrecognized arguments: --nope" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # only `train` takes overrides
         parse_args(["models", "train.epochs=5"])
+
+
+def test_jpegs_are_written_at_quality_95_also_when_exif_rotated(photos, model_dir, tmp_path):
+    out = tmp_path / "o"
+    for name in ("grey.jpg", "nested/rotated.jpg"):
+        assert (
+            main(["colorize", str(photos / name), "-o", str(out), "--model", str(model_dir)]) == 0
+        )
+        written = Image.open(out / Path(name).name)
+        reference = tmp_path / f"q95-{Path(name).name}"  # what Pillow writes at quality 95
+        written.save(reference, quality=95)
+        assert written.quantization == Image.open(reference).quantization, name

@@ -65,7 +65,9 @@ def open_image(path: str | Path) -> Image.Image:
                     "save the frame you want as a still image first"
                 )
             img.load()
+            fmt = img.format
             img = ImageOps.exif_transpose(img)
+            img.format = fmt  # the upright copy forgets it; saving "like the input" needs it
     except ImageError:
         raise
     except UnidentifiedImageError:
