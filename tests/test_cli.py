@@ -163,3 +163,55 @@ def test_jpegs_are_written_at_quality_95_also_when_exif_rotated(photos, model_di
         reference = tmp_path / f"q95-{Path(name).name}"  # what Pillow writes at quality 95
         written.save(reference, quality=95)
         assert written.quantization == Image.open(reference).quantization, name
+
+
+def test_every_input_not_coloured_gets_its_line(photos, model_dir, tmp_path, capsys, monkeypatch):
+    import os
+
+    (photos / "nested" / "loop").symlink_to(photos)  # a link back up: a loop
+    (photos / "broken.jpg").symlink_to(tmp_path / "gone.jpg")  # a dangling link
+    (photos / "locked").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # root reads every folder, so refuse one the way a chmod would
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code = main(["colorize", str(photos), "-o", str(tmp_path / "o"), "--model", str(model_dir)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "broken.jpg: a broken link" in err
+    assert "locked: cannot read this folder (Permission denied)" in err
+    assert "loop: a link back to" in err
+    assert "coloured 8 photo(s)" in out and "3 failed" in out  # the 8 readable photos still done
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(photos, model_dir, capsys):
+    target = photos / "colour.png"
+    code = main(["colorize", str(photos), "-o", str(target), "--model", str(model_dir)])
+    assert code == 2 and "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_an_output_folder_inside_the_input_is_not_searched(photos, model_dir, capsys):
+    args = ["colorize", str(photos), "-o", str(photos / "coloured"), "--model", str(model_dir)]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert main(args) == 0  # the second run does not colour the first run's results again
+    second = capsys.readouterr().out
+    assert "coloured 8 photo(s)" in first and "coloured 8 photo(s)" in second
+    assert "is not searched" in second
+
+
+def test_a_permission_error_says_so(photos, model_dir, capsys, monkeypatch):
+    import PIL.Image
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(PIL.Image, "open", refuse)
+    code = main(["colorize", str(photos / "grey.jpg"), "-o", str(photos / "o"), "--model",
+                 str(model_dir)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "permission denied" in err and "truncated" not in err

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from pix2color.commands import print_error
-from pix2color.errors import EXIT_FAILED, EXIT_OK
+from pix2color.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,14 +58,15 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def output_paths(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Map each input image to its output path (folders keep their inner layout)."""
+    """Map each input image to its output path (folders keep their inner layout); the output
+    folder is left out of the search when it lies inside an input folder."""
     from pix2color.data.images import find_images
 
     pairs: list[tuple[Path, Path]] = []
     errors: list[str] = []
     for item in inputs:
         p = Path(item)
-        files, missing = find_images([p])
+        files, missing = find_images([p], exclude=out_dir)
         errors.extend(missing)
         for f in files:
             rel = f.relative_to(p) if p.is_dir() else Path(f.name)
@@ -84,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
         gain=args.gain, upsampling=args.upsampling,
     )  # fmt: skip
     out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: is a file, not a folder; give --output a folder")
+    for item in map(Path, args.inputs):
+        if item.is_dir() and out_dir.resolve().is_relative_to(item.resolve()):
+            print(f"note: the output folder {out_dir} is inside {item}: it is not searched")
     pairs, errors = output_paths(args.inputs, out_dir)
     for e in errors:
         print_error(e)

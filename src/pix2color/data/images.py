@@ -8,6 +8,7 @@ training, a full-precision grey level for colorizing, and the alpha channel when
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,8 @@ def open_image(path: str | Path) -> Image.Image:
         ) from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: too many pixels ({e}); downscale the image first") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied; make the file readable") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path}: cannot decode the image ({e}); is the file truncated?") from None
     if img.width < 1 or img.height < 1:
@@ -140,23 +143,56 @@ def load_rgb(path: str | Path) -> np.ndarray:
     return np.repeat(g[..., None], 3, axis=2)
 
 
-def find_images(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
-    """Expand files and folders (recursively, by extension) -> (image paths, errors for missing)."""
+def find_images(
+    inputs: list[str | Path], *, exclude: Path | None = None
+) -> tuple[list[Path], list[str]]:
+    """Expand files and folders (recursively, by extension) -> (image paths, one error line per
+    input that cannot be searched or read: missing, a broken link, an unreadable folder, a link
+    loop). A folder `exclude` (the output folder) is left out of the search.
+    """
     found: list[Path] = []
     errors: list[str] = []
+    skip = exclude.resolve() if exclude is not None else None
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found.extend(
-                sorted(
-                    f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                )
-            )
+            found.extend(sorted(_images_under(p, skip, errors)))
         elif p.exists():
             found.append(p)  # an explicit file is tried whatever its extension
+        elif p.is_symlink():
+            errors.append(f"{p}: a broken link (to {os.readlink(p)}); not coloured")
         else:
             errors.append(f"{p}: no such file or folder")
     return found, errors
+
+
+def _images_under(root: Path, skip: Path | None, errors: list[str]) -> list[Path]:
+    """The image files below `root`, following links to folders once (a loop gets its line)."""
+
+    def unreadable(e: OSError) -> None:
+        errors.append(
+            f"{e.filename}: cannot read this folder ({e.strerror}); its photos were not coloured"
+        )
+
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(root, onerror=unreadable, followlinks=True):
+        here = Path(folder)
+        real = here.resolve()
+        if real in seen:  # reached again through a link: a loop, or a second way in
+            errors.append(f"{here}: a link back to {real}, already searched; not searched again")
+            subfolders.clear()
+            continue
+        seen.add(real)
+        subfolders[:] = [d for d in subfolders if (here / d).resolve() != skip]
+        for name in files:
+            f = here / name
+            if f.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            if not f.exists():
+                errors.append(f"{f}: a broken link (to {os.readlink(f)}); not coloured")
+            else:
+                found.append(f)
+    return found
 
 
 # Pillow's writable formats by the name `Image.format` reports; others are written as PNG
