@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pix2color.errors import WorkFailed
+from pix2color.files import replacing
 
 IMAGE_EXTENSIONS = {
     ".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".jfif", ".ppm", ".pgm",
@@ -202,9 +203,11 @@ SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}, "PNG": {}, "TI
 def save_like(img: Image.Image, photo: Photo, out: Path) -> Path:
     """Save a coloured image in its input's format (PNG stays PNG) -> the path written.
 
-    A format Pillow reads but cannot write is saved as PNG beside `out` (same stem).
+    Written to a temporary file and renamed, so an interrupted run never leaves a half photo
+    that a later `--skip-existing` run would take as done. A format Pillow reads but cannot
+    write is saved as PNG beside `out` (same stem).
     """
-    fmt = (photo.format or "").upper()
+    fmt = (photo.format or Image.registered_extensions().get(out.suffix.lower(), "")).upper()
     if fmt == "MPO":
         fmt = "JPEG"
     if fmt == "GIF":
@@ -213,9 +216,19 @@ def save_like(img: Image.Image, photo: Photo, out: Path) -> Path:
         img = img.convert("RGB")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        img.save(out, format=fmt or None, **SAVE_OPTIONS.get(fmt, {}))
+        with replacing(out, suffix=".partial") as tmp:
+            img.save(tmp, format=fmt or "PNG", **SAVE_OPTIONS.get(fmt, {}))
         return out
     except (KeyError, OSError, ValueError):
         fallback = out.with_suffix(".png")
-        img.save(fallback, format="PNG")
+        with replacing(fallback, suffix=".partial") as tmp:
+            img.save(tmp, format="PNG")
         return fallback
+
+
+def output_written(out: Path) -> Path | None:
+    """The file save_like wrote for `out` in an earlier run (itself or its PNG fallback)."""
+    for candidate in (out, out.with_suffix(".png")):
+        if candidate.is_file():
+            return candidate
+    return None
