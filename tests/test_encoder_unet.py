@@ -103,20 +103,26 @@ def test_hub_cache_comes_first_and_the_hash_is_checked(monkeypatch, tmp_path):
         mobilenet.imagenet_state_dict()
 
 
-def imagenet_input(rgb: np.ndarray, grey: bool = False) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, 224, 224): short side to 256, centre 224, ImageNet-normalised."""
+def imagenet_input(
+    rgb: np.ndarray,
+    grey: bool = False,
+    size: int = 224,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
+) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, size, size): short side to size / 0.875 (256 for 224), the
+    centre crop, normalised with `mean` and `std` (ImageNet's unless given)."""
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
     if grey:  # what the colorizer's encoder sees: luminance repeated to 3 channels
         x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
         x = x.expand(-1, 3, -1, -1)
     h, w = x.shape[-2:]
-    s = 256 / min(h, w)
+    s = size / 0.875 / min(h, w)
     x = F.interpolate(x, size=(round(h * s), round(w * s)), mode="bilinear", antialias=True)
     h, w = x.shape[-2:]
-    top, left = (h - 224) // 2, (w - 224) // 2
-    x = x[..., top : top + 224, left : left + 224]
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    return (x - mean) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    top, left = (h - size) // 2, (w - size) // 2
+    x = x[..., top : top + size, left : left + size]
+    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
 @pytest.mark.metric_weights

@@ -18,12 +18,14 @@ from typing import Any, NoReturn
 
 from pix2color.errors import ConfigError
 from pix2color.models.colour_settings import TEMPERATURE_RANGE
+from pix2color.models.encoder_unet import ENCODERS
 from pix2color.models.patchgan import GAN_MODES
 
 __all__ = [
     "AUTO_ON_OFF",
     "DEVICES",
     "EARLY_STOP_METRICS",
+    "ENCODERS",
     "GAN_MODES",
     "GENERATORS",
     "HEADS",
@@ -148,6 +150,8 @@ class ModelConfig:
     """Generator and discriminator shapes (see models/unet.py, encoder_unet.py, patchgan.py)."""
 
     generator: str = "unet"  # "unet" (pix2pix, from scratch) or "mobilenet_unet"
+    # mobilenet_unet: the ImageNet encoder, "mobilenet_v2" or "efficientnet_lite0/1/2"
+    encoder: str = "mobilenet_v2"
     pretrained: bool = True  # mobilenet_unet: start the encoder from ImageNet weights
     head: str = "regression"  # mobilenet_unet: "regression" (ab + tanh) or "classes" (ab bins)
     temperature: float = 0.38  # "classes": annealed-mean temperature (1 = mean, lower = vivid)
@@ -167,8 +171,14 @@ class ModelConfig:
         c = _Check("model", self)
         c.one_of("generator", GENERATORS)
         c.one_of("head", HEADS)
+        c.one_of("encoder", ENCODERS)
         if self.head == "classes" and self.generator != "mobilenet_unet":
             raise ConfigError("model.head='classes' needs model.generator='mobilenet_unet'")
+        if self.encoder != "mobilenet_v2" and self.generator != "mobilenet_unet":
+            raise ConfigError(
+                f"model.encoder={self.encoder!r} needs model.generator='mobilenet_unet' (the "
+                "unet generator has no ImageNet encoder)"
+            )
         c.within("temperature", *TEMPERATURE_RANGE, hint=" (lower: bolder colour)")
         for name in ("base_channels", "max_channels", "d_base_channels", "d_layers"):
             c.at_least(name, 1)

@@ -1,4 +1,10 @@
-"""U-Nets whose encoder is an ImageNet-trained MobileNetV2 and whose decoder is light.
+"""U-Nets whose encoder is an ImageNet-trained network and whose decoder is light.
+
+The encoder is MobileNetV2 (the default, models/mobilenet.py) or EfficientNet-Lite0/1/2
+(models/efficientnet.py), chosen by the constructor argument `encoder` (one of ENCODERS) and
+saved in the config like every argument; configs saved before it existed hold no `encoder` and
+load as MobileNetV2. The classes keep their MobileNet names because the architecture names saved
+with every model ("mobilenet_unet", "mobilenet_classes") and every import use them.
 
 Two heads, two classes:
 - `MobileNetUNet` regresses ab directly (tanh), times a calibrated gain (its colour setting);
@@ -14,14 +20,33 @@ from torch import nn
 
 from pix2color.ab_classes import ab_bin_centres, annealed_mean
 from pix2color.color import IMAGENET_MEAN, IMAGENET_STD
+from pix2color.errors import UsageError
+from pix2color.models import efficientnet, mobilenet
 from pix2color.models.base import Generator, pad_to_multiple, saves_config
 from pix2color.models.colour_settings import check_gain, check_temperature
-from pix2color.models.mobilenet import FEATURES, MobileNetV2, load_imagenet_weights
+from pix2color.models.efficientnet import EfficientNetLite
+from pix2color.models.mobilenet import FEATURES, MobileNetV2
 
+ENCODERS = ("mobilenet_v2", *efficientnet.VARIANTS)  # the `encoder` argument; model.encoder
 # MobileNetV2 stages whose outputs are the skips, at strides 2, 4, 8, 16 and 32
 SKIP_STAGES = (1, 3, 6, 13, 18)
 SKIP_CHANNELS = (16, 24, 32, 96, FEATURES)
 DECODER_CHANNELS = (256, 256, 128, 64, 32, 16)  # widths at strides 32, 16, 8, 4, 2, 1
+
+
+def build_encoder(name: str, *, pretrained: bool) -> tuple[nn.Module, tuple[int, ...]]:
+    """The encoder called `name` (one of ENCODERS) and the channels of its five skips."""
+    if name == "mobilenet_v2":
+        encoder = MobileNetV2()
+        if pretrained:
+            mobilenet.load_imagenet_weights(encoder)
+        return encoder, SKIP_CHANNELS
+    if name not in efficientnet.VARIANTS:
+        raise UsageError(f"unknown encoder {name!r}: use one of {', '.join(ENCODERS)}")
+    encoder = EfficientNetLite(variant=name)
+    if pretrained:
+        efficientnet.load_imagenet_weights(encoder)
+    return encoder, encoder.skip_channels
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int = 3) -> nn.Sequential:
@@ -35,9 +60,10 @@ def conv_bn_relu(cin: int, cout: int, kernel: int = 3) -> nn.Sequential:
 class _MobileNetDecoder(Generator):
     """The shared body: encoder, bottleneck and the first `steps` decoder steps.
 
-    The encoder sees L as a grey RGB photo (mapped to [0, 1], repeated to 3 channels,
-    ImageNet-normalised), which is what its ImageNet weights expect. A 1x1 convolution reduces
-    its 1280-channel stride-32 features to `decoder_channels[0]`; each decoder step then
+    The encoder sees L as a grey RGB photo (mapped to [0, 1], repeated to 3 channels, then
+    normalised as its ImageNet weights expect: ImageNet mean and std for MobileNetV2, [-1, 1]
+    for EfficientNet-Lite). A 1x1 convolution reduces its 1280-channel stride-32 features to
+    `decoder_channels[0]`; each decoder step then
     upsamples 2x (bilinear), joins the encoder features of that size (strides 16, 8, 4, 2, and
     finally L itself at full size) and applies a 3x3 conv + BatchNorm + ReLU. Sides that are not
     multiples of 32 are padded (edge replicated); the subclasses crop the output back.
@@ -46,25 +72,27 @@ class _MobileNetDecoder(Generator):
     factor = 32
     config_fixed = {"pretrained": False}  # trained weights replace ImageNet's when loaded
 
-    def _build(self, decoder_channels: tuple[int, ...], pretrained: bool, steps: int) -> None:
+    def _build(
+        self, decoder_channels: tuple[int, ...], encoder: str, pretrained: bool, steps: int
+    ) -> None:
         assert len(decoder_channels) == 6, (
             f"decoder_channels needs 6 widths (strides 32, 16, 8, 4, 2, 1), "
             f"got {len(decoder_channels)}"
         )
-        self.encoder = MobileNetV2()
-        if pretrained:
-            load_imagenet_weights(self.encoder)
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        self.encoder, skip_channels = build_encoder(encoder, pretrained=pretrained)
+        imagenet = encoder == "mobilenet_v2"
+        mean = torch.tensor(IMAGENET_MEAN if imagenet else efficientnet.INPUT_MEAN)
+        std = torch.tensor(IMAGENET_STD if imagenet else efficientnet.INPUT_STD)
+        mean, std = mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1)
         self.register_buffer("mean", mean, persistent=False)  # constants, not weights
         self.register_buffer("std", std, persistent=False)
         w = decoder_channels
-        self.bottleneck = conv_bn_relu(FEATURES, w[0], kernel=1)
-        up_skips = (*SKIP_CHANNELS[-2::-1], 1)  # joined on the way up: strides 16 ... 2, then L
+        self.bottleneck = conv_bn_relu(skip_channels[-1], w[0], kernel=1)
+        up_skips = (*skip_channels[-2::-1], 1)  # joined on the way up: strides 16 ... 2, then L
         self.ups = nn.ModuleList(conv_bn_relu(w[i] + up_skips[i], w[i + 1]) for i in range(steps))
 
     def encoder_parameters(self) -> list[nn.Parameter]:
-        """The MobileNetV2 encoder's parameters (for a smaller learning rate)."""
+        """The ImageNet encoder's parameters (for a smaller learning rate)."""
         return list(self.encoder.parameters())
 
     def decoder_parameters(self) -> list[nn.Parameter]:
@@ -72,16 +100,23 @@ class _MobileNetDecoder(Generator):
         ids = {id(p) for p in self.encoder.parameters()}
         return [p for p in self.parameters() if id(p) not in ids]
 
+    def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, H, W) normalised -> the encoder's features at strides 2, 4, 8, 16 and 32."""
+        if isinstance(self.encoder, EfficientNetLite):
+            return self.encoder.skips(x)
+        skips = []
+        for i, stage in enumerate(self.encoder.features):  # MobileNetV2's 19 stages
+            x = stage(x)
+            if i in SKIP_STAGES:
+                skips.append(x)
+        return skips
+
     def features(self, L: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) -> decoder features of the padded photo after the last up step."""
         L = pad_to_multiple(L, self.factor)
         x = ((L + 1) / 2).expand(-1, 3, -1, -1)  # (B, 3, H, W) grey RGB in [0, 1]
         x = (x - self.mean) / self.std
-        skips = []
-        for i, stage in enumerate(self.encoder.features):
-            x = stage(x)
-            if i in SKIP_STAGES:
-                skips.append(x)
+        skips = self._encode(x)  # strides 2, 4, 8, 16, 32
         x = self.bottleneck(skips.pop())  # (B, w0, H/32, W/32)
         skips = [L, *skips]  # full size first, stride 16 last
         for up in self.ups:
@@ -107,6 +142,7 @@ class MobileNetUNet(_MobileNetDecoder):
         in_channels: int = 1,
         out_channels: int = 2,
         decoder_channels: tuple[int, ...] = DECODER_CHANNELS,
+        encoder: str = "mobilenet_v2",
         pretrained: bool = False,
         ab_gain: float = 1.0,
     ) -> None:
@@ -114,7 +150,7 @@ class MobileNetUNet(_MobileNetDecoder):
         assert in_channels == 1, f"the encoder reads one L channel, got in_channels={in_channels}"
         self.ab_gain = 1.0
         self.set_ab_gain(ab_gain)
-        self._build(decoder_channels, pretrained, steps=5)
+        self._build(decoder_channels, encoder, pretrained, steps=5)
         self.head = nn.Sequential(nn.Conv2d(decoder_channels[-1], out_channels, 1), nn.Tanh())
 
     def set_ab_gain(self, gain: float) -> None:
@@ -156,6 +192,7 @@ class MobileNetClassUNet(_MobileNetDecoder):
         in_channels: int = 1,
         out_channels: int = 2,
         decoder_channels: tuple[int, ...] = DECODER_CHANNELS,
+        encoder: str = "mobilenet_v2",
         pretrained: bool = False,
         n_bins: int = 0,
         temperature: float = 0.38,
@@ -165,7 +202,7 @@ class MobileNetClassUNet(_MobileNetDecoder):
         self.temperature = check_temperature(temperature)
         bins = torch.zeros(n_bins, 2) if n_bins else ab_bin_centres()
         self.config["n_bins"] = len(bins)
-        self._build(decoder_channels, pretrained, steps=3)  # strides 16 and 8 joined, then bins
+        self._build(decoder_channels, encoder, pretrained, steps=3)  # strides 16, 8 joined
         self.register_buffer("bins", bins.float())
         self.head = nn.Conv2d(decoder_channels[3], len(bins), 1)
 

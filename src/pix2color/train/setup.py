@@ -36,9 +36,11 @@ log = logging.getLogger(__name__)
 def build_models(cfg: ModelConfig) -> tuple[Generator, PatchDiscriminator]:
     """The generator and discriminator a recipe's [model] describes."""
     if cfg.generator == "mobilenet_unet" and cfg.head == "classes":
-        G: Generator = MobileNetClassUNet(pretrained=cfg.pretrained, temperature=cfg.temperature)
+        G: Generator = MobileNetClassUNet(
+            encoder=cfg.encoder, pretrained=cfg.pretrained, temperature=cfg.temperature
+        )
     elif cfg.generator == "mobilenet_unet":  # the U-Net shape keys do not apply to it
-        G = MobileNetUNet(pretrained=cfg.pretrained)
+        G = MobileNetUNet(encoder=cfg.encoder, pretrained=cfg.pretrained)
     else:
         G = UNetGenerator(
             base_channels=cfg.base_channels,
