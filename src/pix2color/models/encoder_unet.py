@@ -63,10 +63,10 @@ class _MobileNetDecoder(Generator):
     The encoder sees L as a grey RGB photo (mapped to [0, 1], repeated to 3 channels, then
     normalised as its ImageNet weights expect: ImageNet mean and std for MobileNetV2, [-1, 1]
     for EfficientNet-Lite). A 1x1 convolution reduces its 1280-channel stride-32 features to
-    `decoder_channels[0]`; each decoder step then
-    upsamples 2x (bilinear), joins the encoder features of that size (strides 16, 8, 4, 2, and
-    finally L itself at full size) and applies a 3x3 conv + BatchNorm + ReLU. Sides that are not
-    multiples of 32 are padded (edge replicated); the subclasses crop the output back.
+    `decoder_channels[0]`; each decoder step then upsamples 2x (bilinear), joins the encoder
+    features of that size (strides 16, 8, 4, 2, and finally L itself at full size) and applies
+    a 3x3 conv + BatchNorm + ReLU. Sides that are not multiples of 32 are padded (edge
+    replicated); the subclasses crop the output back.
     """
 
     factor = 32
