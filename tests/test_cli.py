@@ -215,3 +215,36 @@ def test_a_permission_error_says_so(photos, model_dir, capsys, monkeypatch):
                  str(model_dir)])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 1 and "permission denied" in err and "truncated" not in err
+
+
+def test_skip_existing_continues_an_interrupted_job(photos, model_dir, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["colorize", str(photos), "-o", str(out), "--model", str(model_dir)]
+    assert main(args) == 0
+    (out / "grey.jpg").unlink()  # as if the run had stopped before this photo
+    kept = (out / "colour.png").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main([*args, "--skip-existing"]) == 0
+    out_text = capsys.readouterr().out
+    assert "coloured 1 photo(s)" in out_text and "7 already there" in out_text
+    assert (out / "grey.jpg").is_file() and (out / "colour.png").stat().st_mtime_ns == kept
+
+
+def test_two_workers_share_a_folder_without_overlap(photos, model_dir, tmp_path):
+    out = tmp_path / "o"
+    base = [sys.executable, "-m", "pix2color.cli", "colorize", str(photos), "-o", str(out),
+            "--model", str(model_dir), "--size", "64", "--shard"]  # fmt: skip
+    workers = [
+        subprocess.Popen([*base, f"{i}/2"], stdout=subprocess.PIPE, text=True) for i in (0, 1)
+    ]
+    outs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0]
+    counts = [int(o.split("coloured ")[1].split(" ")[0]) for o in outs]
+    assert sorted(counts) == [4, 4]  # 8 photos, none coloured twice
+    assert len([p for p in out.rglob("*") if p.is_file()]) == 8
+
+
+def test_a_bad_shard_is_a_usage_error(photos, model_dir, capsys):
+    for bad in ("2/2", "x", "1/0"):
+        code = main(["colorize", str(photos), "-o", str(photos / "o"), "--shard", bad])
+        assert code == 2 and "--shard" in capsys.readouterr().err

@@ -16,6 +16,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
     c.add_argument("-o", "--output", required=True, help="folder for the results")
     add_model_arguments(c)
+    c.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave out photos whose result is already in the output folder (an interrupted "
+        "archive job continues where it stopped)",
+    )
+    c.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="colour only the I-th of N equal shares of the photos (0 <= I < N), e.g. one share "
+        "per machine or process over the same input and output folders",
+    )
     c.add_argument("--batch-size", type=int, default=4)
     c.add_argument("--device", default="cpu", help="cpu or cuda")
     c.add_argument("-q", "--quiet", action="store_true")
@@ -77,9 +89,10 @@ def output_paths(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Pat
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pix2color.data.images import save_like
+    from pix2color.data.images import output_written, save_like
     from pix2color.inference import Colorizer
 
+    shard = parse_shard(args.shard) if args.shard else None
     colorizer = Colorizer.from_pretrained(
         args.model, size=args.size, device=args.device, temperature=args.temperature,
         gain=args.gain, upsampling=args.upsampling,
@@ -105,6 +118,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             targets[src] = dst
             todo.append(src)
+    if shard is not None:  # the same sorted list on every worker: share k goes to worker k % N
+        i, n = shard
+        todo = todo[i::n]
+    skipped = 0
+    if args.skip_existing:
+        before = len(todo)
+        todo = [src for src in todo if output_written(targets[src]) is None]
+        skipped = before - len(todo)
 
     done, start = 0, time.time()
     bar = tqdm(total=len(todo), unit="photo", disable=args.quiet or len(todo) < 2, file=sys.stderr)
@@ -128,7 +149,20 @@ def run(args: argparse.Namespace) -> int:
     failed = len(errors)
     print(
         f"coloured {done} photo(s) into {out_dir} in {secs:.1f} s"
+        + (f"; {skipped} already there (--skip-existing)" if skipped else "")
+        + (f"; share {args.shard} of the photos" if shard else "")
         + (f"; {failed} failed (see the errors above)" if failed else "")
         + f" [model {args.model}, working size {args.size}]"
     )
-    return EXIT_FAILED if failed or done == 0 else EXIT_OK
+    return EXIT_FAILED if failed or done + skipped == 0 and not shard else EXIT_OK
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'1/4' -> (1, 4); a UsageError for anything else."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text!r}: give I/N with whole numbers, e.g. 0/2") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise UsageError(f"--shard {text}: I must be 0 to N-1 and N at least 1, e.g. 0/2 and 1/2")
+    return i, n
