@@ -217,9 +217,18 @@ def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel():
     m = 5
     xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
-    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    xy_all = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    xy_apart = sum(k(x[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    # paired (the default for sets of one length): an output never meets its own truth
     kid, std = M.kid_from_features(x, y)
-    assert kid == pytest.approx(xx + yy - 2 * xy, rel=1e-10) and std == pytest.approx(0, abs=1e-12)
+    assert kid == pytest.approx(xx + yy - 2 * xy_apart, rel=1e-10)
+    assert std == pytest.approx(0, abs=1e-12)
+    kid, _ = M.kid_from_features(x, y, paired=False)
+    assert kid == pytest.approx(xx + yy - 2 * xy_all, rel=1e-10)
+    with pytest.raises(ValueError, match="paired=False"):
+        M.kid_from_features(x, y[:4], paired=True)
+    kid, _ = M.kid_from_features(x, y[:4])  # other lengths: independent sets
+    assert np.isfinite(kid)
 
 
 def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
@@ -229,11 +238,27 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
     same, same_std = M.kid_from_features(a, b, subsets=20, subset_size=200)
     different, _ = M.kid_from_features(a, c, subsets=20, subset_size=200)
     assert abs(same) < 0.05 * different and same_std > 0
-    # a set with itself: the unbiased estimator's only offset is its own diagonal, O(1/n)
-    self_kid, _ = M.kid_from_features(a, a)
-    assert -0.05 * different < self_kid <= 0
     with pytest.raises(ValueError, match="at least 2"):
         M.kid_from_features(a[:1], b)
+
+
+def test_paired_kid_does_not_reward_outputs_for_resembling_their_own_truth():
+    """Outputs = truths (+ noise): the old cross term, counting each output against its own
+    truth, drove KID below 0; the paired estimator stays at the distributions' distance."""
+    rng = np.random.default_rng(0)
+    n, d = 200, 32
+    truth = rng.normal(size=(2 * n, d))
+    outputs = truth + 0.5 * rng.normal(size=(2 * n, d))  # wider than the truth: MMD^2 > 0
+    # a set with itself: no distance at all, exactly
+    assert M.kid_from_features(truth, truth)[0] == pytest.approx(0, abs=1e-9)
+    old_self, _ = M.kid_from_features(truth, truth, paired=False)
+    assert old_self < -0.03  # the biased estimator: every own-truth pair counted
+    # noisy outputs: compare with unrelated photos (outputs of one half, truths of the other)
+    paired, _ = M.kid_from_features(outputs[:n], truth[:n])
+    old, _ = M.kid_from_features(outputs[:n], truth[:n], paired=False)
+    apart, _ = M.kid_from_features(outputs[:n], truth[n:], paired=False)
+    assert old < -0.03 < 0 < paired
+    assert paired == pytest.approx(apart, abs=0.01)
 
 
 # ---------------------------------------------------------------- colour metrics

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from pix2color import metrics as M
-from pix2color.data.dataset import centre_square, split_files
+from pix2color.data.dataset import MissingSplitError, centre_square, split_files
 from pix2color.data.images import IMAGE_EXTENSIONS, load_rgb, photo_from_image
 from pix2color.errors import UsageError
 
@@ -55,12 +55,26 @@ def _name(path: Path, folder: Path) -> str:
     return path.relative_to(folder).with_suffix("").as_posix()
 
 
-def load_test_split(root: Path, size: int) -> tuple[TestSet, list[Path]]:
-    """The test photos of a prepared folder, centre-cropped to size -> (set, their files)."""
-    files = split_files(root, "test")
+def load_test_split(root: Path, size: int, split: str = "test") -> tuple[TestSet, list[Path]]:
+    """The photos of a split of a prepared folder, centre-cropped to size -> (set, their files).
+
+    "test": the held-out test split (out-of-source for a folder prepared with --split-by
+    source); "test_in": that folder's in-source test split (held-out scenes of the training
+    sources).
+    """
+    files = split_files(root, split)
     truth = [centre_square(load_rgb(f), size) for f in files]
-    names = [_name(f, root / "test") if (root / "test") in f.parents else f.stem for f in files]
+    names = [_name(f, root / split) if (root / split) in f.parents else f.stem for f in files]
     return TestSet(names, truth), files
+
+
+def has_split(root: Path, split: str) -> bool:
+    """Whether a prepared folder has photos in `split` (manifest.csv, else the folder)."""
+    try:
+        split_files(root, split)
+    except MissingSplitError:
+        return False
+    return True
 
 
 def _image_files(folder: Path) -> dict[str, Path]:
@@ -159,7 +173,8 @@ def score(
             bar.update(len(r) / 2)
     feats = features(pred, device, bar=_HalfBar(bar))
     n = len(pred)
-    kid, kid_std = M.kid_from_features(feats, truth_feats)
+    # row k of each is one photo: the paired estimator never scores an output against its truth
+    kid, kid_std = M.kid_from_features(feats, truth_feats, paired=True)
     cf = torch.tensor(per["colorfulness"], dtype=torch.float64)
     result = {
         "psnr": float(np.mean(per["psnr"])),
@@ -174,6 +189,7 @@ def score(
         "kid_std": kid_std,
         "kid_subset_size": min(M.KID_SUBSET_SIZE, n),
         "fid_reliable": n >= M.FID_MIN_IMAGES,
+        "kid_reliable": n >= M.KID_MIN_IMAGES,
         "colorfulness_truth": float(truth_cf.mean()),
     }
     return result, per
@@ -223,6 +239,14 @@ class Evaluation:
     report: dict[str, Any]  # what report.json holds
     per_image: dict[str, dict[str, list[float]]]  # model -> metric -> one value per photo
     images: dict[str, list[np.ndarray]]  # model -> the images scored, grey first
+    # a folder prepared with --split-by source: the in-source test split (test_in), scored
+    # the same way; `report` is then the out-of-source test split's, with "in_source" added
+    in_source: Evaluation | None = None
+
+    def add_in_source(self, other: Evaluation) -> None:
+        """Join the in-source split's evaluation: report["in_source"] holds its figures."""
+        self.in_source = other
+        self.report["in_source"] = {k: v for k, v in other.report.items() if k != "protocol"}
 
 
 def evaluate(
@@ -291,6 +315,12 @@ def _sample_size_notes(n: int) -> list[str]:
             f"FID on {n} images (fewer than {M.FID_MIN_IMAGES}, the feature dimension) is biased "
             "upwards and unstable: use it only to rank models on this same set, and prefer KID "
             f"(unbiased; subsets of {min(M.KID_SUBSET_SIZE, n)} images) for comparisons."
+        )
+    if n < M.KID_MIN_IMAGES:
+        notes.append(
+            f"† KID on {n} images (fewer than {M.KID_MIN_IMAGES}) is too few to trust: its spread "
+            "from one set of photos to another is as large as the differences between models; "
+            "read it as a rough indication, and compare models on more photos (several folds)."
         )
     if n <= M.KID_SUBSET_SIZE:
         notes.append(

@@ -3,7 +3,10 @@
 `write_report_folder` writes them all for an `evaluate.Evaluation`: report.md (the table, notes
 and protocol), report.json (every figure), per_image.csv, metrics.png (bar charts),
 comparison_NN.png (input | each model | truth) and, if asked, every image scored under
-images/<model>/ (truth and grey too, ready for a later `evaluate --pred/--truth` run).
+images/<model>/ (truth and grey too, ready for a later `evaluate --pred/--truth` run). An
+evaluation with an in-source split (a folder prepared with --split-by source) adds its table
+beside the out-of-source one in report.md, its figures under "in_source" in report.json, its
+rows (split "test_in") in per_image.csv and comparison_in_NN.png sheets.
 """
 
 from __future__ import annotations
@@ -36,9 +39,14 @@ COLUMNS = [
 def write_report_folder(evaluation: Evaluation, output: Path, save_images: bool = False) -> None:
     """Write every file of the report to `output`; report.json last, with the sheets' names."""
     report, images = evaluation.report, evaluation.images
-    write_report(report, evaluation.per_image, output)
+    write_report(report, evaluation.per_image, output, in_source=evaluation.in_source)
     write_bar_charts(report["models"], output / "metrics.png")
     report["sheets"] = write_sheets(evaluation.test, images, output)
+    if evaluation.in_source is not None:
+        inside = evaluation.in_source
+        report["in_source"]["sheets"] = write_sheets(
+            inside.test, inside.images, output, prefix="comparison_in"
+        )
     if save_images:
         test = evaluation.test
         for name, imgs in {"truth": test.truth, **images}.items():
@@ -70,6 +78,8 @@ def markdown_table(models: dict[str, dict[str, Any]]) -> str:
                 cell += f" ± {_fmt(m['kid_std'], decimals)}"
             if key == "fid" and not m["fid_reliable"]:
                 cell += "*"
+            if key == "kid" and not m.get("kid_reliable", True):
+                cell += "†"
             if key == "colorfulness":
                 cell += f" (truth {m['colorfulness_truth']:.2f})"
             if name != GREY and key in best and m[key] == best[key] and len(models) > 2:
@@ -79,32 +89,89 @@ def markdown_table(models: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: dict[str, Any], per_image: dict, output: Path) -> None:
+def grey_lines(evaluation: Evaluation) -> list[str]:
+    """One line per model: how far below grey its LPIPS, FID and KID are, in each test split."""
+    inside = evaluation.in_source
+    return _grey_lines(evaluation.report["models"], inside.report["models"] if inside else None)
+
+
+def _grey_lines(models: dict[str, dict], in_models: dict[str, dict] | None) -> list[str]:
+    splits = [("", models)]
+    if in_models is not None:
+        splits = [(" out of source", models), (" in source", in_models)]
+    lines = []
+    for name in models:
+        if name == GREY:
+            continue
+        parts = []
+        for key, label in (("lpips", "LPIPS"), ("fid", "FID"), ("kid", "KID")):
+            said = [f"{_versus_grey(models[name][key], models[GREY][key])}{where}"
+                    for where, models in splits]  # fmt: skip
+            parts.append(f"{label} {', '.join(said)}")
+        lines.append(f"{name} against grey: " + "; ".join(parts))
+    return lines
+
+
+def _versus_grey(value: float, grey: float) -> str:
+    """'17% below grey', '3% above grey' (a lower-is-better metric), or the two values."""
+    if not grey > 0 or math.isnan(value):  # KID can be 0 or below: no ratio to speak of
+        return f"{value:.4g} (grey {grey:.4g})"
+    change = (value - grey) / grey
+    return f"{abs(change):.0%} {'below' if change < 0 else 'above'} grey"
+
+
+def write_report(
+    report: dict[str, Any], per_image: dict, output: Path, in_source: Evaluation | None = None
+) -> None:
     """report.md and per_image.csv (report.json is written last, with the sheets)."""
     output.mkdir(parents=True, exist_ok=True)
     p = report["protocol"]
-    lines = [
-        "# pix2color evaluation",
-        "",
-        f"{report['n']} photos; {p['description']}",
-        "",
-        markdown_table(report["models"]),
+    lines = ["# pix2color evaluation", ""]
+    in_models = in_source.report["models"] if in_source is not None else None
+    if in_source is None:
+        lines += [f"{report['n']} photos; {p['description']}", "", markdown_table(report["models"])]
+    else:
+        n_in = in_source.report["n"]
+        lines += [
+            f"{p['description']} Two test splits, side by side:",
+            "",
+            f"## Out-of-source test: {report['n']} photos from sources never seen in training",
+            "",
+            "What users get (their photos come from their own albums), and what models are "
+            "compared on.",
+            "",
+            markdown_table(report["models"]),
+            "",
+            f"## In-source test: {n_in} photos, held-out scenes of the training sources",
+            "",
+            "Photos that share their sources' look with training: these figures flatter a model "
+            "that has learnt its sources.",
+            "",
+            markdown_table(in_source.report["models"]),
+        ]
+    lines += [
         "",
         "↑ higher is better, ↓ lower is better. `grey` is the input itself (no colour): the "
         "floor. Colourfulness (Hasler & Süsstrunk) is neither better nor worse when high: "
         "ΔCF is its distance to the truth's. KID is the mean ± std over subsets.",
+        "",
+        *(f"- {line}" for line in _grey_lines(report["models"], in_models)),
     ]
+    notes = list(report["notes"])
+    if in_source is not None:
+        notes += [f"In-source test: {note}" for note in in_source.report["notes"]]
     if not report["fid_reliable"]:
         lines.append("")
-        lines.append("\\* " + report["notes"][0])
-    for note in report["notes"][1:]:
+        lines.append("\\* " + notes[0])
+        notes = notes[1:]
+    for note in notes:
         lines += ["", note]
     lines += [
         "",
         "Protocol: RGB in [0, 1]; PSNR and SSIM (Gaussian 11x11, sigma 1.5) on RGB; LPIPS v0.1 "
         f"({p['lpips_net']}) on [-1, 1]; FID/KID on 2048-d TF-InceptionV3 pool features at "
-        "299x299 (TF1 bilinear resize); CIEDE2000 on CIELAB (D65). Details: the docstring of "
-        "`pix2color.metrics`.",
+        "299x299 (TF1 bilinear resize), KID paired (an output never counted against its own "
+        "truth); CIEDE2000 on CIELAB (D65). Details: the docstring of `pix2color.metrics`.",
         "",
         "Files: report.json (all figures), per_image.csv, metrics.png, comparison_*.png.",
         "",
@@ -113,10 +180,14 @@ def write_report(report: dict[str, Any], per_image: dict, output: Path) -> None:
     with (output / "per_image.csv").open("w", newline="") as f:
         w = csv.writer(f)
         keys = ["psnr", "ssim", "lpips", "ciede2000", "colorfulness"]
-        w.writerow(["model", "photo", *keys])
-        for name, per in per_image.items():
-            for i, photo in enumerate(report["photos"]):
-                w.writerow([name, photo, *(f"{per[k][i]:.6g}" for k in keys)])
+        w.writerow(["split", "model", "photo", *keys])
+        parts = [(p.get("split", "test"), report["photos"], per_image)]
+        if in_source is not None:
+            parts.append(("test_in", in_source.report["photos"], in_source.per_image))
+        for split, photos, per_model in parts:
+            for name, per in per_model.items():
+                for i, photo in enumerate(photos):
+                    w.writerow([split, name, photo, *(f"{per[k][i]:.6g}" for k in keys)])
 
 
 def write_bar_charts(models: dict[str, dict[str, Any]], path: Path) -> None:
@@ -151,9 +222,14 @@ def _short(name: str, width: int = 18) -> str:
 
 
 def write_sheets(
-    test: TestSet, images: dict[str, list[np.ndarray]], output: Path, rows: int = 6, sheets: int = 3
+    test: TestSet,
+    images: dict[str, list[np.ndarray]],
+    output: Path,
+    rows: int = 6,
+    sheets: int = 3,
+    prefix: str = "comparison",
 ) -> list[str]:
-    """comparison_NN.png: input | each model | truth, for photos spread over the set."""
+    """PREFIX_NN.png: input | each model | truth, for photos spread over the set."""
     n = len(test.names)
     count = min(n, rows * sheets)
     chosen = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
@@ -178,16 +254,27 @@ def write_sheets(
             box = draw.textbbox((4, header + r * cell + 2), label)
             draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill="black")
             draw.text((4, header + r * cell + 2), label, fill="white")
-        path = output / f"comparison_{s // rows + 1:02d}.png"
+        path = output / f"{prefix}_{s // rows + 1:02d}.png"
         sheet.save(path)
         written.append(path.name)
     return written
 
 
-def write_json(models: dict[str, dict[str, Any]], path: Path) -> None:
-    """--json FILE: {model (grey included): {METRIC_KEYS..., n, kid_std, fid_reliable, ...}}."""
+def write_json(
+    models: dict[str, dict[str, Any]], path: Path, in_source: dict[str, dict] | None = None
+) -> None:
+    """--json FILE: {model (grey included): {METRIC_KEYS..., n, kid_std, fid_reliable, ...}}.
+
+    With an in-source split, each model's entry also holds "in_source": the same keys there.
+    """
     extra = ("n", "kid_std", "fid_reliable", "colorfulness_truth")
-    out = {name: {k: m[k] for k in (*METRIC_KEYS, *extra)} for name, m in models.items()}
+
+    def figures(m: dict[str, Any]) -> dict[str, Any]:
+        return {k: m[k] for k in (*METRIC_KEYS, *extra)}
+
+    out = {name: figures(m) for name, m in models.items()}
+    for name, m in (in_source or {}).items():
+        out[name]["in_source"] = figures(m)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
 

@@ -24,6 +24,18 @@ over the images of a set; FID and KID compare the two sets as wholes.
   as a rough indication only and compare KID. KID is the unbiased MMD^2 with the cubic
   polynomial kernel k(x, y) = (x.y / 2048 + 1)^3, averaged over KID_SUBSETS random subsets of
   min(KID_SUBSET_SIZE, N) images each (torch-fidelity's defaults), reported with its std.
+  Paired sets (row k of the outputs is the colouring of row k of the truths, as in `evaluate`):
+  each subset takes the same rows of both sets, and the cross term leaves the i == j pairs out,
+  sum_{i != j} k(x_i, y_j) / (m (m - 1)), like the two within-set terms. Counting an output
+  against its own truth (torch-fidelity's cross term over all m^2 pairs, pix2color up to 0.2.0)
+  rewards each output for resembling its own truth, which is not what a distance between the
+  two distributions measures: that estimator is biased downwards, and turned negative for good
+  models. With the i == j pairs left out the estimator is the U-statistic of Gretton et al.
+  (2012), unbiased whether or not the pairs are related; two identical sets score exactly 0.
+  Sets of different lengths cannot be paired: each subset then draws its rows of each set
+  independently, and every cross pair counts (they are different photos). KID on fewer than
+  KID_MIN_IMAGES images has a spread comparable to the differences between models: the report
+  says so.
 - Colourfulness (report both): Hasler & Suesstrunk (2003) on 0-255 RGB, as DDColor and CT2
   compute it (`pix2color.data.stats.colorfulness`), mean over images; deltaCF = |mean CF(pred) -
   mean CF(truth)| (lower is better): too grey and too garish both count.
@@ -74,6 +86,7 @@ log = logging.getLogger(__name__)
 
 PSNR_CAP = 100.0  # dB reported for identical images (the true value is infinite)
 FID_MIN_IMAGES = 2048  # fewer images than feature dimensions: FID is unstable, prefer KID
+KID_MIN_IMAGES = 100  # below this, KID's spread from set to set is as large as models' differences
 KID_SUBSETS, KID_SUBSET_SIZE, KID_SEED = 100, 1000, 2020  # torch-fidelity's defaults
 INCEPTION_SIZE = 299
 
@@ -493,15 +506,27 @@ def kid_from_features(
     feats_1: np.ndarray,
     feats_2: np.ndarray,
     *,
+    paired: bool | None = None,
     subsets: int = KID_SUBSETS,
     subset_size: int = KID_SUBSET_SIZE,
     seed: int = KID_SEED,
 ) -> tuple[float, float]:
     """Two sets of (N, D) features -> (mean, std) over subsets of the unbiased polynomial MMD^2.
 
-    Each subset draws min(subset_size, N1, N2) vectors from each set without replacement.
+    paired: row k of feats_1 belongs with row k of feats_2 (a model's output and its truth).
+    Each subset then takes the same m = min(subset_size, N) rows of both sets and the cross term
+    leaves the i == j pairs out (module docstring). None (default): paired when both sets have
+    the same length, which is also unbiased for unrelated sets of one length. False: each subset
+    draws min(subset_size, N1, N2) rows of each set independently, all cross pairs counted.
     """
     n1, n2 = len(feats_1), len(feats_2)
+    if paired is None:
+        paired = n1 == n2
+    if paired and n1 != n2:
+        raise ValueError(
+            f"paired KID needs sets of one length (row k of each is one photo), got {n1} and "
+            f"{n2}; pass paired=False for independent sets"
+        )
     m = min(subset_size, n1, n2)
     if m < 2:
         raise ValueError(f"KID needs at least 2 images per set, got {n1} and {n2}")
@@ -513,8 +538,12 @@ def kid_from_features(
     values = []
     for _ in range(subsets):
         i = rng.choice(n1, m, replace=False)
-        j = rng.choice(n2, m, replace=False)
+        j = i if paired else rng.choice(n2, m, replace=False)
         kxx, kyy, kxy = k11[np.ix_(i, i)], k22[np.ix_(j, j)], k12[np.ix_(i, j)]
         within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-        values.append(within - 2 * kxy.sum() / (m * m))
+        if paired:  # an output against its own truth is no sample of the cross distance
+            cross = (kxy.sum() - np.trace(kxy)) / (m * (m - 1))
+        else:
+            cross = kxy.sum() / (m * m)
+        values.append(within - 2 * cross)
     return float(np.mean(values)), float(np.std(values))

@@ -78,6 +78,34 @@ def _register_prepare(sub: argparse._SubParsersAction) -> None:
     )
     prepare.add_argument("--val", type=float, default=0.1, help="validation fraction (0.1)")
     prepare.add_argument("--test", type=float, default=0.1, help="test fraction (0.1)")
+    prepare.add_argument(
+        "--split-by",
+        choices=("scene", "source"),
+        default="scene",
+        help="scene (default): every split draws from every source, one scene in one split; "
+        "source: whole sources (first folders under SRC) go to val and to test, never seen in "
+        "training, and held-out scenes of the training sources go to test_in",
+    )
+    prepare.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="--split-by source: the order that picks held-out sources (0)",
+    )
+    prepare.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        help="--split-by source: how many "
+        "disjoint groups of held-out sources to rotate over (default: as many "
+        "as give a test split of about --test, at least 2)",
+    )
+    prepare.add_argument(
+        "--fold",
+        type=int,
+        default=None,
+        help="--split-by source: which group is the test split (0)",
+    )
     prepare.set_defaults(func=run_prepare)
 
 
@@ -135,6 +163,13 @@ def run_prepare(args: argparse.Namespace) -> int:
     """`data prepare SRC OUT`: write the splits and print what was kept and dropped."""
     from pix2color.data.prepare import prepare
 
+    source_options = {"--seed": args.seed, "--fold": args.fold, "--folds": args.folds}
+    given = [name for name, value in source_options.items() if value is not None]
+    if given and args.split_by != "source":
+        raise UsageError(
+            f"{', '.join(given)} choose the held-out sources: add --split-by source (the scene "
+            "split has no choice to make: a photo's split follows from its scene alone)"
+        )
     try:
         report = prepare(
             args.src,
@@ -144,6 +179,10 @@ def run_prepare(args: argparse.Namespace) -> int:
             val_fraction=args.val,
             test_fraction=args.test,
             max_side=args.max_side,
+            split_by=args.split_by,
+            seed=args.seed or 0,
+            fold=args.fold or 0,
+            folds=args.folds,
             progress=_Progress(),
         )
     except OSError as err:  # e.g. OUT cannot be written
@@ -156,8 +195,25 @@ def run_prepare(args: argparse.Namespace) -> int:
         print(f"  {source or '(top level)'}: {_counts(counts)}")
     dropped = {reason: len(files) for reason, files in report.dropped.items()}
     print(f"dropped {sum(dropped.values())}: " + _counts(dropped))
-    print(f"wrote {args.out}/{{train,val,test}}, manifest.csv, prepare_report.json (drop reasons)")
+    if report.sources:
+        _print_sources(report.sources)
+    folders = ",".join(report.kept)
+    print(f"wrote {args.out}/{{{folders}}}, manifest.csv, prepare_report.json (drop reasons)")
     return EXIT_OK
+
+
+def _print_sources(plan: dict) -> None:
+    """The held-out sources of --split-by source, split by split, with their photo counts."""
+    print(f"split by source: fold {plan['fold']} of {plan['folds']} (seed {plan['seed']})")
+    for split, what in (("val", "validation"), ("test", "test"), ("train", "training")):
+        sources = plan[split]
+        listed = ", ".join(f"{s or '(top level)'} {n}" for s, n in sources.items())
+        print(f"  {what} sources ({sum(sources.values())} photos): {listed}")
+    if plan["too_big_to_hold_out"]:
+        print("  too big to hold out (always in training): "
+              + ", ".join(plan["too_big_to_hold_out"]))  # fmt: skip
+    for linked in plan["linked_by_a_scene"]:
+        print(f"  sharing a scene, kept together: {', '.join(linked)}")
 
 
 def run_eda(args: argparse.Namespace) -> int:

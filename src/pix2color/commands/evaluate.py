@@ -7,7 +7,10 @@ Two forms:
 
 With --data, each model colours the grey test photos of a prepared folder (see
 `pix2color.evaluate`); before any scoring the command refuses a test photo that is also in the
-training split (`pix2color.data.leakage`) unless --allow-leakage. With --pred/--truth, two
+training split (`pix2color.data.leakage`) unless --allow-leakage. A folder prepared with
+`data prepare --split-by source` has two test splits: `test` (sources never seen in training)
+and `test_in` (held-out scenes of the training sources); both are scored and reported side by
+side, the out-of-source one first: it is what users get. With --pred/--truth, two
 folders of images are matched by file name without extension (the path inside the folder), so
 other tools can be compared the same way. The report folder is `pix2color.evaluate_report`'s.
 """
@@ -25,13 +28,23 @@ import torch
 from pix2color import metrics
 from pix2color.data.leakage import Leak, find_leaks, leak_message
 from pix2color.errors import EXIT_OK, Pix2ColorError, UsageError, WorkFailed
-from pix2color.evaluate import GREY, TestSet, evaluate, load_pairs, load_test_split
-from pix2color.evaluate_report import markdown_table, write_json, write_report_folder
+from pix2color.evaluate import (
+    GREY,
+    TestSet,
+    evaluate,
+    has_split,
+    load_pairs,
+    load_test_split,
+)
+from pix2color.evaluate_report import grey_lines, markdown_table, write_json, write_report_folder
 
 log = logging.getLogger(__name__)
 
-# what each form gives `evaluate`: the truth, {model: images or Colorizer}, protocol, notes
-Inputs = tuple[TestSet, dict[str, Any], dict[str, Any], list[str]]
+IN_SOURCE = "test_in"  # the in-source test split of a folder prepared with --split-by source
+
+# what each form gives `evaluate`: the truth, {model: images or Colorizer}, protocol, notes, and
+# the in-source test split when the folder has one
+Inputs = tuple[TestSet, dict[str, Any], dict[str, Any], list[str], TestSet | None]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,28 +91,42 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        test, predictions, protocol, notes = _data_form(args) if by_data else _folder_form(args)
-        evaluation = evaluate(
-            test,
-            predictions,
-            protocol=protocol,
-            notes=notes,
-            size=args.size if by_data else None,
-            lpips_net=args.lpips_net,
-            device=args.device,
-            progress=not args.quiet,
-        )
+        inputs = _data_form(args) if by_data else _folder_form(args)
+        test, predictions, protocol, notes, in_source = inputs
+        options = {
+            "size": args.size if by_data else None,
+            "lpips_net": args.lpips_net,
+            "device": args.device,
+            "progress": not args.quiet,
+        }
+        evaluation = evaluate(test, predictions, protocol=protocol, notes=notes, **options)
+        if in_source is not None:
+            in_protocol = {**protocol, "split": IN_SOURCE}
+            evaluation.add_in_source(
+                evaluate(in_source, predictions, protocol=in_protocol, **options)
+            )
         write_report_folder(evaluation, args.output, save_images=args.save_images)
         if args.json is not None:
-            write_json(evaluation.report["models"], args.json)
+            in_models = evaluation.in_source.report["models"] if evaluation.in_source else None
+            write_json(evaluation.report["models"], args.json, in_source=in_models)
     except Pix2ColorError:
         raise
     except (OSError, ValueError) as e:  # metric weights not installed, a report not writable
         raise WorkFailed(str(e)) from e
     report = evaluation.report
+    if evaluation.in_source is not None:
+        print(f"out-of-source test ({report['n']} photos from sources never seen in training):")
     print(markdown_table(report["models"]))
     for note in report["notes"]:
         print(note)
+    if evaluation.in_source is not None:
+        in_report = evaluation.in_source.report
+        print(f"in-source test ({in_report['n']} held-out scenes of the training sources):")
+        print(markdown_table(in_report["models"]))
+        for note in in_report["notes"]:
+            print(note)
+    for line in grey_lines(evaluation):
+        print(line)
     print(f"wrote {args.output}/report.md, report.json, per_image.csv, metrics.png and "
           f"{len(report['sheets'])} comparison sheet(s) in {report['seconds']:.0f} s")  # fmt: skip
     return EXIT_OK
@@ -128,17 +155,22 @@ def _data_form(args: argparse.Namespace) -> Inputs:
     metrics.lpips_state_dict(args.lpips_net)
     metrics.inception_weights_path()
     test, files = load_test_split(args.data, args.size)
+    in_source = None
+    if has_split(args.data, IN_SOURCE):
+        in_source, in_files = load_test_split(args.data, args.size, IN_SOURCE)
+        files = files + in_files
     leaks = find_leaks(args.data, files)
+    which = "out-of-source test split" if in_source is not None else "test split"
     protocol = {
         "form": "data",
         "data": str(args.data),
         "split": "test",
-        "description": f"the test split of {args.data}, each photo's centre square resized to "
+        "description": f"the {which} of {args.data}, each photo's centre square resized to "
         f"{args.size}x{args.size} (bicubic) and coloured from its 8-bit grey version.",
         "leakage_checked": leaks is not None,
         "leakage": [vars(x) for x in leaks or []],
     }
-    return test, colorizers, protocol, _leakage_notes(args, leaks)
+    return test, colorizers, protocol, _leakage_notes(args, leaks), in_source
 
 
 def _leakage_notes(args: argparse.Namespace, leaks: list[Leak] | None) -> list[str]:
@@ -177,4 +209,4 @@ def _folder_form(args: argparse.Namespace) -> Inputs:
         "their own size.",
     }
     notes = ["Leakage not checked: the training data behind these results is unknown."]
-    return test, {label: pred}, protocol, notes
+    return test, {label: pred}, protocol, notes, None

@@ -2,12 +2,20 @@
 
 Every photo is decoded upright (EXIF applied), then dropped with a reason if it is unreadable,
 too small, a cut-out on a transparent background, near-grey, or a near-duplicate of a larger
-photo. The split of a kept photo is a function of its scene's perceptual hash alone (a scene: one
-photo, or the photos that look alike by `stats.same_scene` or that the source's SOURCE.json names
-as one scene), so a re-run gives the same split and a scene never lands in two splits. When no
-photo is usable, nothing is written (WorkFailed, with the count per reason). Output:
+photo. A scene is one photo, or the photos that look alike by `stats.same_scene` or that the
+source's SOURCE.json names as one scene; a scene never lands in two splits. Two ways to split:
 
-    out/{train,val,test}/<subfolder>/<stem>.jpg   RGB, long side <= max_side
+- by scene (`split_by="scene"`, the default): the split of a kept photo is a function of its
+  scene's perceptual hash alone, so a re-run gives the same split.
+- by source (`split_by="source"`): whole source packages (the first folder under src) go to
+  val and to test, so that both measure photos from sources never seen in training, which is
+  what users bring (`plan_source_split` says how they are chosen). Inside the training
+  sources, scenes chosen by hash as above form `test_in`, the in-source test split, so that
+  in-source and out-of-source figures can be compared. No source and no scene is in two splits.
+
+When no photo is usable, nothing is written (WorkFailed, with the count per reason). Output:
+
+    out/{train,val,test[,test_in]}/<subfolder>/<stem>.jpg   RGB, long side <= max_side
     out/manifest.csv                              one row per written photo
     out/prepare_report.json                       counts per split, drops per reason with files
     out/licenses/<source>/                        COPYRIGHT, SOURCE.json, CREDITS.txt of sources
@@ -43,6 +51,13 @@ from pix2color.errors import UsageError, WorkFailed
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+IN_SOURCE_TEST = "test_in"  # held-out scenes of the training sources (split_by="source")
+SOURCE_SPLITS = (*SPLITS, IN_SOURCE_TEST)
+SPLIT_BY = ("scene", "source")
+# A source (or a group of sources that share a scene) may be held out only if it holds at most
+# this share of the test split aimed at (test_fraction of the kept photos): a big package would
+# make the split mostly one game's or one photographer's look, so it stays in training.
+MAX_SOURCE_SHARE = 0.4
 MANIFEST_COLUMNS = (
     "split", "path", "source", "original", "width", "height", "sha256", "dhash", "colorfulness",
 )  # fmt: skip
@@ -71,6 +86,7 @@ class PrepareReport:
     found: int = 0
     kept: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
     kept_by_source: dict[str, dict[str, int]] = field(default_factory=dict)
+    sources: dict[str, object] = field(default_factory=dict)  # split_by="source": the plan
     dropped: dict[str, list[dict[str, str]]] = field(
         default_factory=lambda: {reason: [] for reason in DROP_REASONS}
     )
@@ -122,11 +138,25 @@ def prepare(
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     max_side: int | None = 1024,
+    split_by: str = "scene",
+    seed: int = 0,
+    fold: int = 0,
+    folds: int | None = None,
     progress: Progress | None = None,
 ) -> PrepareReport:
-    """Clean, deduplicate and split the photos under `src` into `out` (see the module docstring)."""
+    """Clean, deduplicate and split the photos under `src` into `out` (see the module docstring).
+
+    split_by="source": seed, fold and folds choose the held-out sources (`plan_source_split`).
+    """
     src, out = Path(src), Path(out)
     _check_arguments(src, out, min_side, val_fraction, test_fraction, max_side)
+    if split_by not in SPLIT_BY:
+        raise UsageError(f"split_by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
+    if split_by == "source" and (val_fraction <= 0 or test_fraction <= 0):
+        raise UsageError(
+            "--split-by source holds out whole sources for val and for test: give both "
+            f"fractions above 0 (got val {val_fraction}, test {test_fraction})"
+        )
     root, layout = find_photo_root(src)
     if layout == "paired":
         logger.info("%s: paired color/ + gray/ layout; using the colour photos only", src)
@@ -151,6 +181,7 @@ def prepare(
         "dup_hamming": SCENE_HAMMING,
         "dup_correlation": DUP_CORRELATION,
         "scene_correlation": SCENE_CORRELATION,
+        "split_by": split_by,
     }
 
     # Pass 1: statistics of every photo (decoded images are not kept: they may not fit in memory).
@@ -164,16 +195,42 @@ def prepare(
     kept = _group_scenes(candidates, report)
     if not kept:
         raise WorkFailed(_nothing_kept(src, report))
+    if split_by == "source":
+        plan = plan_source_split(
+            [(cand.source, key) for cand, key in kept],
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+            fold=fold,
+            folds=folds,
+        )
+        report.sources = plan.to_dict()
+        report.settings.update(seed=seed, fold=plan.fold, folds=plan.folds,
+                               max_source_share=MAX_SOURCE_SHARE)  # fmt: skip
+        splits = SOURCE_SPLITS
+
+        def split_for(cand: _Candidate, key: str) -> str:
+            held_out = plan.split_of_source[cand.source]
+            if held_out != "train":
+                return held_out
+            # the in-source test: the scenes the scene split would put in test
+            return IN_SOURCE_TEST if split_of(key, 0.0, test_fraction) == "test" else "train"
+    else:
+        splits = SPLITS
+
+        def split_for(cand: _Candidate, key: str) -> str:
+            return split_of(key, val_fraction, test_fraction)
 
     # Pass 2: write the kept photos.
     _clean_outputs(out)
+    report.kept = dict.fromkeys(splits, 0)
     rows: list[dict[str, object]] = []
     used: set[str] = set()
     for cand, key in _with_progress(kept, "write", progress):
-        split = split_of(key, val_fraction, test_fraction)
+        split = split_for(cand, key)
         rows.append(_write_photo(cand, root, out / split, max_side, used))
         report.kept[split] += 1
-        report.kept_by_source.setdefault(cand.source, dict.fromkeys(SPLITS, 0))[split] += 1
+        report.kept_by_source.setdefault(cand.source, dict.fromkeys(splits, 0))[split] += 1
 
     with open(out / "manifest.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
@@ -187,6 +244,136 @@ def prepare(
         {reason: len(v) for reason, v in report.dropped.items()},
     )
     return report
+
+
+@dataclass
+class SourcePlan:
+    """Which sources `split_by="source"` holds out, and why (prepare_report.json's "sources")."""
+
+    seed: int
+    fold: int
+    folds: int
+    photos: dict[str, int]  # kept photos per source
+    split_of_source: dict[str, str]  # source -> "train", "val" or "test"
+    fold_tests: list[list[str]]  # the test sources of each fold: disjoint, they cover the pool
+    too_big: list[str]  # sources above MAX_SOURCE_SHARE of a test split: always in training
+    linked: list[list[str]]  # sources that share a scene, held out or kept together
+
+    def sources_in(self, split: str) -> list[str]:
+        """The sources of one split, sorted."""
+        return sorted(s for s, v in self.split_of_source.items() if v == split)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict: each split's sources with their photo counts, and the rule."""
+        return {
+            "split_by": "source",
+            "seed": self.seed,
+            "fold": self.fold,
+            "folds": self.folds,
+            **{split: {s: self.photos[s] for s in self.sources_in(split)} for split in SPLITS},
+            "fold_tests": self.fold_tests,
+            "too_big_to_hold_out": self.too_big,
+            "linked_by_a_scene": self.linked,
+            "rule": f"held out: whole sources of at most {MAX_SOURCE_SHARE:.0%} of a test split "
+            "(test fraction of the kept photos), sources that share a scene as one unit; "
+            "the units are dealt into `folds` groups of about equal photo counts (largest "
+            "first, ties in a seeded order); fold k tests group k; val takes whole units from "
+            "the next groups until it holds the val fraction of the photos; the rest train",
+        }
+
+
+def plan_source_split(
+    photos: list[tuple[str, str]],
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int = 0,
+    fold: int = 0,
+    folds: int | None = None,
+) -> SourcePlan:
+    """Hold out whole sources: (source, scene key) of each kept photo -> the plan.
+
+    Sources that share a scene are one unit (so no scene and no source is in two splits). Only
+    units of at most MAX_SOURCE_SHARE x (test_fraction x photos) may be held out, so that a
+    held-out split mixes several looks instead of being one package; the bigger ones always
+    train. The held-out units are dealt into `folds` groups of about equal size (default: as
+    many as give a test split of about test_fraction, at least 2); fold k's test is group k,
+    its val takes whole units from the groups after k until it holds val_fraction of the
+    photos, and the remaining units train. Over the folds every held-out unit is tested once.
+    """
+    counts: dict[str, int] = {}
+    for source, _ in photos:
+        counts[source] = counts.get(source, 0) + 1
+    names = sorted(counts)
+    # one unit per set of sources linked by a shared scene
+    index = {s: i for i, s in enumerate(names)}
+    links = _UnionFind(len(names))
+    first_source_of_scene: dict[str, str] = {}
+    for source, key in photos:
+        links.union(index[source], index[first_source_of_scene.setdefault(key, source)])
+    units = [[names[i] for i in members] for members in links.groups()]
+    size = {tuple(u): sum(counts[s] for s in u) for u in units}
+
+    total = len(photos)
+    cap = MAX_SOURCE_SHARE * test_fraction * total
+    pool = [u for u in units if size[tuple(u)] <= cap]
+    too_big = sorted(s for u in units if size[tuple(u)] > cap for s in u)
+    if len(pool) < 2:
+        listing = ", ".join(f"{s or '(top level)'} {counts[s]}" for s in names)
+        raise UsageError(
+            f"--split-by source needs at least 2 sources (first folders under SRC) that can be "
+            f"held out whole, of at most {cap:.0f} photos each ({MAX_SOURCE_SHARE:.0%} of a test "
+            f"split of {test_fraction:.0%}); there are {len(names)} source(s) ({listing}), "
+            f"{len(pool)} of them small enough. Add photo sources, raise --test, or use "
+            "--split-by scene"
+        )
+    pool_photos = sum(size[tuple(u)] for u in pool)
+    if folds is None:
+        folds = min(len(pool), max(2, round(pool_photos / (test_fraction * total))))
+    if not 2 <= folds <= len(pool):
+        raise UsageError(
+            f"--folds {folds}: give 2 to {len(pool)} (one test group per fold, and there are "
+            f"{len(pool)} sources or linked groups of sources small enough to hold out)"
+        )
+    if not 0 <= fold < folds:
+        raise UsageError(f"--fold {fold}: give 0 to {folds - 1} (there are {folds} folds)")
+
+    # Largest first (by powers of two, so that the seed can reorder units of similar size),
+    # each into the group with the fewest photos: groups of about equal size.
+    def order(u: list[str]) -> tuple[int, str]:
+        return -size[tuple(u)].bit_length(), hashlib.sha1(
+            f"{seed}:{'+'.join(u)}".encode()
+        ).hexdigest()
+
+    groups: list[list[list[str]]] = [[] for _ in range(folds)]
+    for u in sorted(pool, key=order):
+        lightest = min(range(folds), key=lambda g: (sum(size[tuple(v)] for v in groups[g]), g))
+        groups[lightest].append(u)
+
+    split_of_source = dict.fromkeys(names, "train")
+    for u in groups[fold]:
+        split_of_source.update(dict.fromkeys(u, "test"))
+    val_target, val_photos = val_fraction * total, 0
+    for g in range(1, folds):
+        for u in groups[(fold + g) % folds]:
+            if val_photos < val_target:
+                split_of_source.update(dict.fromkeys(u, "val"))
+                val_photos += size[tuple(u)]
+    if not any(v == "train" for v in split_of_source.values()):
+        raise UsageError(
+            f"--split-by source: the {len(names)} source(s) all went to val and test, leaving "
+            "none to train on; lower --val, raise --folds, or add photo sources"
+        )
+    return SourcePlan(
+        seed=seed,
+        fold=fold,
+        folds=folds,
+        photos=counts,
+        split_of_source=split_of_source,
+        fold_tests=[sorted(s for u in g for s in u) for g in groups],
+        too_big=too_big,
+        linked=[u for u in units if len(u) > 1],
+    )
 
 
 def _with_progress(items: list, stage: str, progress: Progress | None) -> Iterator:
@@ -428,7 +615,7 @@ def _read_scenes(root: Path) -> dict[str, str]:
 def _clean_outputs(out: Path) -> None:
     """Remove what an earlier run wrote to `out` (only prepare's own outputs)."""
     out.mkdir(parents=True, exist_ok=True)
-    for name in (*SPLITS, "licenses"):
+    for name in (*SOURCE_SPLITS, "licenses"):
         if (out / name).is_dir():
             shutil.rmtree(out / name)
     for name in ("manifest.csv", "prepare_report.json"):
