@@ -50,11 +50,11 @@ def _row(root: Path, split: str, rel: str) -> dict[str, str]:
     }  # fmt: skip
 
 
-def write_manifest(root: Path) -> None:
-    """manifest.csv as `data prepare` writes it, for the photos now in train/ val/ test/."""
+def write_manifest(root: Path, splits=("train", "val", "test")) -> None:
+    """manifest.csv as `data prepare` writes it, for the photos now in the splits' folders."""
     rows = [
         _row(root, split, p.relative_to(root).as_posix())
-        for split in ("train", "val", "test")
+        for split in splits
         for p in sorted((root / split).rglob("*.png"))
     ]
     with (root / "manifest.csv").open("w", newline="") as f:
@@ -245,3 +245,37 @@ def _files_or_none(split_files, root, split):
         return split_files(root, split)
     except FileNotFoundError:
         return []
+
+
+def test_source_split_folder_reports_out_of_source_and_in_source(tmp_path, model_dir):
+    """A folder with test (unseen sources) and test_in (held-out scenes of training sources)."""
+    root = make_prepared(tmp_path / "photos", n_test=3)
+    (root / "test_in").mkdir()
+    rng = np.random.default_rng(2)
+    cat = real_photo("chelsea")
+    for i in range(2):
+        y, x = rng.integers(0, cat.shape[0] - 120), rng.integers(0, cat.shape[1] - 160)
+        Image.fromarray(cat[y : y + 120, x : x + 160]).resize((56, 42)).save(
+            root / "test_in" / f"in{i}.png"
+        )
+    write_manifest(root, ("train", "val", "test", "test_in"))
+    out = tmp_path / "report"
+    code, stdout, stderr = run("--data", str(root), "--models", str(model_dir), "--size", "32",
+                               "-o", str(out), "--json", str(tmp_path / "m.json"))  # fmt: skip
+    assert code == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["n"] == 3 and report["in_source"]["n"] == 2
+    assert set(report["in_source"]["models"]) == {"grey", str(model_dir)}
+    assert report["in_source"]["sheets"] == ["comparison_in_01.png"]
+    md = (out / "report.md").read_text()
+    assert "## Out-of-source test: 3 photos" in md and "## In-source test: 2 photos" in md
+    assert md.count("| grey (input) |") == 2
+    (line,) = [x for x in md.splitlines() if x.startswith(f"- {model_dir} against grey")]
+    assert "out of source" in line and "in source" in line and "LPIPS" in line
+    assert "in-source test (2 held-out scenes" in stdout and f"{model_dir} against grey" in stdout
+    assert "† KID on 3 images" in md  # too few to trust, and said so
+    with (out / "per_image.csv").open() as f:
+        splits = [r["split"] for r in csv.DictReader(f)]
+    assert splits.count("test") == 2 * 3 and splits.count("test_in") == 2 * 2
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["grey"]["in_source"]["n"] == 2

@@ -133,7 +133,7 @@ def write_report(
     else:
         n_in = in_source.report["n"]
         lines += [
-            f"{p['description']} Two test splits, side by side:",
+            f"Two test splits, side by side: {p['description']}",
             "",
             f"## Out-of-source test: {report['n']} photos from sources never seen in training",
             "",
@@ -159,7 +159,8 @@ def write_report(
     ]
     notes = list(report["notes"])
     if in_source is not None:
-        notes += [f"In-source test: {note}" for note in in_source.report["notes"]]
+        notes += [f"In-source test: {note}" for note in in_source.report["notes"]
+                  if note not in notes]  # fmt: skip
     if not report["fid_reliable"]:
         lines.append("")
         lines.append("\\* " + notes[0])

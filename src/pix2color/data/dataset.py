@@ -31,7 +31,11 @@ class MissingSplitError(UsageError, FileNotFoundError):
 
 
 def split_files(root: str | Path, split: str) -> list[Path]:
-    """The photos of one split of a prepared folder: manifest.csv order, else sorted files."""
+    """The photos of one split of a prepared folder: manifest.csv order, else sorted files.
+
+    split: "train", "val", "test", or "test_in" (the in-source test split of a folder prepared
+    with --split-by source, whose "val" and "test" hold sources never seen in training).
+    """
     root = Path(root)
     manifest = root / "manifest.csv"
     if manifest.is_file():
@@ -46,6 +50,7 @@ def split_files(root: str | Path, split: str) -> list[Path]:
         raise MissingSplitError(
             f"{root}: no {split} photos found (expected {root / split}/ or a manifest.csv); "
             f"make one with `pix2color data prepare PHOTOS {root}`"
+            + (" --split-by source" if split == "test_in" else "")
         )
     return files
 
