@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "charts and comparison sheets. Metrics: PSNR, SSIM, LPIPS, FID, KID, colourfulness, "
         "deltaCF, CIEDE2000; a grey (input) baseline is always included.",
     )
-    p.add_argument("--data", type=Path, help="a prepared folder (its test split is scored)")
+    p.add_argument("--data", type=Path, help="a prepared folder (its test split is scored, and "
+                   "test_in beside it for a folder prepared with --split-by source)")  # fmt: skip
     p.add_argument("--models", nargs="+", metavar="NAME_OR_PATH", help="models to compare")
     p.add_argument("--size", type=int, default=256, help="centre square side (default: 256)")
     p.add_argument("--pred", type=Path, help="folder of coloured results to score")

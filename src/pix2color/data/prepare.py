@@ -305,13 +305,7 @@ def plan_source_split(
     for source, _ in photos:
         counts[source] = counts.get(source, 0) + 1
     names = sorted(counts)
-    # one unit per set of sources linked by a shared scene
-    index = {s: i for i, s in enumerate(names)}
-    links = _UnionFind(len(names))
-    first_source_of_scene: dict[str, str] = {}
-    for source, key in photos:
-        links.union(index[source], index[first_source_of_scene.setdefault(key, source)])
-    units = [[names[i] for i in members] for members in links.groups()]
+    units = _source_units(photos, names)
     size = {tuple(u): sum(counts[s] for s in u) for u in units}
 
     total = len(photos)
@@ -338,18 +332,7 @@ def plan_source_split(
     if not 0 <= fold < folds:
         raise UsageError(f"--fold {fold}: give 0 to {folds - 1} (there are {folds} folds)")
 
-    # Largest first (by powers of two, so that the seed can reorder units of similar size),
-    # each into the group with the fewest photos: groups of about equal size.
-    def order(u: list[str]) -> tuple[int, str]:
-        return -size[tuple(u)].bit_length(), hashlib.sha1(
-            f"{seed}:{'+'.join(u)}".encode()
-        ).hexdigest()
-
-    groups: list[list[list[str]]] = [[] for _ in range(folds)]
-    for u in sorted(pool, key=order):
-        lightest = min(range(folds), key=lambda g: (sum(size[tuple(v)] for v in groups[g]), g))
-        groups[lightest].append(u)
-
+    groups = _deal(pool, size, folds, seed)
     split_of_source = dict.fromkeys(names, "train")
     for u in groups[fold]:
         split_of_source.update(dict.fromkeys(u, "test"))
@@ -359,6 +342,7 @@ def plan_source_split(
             if val_photos < val_target:
                 split_of_source.update(dict.fromkeys(u, "val"))
                 val_photos += size[tuple(u)]
+    _warn_if_one_look(split_of_source, counts)
     if not any(v == "train" for v in split_of_source.values()):
         raise UsageError(
             f"--split-by source: the {len(names)} source(s) all went to val and test, leaving "
@@ -374,6 +358,49 @@ def plan_source_split(
         too_big=too_big,
         linked=[u for u in units if len(u) > 1],
     )
+
+
+def _source_units(photos: list[tuple[str, str]], names: list[str]) -> list[list[str]]:
+    """The sources grouped by shared scenes: a scene in two sources makes them one unit."""
+    index = {s: i for i, s in enumerate(names)}
+    links = _UnionFind(len(names))
+    first_source_of_scene: dict[str, str] = {}
+    for source, key in photos:
+        links.union(index[source], index[first_source_of_scene.setdefault(key, source)])
+    return [[names[i] for i in members] for members in links.groups()]
+
+
+def _deal(
+    units: list[list[str]], size: dict[tuple, int], folds: int, seed: int
+) -> list[list[list[str]]]:
+    """Deal units into `folds` groups of about equal photo counts, each group non-empty.
+
+    Largest first, by powers of two so that the seed can reorder units of similar size, each
+    into the group with the fewest photos so far.
+    """
+
+    def order(u: list[str]) -> tuple[int, str]:
+        shuffled = hashlib.sha1(f"{seed}:{'+'.join(u)}".encode()).hexdigest()
+        return -size[tuple(u)].bit_length(), shuffled
+
+    groups: list[list[list[str]]] = [[] for _ in range(folds)]
+    for u in sorted(units, key=order):
+        lightest = min(range(folds), key=lambda g: (sum(size[tuple(v)] for v in groups[g]), g))
+        groups[lightest].append(u)
+    return groups
+
+
+def _warn_if_one_look(split_of_source: dict[str, str], counts: dict[str, int]) -> None:
+    """Log a warning for a held-out split that is one source, or more than half one source."""
+    for split in ("val", "test"):
+        held = [s for s, v in split_of_source.items() if v == split]
+        largest = max(counts[s] for s in held) / sum(counts[s] for s in held)
+        if len(held) == 1 or largest > 0.5:
+            # more folds than the sources allow: the split is mostly one package's look
+            logger.warning(
+                "%s is %.0f%% one source (%s); fewer --folds give more varied splits",
+                split, 100 * largest, max(held, key=counts.get) or "(top level)",
+            )  # fmt: skip
 
 
 def _with_progress(items: list, stage: str, progress: Progress | None) -> Iterator:
