@@ -111,6 +111,8 @@ def test_data_form_writes_the_whole_report(data_run, model_dir):
     assert "prefer KID" in report["notes"][0] and report["protocol"]["leakage_checked"]
     md = (out / "report" / "report.md").read_text()
     assert "| grey (input) |" in md and f"| {model_dir} |" in md and "LPIPS" in md
+    assert md.count("| grey (input) |") == 1 and "In-source" not in md  # no test_in: one table
+    assert "in_source" not in report and f"- {model_dir} against grey: LPIPS" in md
     assert "| grey (input) |" in stdout
     for name in ("metrics.png", "comparison_01.png"):
         Image.open(out / "report" / name).verify()
