@@ -281,3 +281,20 @@ def test_source_split_folder_reports_out_of_source_and_in_source(tmp_path, model
     assert splits.count("test") == 2 * 3 and splits.count("test_in") == 2 * 2
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["grey"]["in_source"]["n"] == 2
+
+
+def test_split_val_scores_the_validation_photos_for_choosing(tmp_path, model_dir):
+    root = make_prepared(tmp_path / "photos", n_test=3)
+    coffee = real_photo("coffee")
+    for i in range(1, 5):  # more validation photos than test photos, so the count tells
+        Image.fromarray(coffee[i * 40 : i * 40 + 120, :160]).resize((56, 42)).save(
+            root / "val" / f"val{i}.png"
+        )
+    write_manifest(root)
+    n_val = len(list((root / "val").glob("*.png")))
+    out = tmp_path / "report"
+    code, _, stderr = run("--data", str(root), "--models", str(model_dir), "--size", "32",
+                          "--split", "val", "-o", str(out))  # fmt: skip
+    assert code == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["n"] == n_val == 5 and report["protocol"]["split"] == "val"

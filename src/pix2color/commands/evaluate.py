@@ -59,6 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, help="a prepared folder (its test split is scored, and "
                    "test_in beside it for a folder prepared with --split-by source)")  # fmt: skip
     p.add_argument("--models", nargs="+", metavar="NAME_OR_PATH", help="models to compare")
+    p.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="with --data: the split to score; val is for choosing between models and recipes "
+        "(it is what training and calibration select on), test only for the final figures",
+    )
     p.add_argument("--size", type=int, default=256, help="centre square side (default: 256)")
     p.add_argument("--pred", type=Path, help="folder of coloured results to score")
     p.add_argument("--truth", type=Path, help="folder of the true colour photos for --pred")
@@ -155,17 +162,17 @@ def _data_form(args: argparse.Namespace) -> Inputs:
                   for m in names}  # fmt: skip
     metrics.lpips_state_dict(args.lpips_net)
     metrics.inception_weights_path()
-    test, files = load_test_split(args.data, args.size)
+    test, files = load_test_split(args.data, args.size, args.split)
     in_source = None
-    if has_split(args.data, IN_SOURCE):
+    if args.split == "test" and has_split(args.data, IN_SOURCE):
         in_source, in_files = load_test_split(args.data, args.size, IN_SOURCE)
         files = files + in_files
     leaks = find_leaks(args.data, files)
-    which = "out-of-source test split" if in_source is not None else "test split"
+    which = "out-of-source test split" if in_source is not None else f"{args.split} split"
     protocol = {
         "form": "data",
         "data": str(args.data),
-        "split": "test",
+        "split": args.split,
         "description": f"the {which} of {args.data}, each photo's centre square resized to "
         f"{args.size}x{args.size} (bicubic) and coloured from its 8-bit grey version.",
         "leakage_checked": leaks is not None,
