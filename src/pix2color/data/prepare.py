@@ -150,27 +150,9 @@ def prepare(
     """
     src, out = Path(src), Path(out)
     _check_arguments(src, out, min_side, val_fraction, test_fraction, max_side)
-    if split_by not in SPLIT_BY:
-        raise UsageError(f"split_by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
-    if split_by == "source" and (val_fraction <= 0 or test_fraction <= 0):
-        raise UsageError(
-            "--split-by source holds out whole sources for val and for test: give both "
-            f"fractions above 0 (got val {val_fraction}, test {test_fraction})"
-        )
+    _check_split_by(split_by, val_fraction, test_fraction)
     root, layout = find_photo_root(src)
-    if layout == "paired":
-        logger.info("%s: paired color/ + gray/ layout; using the colour photos only", src)
-    files = sorted(
-        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
-    files = [p for p in files if not _is_inside(p, out)]
-    if not files:
-        raise UsageError(
-            f"{root}: no photos found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); "
-            "point SRC at a folder of colour photos, e.g. the one `data fetch` filled"
-        )
-    logger.info("%s: %d photo files", root, len(files))
+    files = _photo_files(src, root, layout, out)
     report = PrepareReport(str(src), str(out), layout, found=len(files))
     report.settings = {
         "min_side": min_side,
@@ -196,25 +178,8 @@ def prepare(
     if not kept:
         raise WorkFailed(_nothing_kept(src, report))
     if split_by == "source":
-        plan = plan_source_split(
-            [(cand.source, key) for cand, key in kept],
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            seed=seed,
-            fold=fold,
-            folds=folds,
-        )
-        report.sources = plan.to_dict()
-        report.settings.update(seed=seed, fold=plan.fold, folds=plan.folds,
-                               max_source_share=MAX_SOURCE_SHARE)  # fmt: skip
-        splits = SOURCE_SPLITS
-
-        def split_for(cand: _Candidate, key: str) -> str:
-            held_out = plan.split_of_source[cand.source]
-            if held_out != "train":
-                return held_out
-            # the in-source test: the scenes the scene split would put in test
-            return IN_SOURCE_TEST if split_of(key, 0.0, test_fraction) == "test" else "train"
+        splits, split_for = _source_splitter(kept, report, val_fraction, test_fraction, seed,
+                                             fold, folds)  # fmt: skip
     else:
         splits = SPLITS
 
@@ -222,6 +187,88 @@ def prepare(
             return split_of(key, val_fraction, test_fraction)
 
     # Pass 2: write the kept photos.
+    _write_splits(kept, splits, split_for, root, out, max_side, report, progress)
+    logger.info(
+        "kept %s; dropped %s",
+        report.kept,
+        {reason: len(v) for reason, v in report.dropped.items()},
+    )
+    return report
+
+
+def _check_split_by(split_by: str, val_fraction: float, test_fraction: float) -> None:
+    if split_by not in SPLIT_BY:
+        raise UsageError(f"split_by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
+    if split_by == "source" and (val_fraction <= 0 or test_fraction <= 0):
+        raise UsageError(
+            "--split-by source holds out whole sources for val and for test: give both "
+            f"fractions above 0 (got val {val_fraction}, test {test_fraction})"
+        )
+
+
+def _photo_files(src: Path, root: Path, layout: str, out: Path) -> list[Path]:
+    """The photo files under `root`, in a stable order, the output folder left out."""
+    if layout == "paired":
+        logger.info("%s: paired color/ + gray/ layout; using the colour photos only", src)
+    files = sorted(
+        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
+        key=lambda p: p.relative_to(root).as_posix(),
+    )
+    files = [p for p in files if not _is_inside(p, out)]
+    if not files:
+        raise UsageError(
+            f"{root}: no photos found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); "
+            "point SRC at a folder of colour photos, e.g. the one `data fetch` filled"
+        )
+    logger.info("%s: %d photo files", root, len(files))
+    return files
+
+
+def _source_splitter(
+    kept: list[tuple[_Candidate, str]],
+    report: PrepareReport,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    fold: int,
+    folds: int | None,
+):
+    """--split-by source: (split names, split_for(candidate, scene key)), the plan reported."""
+    plan = plan_source_split(
+        [(cand.source, key) for cand, key in kept],
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        fold=fold,
+        folds=folds,
+    )
+    report.sources = plan.to_dict()
+    report.settings.update(
+        seed=seed, fold=plan.fold, folds=plan.folds, max_source_share=MAX_SOURCE_SHARE
+    )
+
+    def split_for(cand: _Candidate, key: str) -> str:
+        held_out = plan.split_of_source[cand.source]
+        if held_out != "train":
+            return held_out
+        # the in-source test: the scenes the scene split would put in test
+        return IN_SOURCE_TEST if split_of(key, 0.0, test_fraction) == "test" else "train"
+
+    return SOURCE_SPLITS, split_for
+
+
+def _write_splits(
+    kept: list[tuple[_Candidate, str]],
+    splits: tuple[str, ...],
+    split_for,
+    root: Path,
+    out: Path,
+    max_side: int | None,
+    report: PrepareReport,
+    progress: Progress | None,
+) -> None:
+    """Write each kept photo into its split's folder, then manifest.csv, the licences and
+    prepare_report.json."""
     _clean_outputs(out)
     report.kept = dict.fromkeys(splits, 0)
     rows: list[dict[str, object]] = []
@@ -231,19 +278,12 @@ def prepare(
         rows.append(_write_photo(cand, root, out / split, max_side, used))
         report.kept[split] += 1
         report.kept_by_source.setdefault(cand.source, dict.fromkeys(splits, 0))[split] += 1
-
     with open(out / "manifest.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     _copy_licenses(root, out)
     (out / "prepare_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    logger.info(
-        "kept %s; dropped %s",
-        report.kept,
-        {reason: len(v) for reason, v in report.dropped.items()},
-    )
-    return report
 
 
 @dataclass
