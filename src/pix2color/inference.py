@@ -9,7 +9,9 @@ keeps every detail and the exact luminance of the original, at the cost of one s
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,28 +22,112 @@ from torch import nn
 
 from pix2color.color import (
     denormalize_ab,
-    gray_to_L,
-    lab_to_rgb_t,
+    lab_rows_to_rgb8,
+    levels_to_L,
     normalize_L,
-    rgb_to_lab_t,
+    rgb8_to_L,
 )
 from pix2color.data.images import ImageError, Photo, photo_from_image, read_photo
 from pix2color.errors import UsageError
 from pix2color.models.colour_settings import apply_colour_settings
 from pix2color.models.io import load_generator
-from pix2color.upsample import UPSAMPLING, upsample_ab
+from pix2color.upsample import UPSAMPLING, BandColour
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = 256
 
 
-def photo_L(photo: Photo) -> torch.Tensor:
-    """A photo's Lab L at full resolution (H, W) in [0, 100]: from RGB if coloured, else grey."""
+# Rows per band: about 64K pixels, so that a band's dozen float32 buffers (256 KB each) stay in
+# a core's 1 MB L2 cache; the full-resolution path never holds a full-size float array.
+BAND_PIXELS = 1 << 16
+
+
+def photo_L_rows(photo: Photo, r0: int, r1: int) -> np.ndarray:
+    """A photo's Lab L for rows r0..r1-1, (R, W) float32 in [0, 100]: from RGB or grey."""
     if photo.rgb is not None:
-        rgb = torch.from_numpy(photo.rgb).permute(2, 0, 1).float() / 255.0
-        return rgb_to_lab_t(rgb)[0]
-    return gray_to_L(torch.from_numpy(photo.gray))
+        return rgb8_to_L(photo.rgb[r0:r1])
+    return levels_to_L(photo.levels[r0:r1])
+
+
+def photo_L(photo: Photo) -> torch.Tensor:
+    """A photo's Lab L at full resolution (H, W) float32 in [0, 100] (one full-size array)."""
+    return torch.from_numpy(photo_L_rows(photo, 0, photo.size[1]))
+
+
+def bands(H: int, W: int, band_pixels: int = BAND_PIXELS) -> list[tuple[int, int]]:
+    """Row ranges [(r0, r1), ...] covering H rows, each about band_pixels pixels W wide."""
+    step = max(1, band_pixels // max(W, 1))
+    return [(r0, min(r0 + step, H)) for r0 in range(0, H, step)]
+
+
+def in_order(fn: Callable, jobs: list[tuple], workers: int) -> Iterator:
+    """fn(*job) for each job, on `workers` threads, yielded in order with at most 2 per worker
+    waiting: numpy and torch release the GIL, so bands run on all cores in bounded memory."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield fn(*job)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for job in jobs:
+            pending.append(pool.submit(fn, *job))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def small_L(photo: Photo, size: int, workers: int = 1) -> torch.Tensor:
+    """The working-size L (1, h, w) the network sees: an antialiased downscale of the full L.
+
+    Done as PyTorch's antialiased bilinear does it, along the width then along the height, but
+    the first pass runs band by band on rows of L, so the full-size L never exists: the only
+    buffer is (H, w). Equal to F.interpolate(antialias=True) on the whole L to float rounding.
+    """
+    W, H = photo.size
+    h, w = working_shape(H, W, size)
+
+    def across(r0: int, r1: int) -> torch.Tensor:
+        L = torch.from_numpy(photo_L_rows(photo, r0, r1))  # (R, W)
+        return F.interpolate(L[None, None], size=(r1 - r0, w), mode="bilinear", antialias=True)
+
+    narrow = torch.cat(list(in_order(across, bands(H, W), workers)), dim=2)  # (1, 1, H, w)
+    return F.interpolate(narrow, size=(h, w), mode="bilinear", antialias=True)[0]
+
+
+def join_colour(
+    photo: Photo,
+    ab: torch.Tensor,
+    L_small: torch.Tensor,
+    *,
+    upsampling: str = "bilinear",
+    workers: int = 1,
+    band_pixels: int = BAND_PIXELS,
+) -> Image.Image:
+    """Working-size ab (2, h, w) + the photo's own full-resolution L -> the coloured photo.
+
+    Band by band: each band's L comes from the photo's levels, its ab is upsampled from the
+    working size (same positions as the whole image), it is turned into 8-bit RGB and pasted
+    into the output. Memory: the output image (4 bytes a pixel in Pillow) plus a few bands.
+    """
+    W, H = photo.size
+    colour = BandColour(ab, L_small, (H, W), mode=upsampling)
+    mode = "RGBA" if photo.alpha is not None else "RGB"
+    out = Image.new(mode, (W, H))
+
+    def band(r0: int, r1: int) -> tuple[int, np.ndarray]:
+        L = photo_L_rows(photo, r0, r1)  # (R, W)
+        a, b = colour.rows(r0, r1, L)  # (R, W) each
+        rgb = np.empty((r1 - r0, W, 3), np.uint8)
+        lab_rows_to_rgb8(L, a, b, rgb)
+        if photo.alpha is not None:
+            rgb = np.concatenate([rgb, photo.alpha[r0:r1, :, None]], axis=2)  # (R, W, 4)
+        return r0, rgb
+
+    for r0, rgb in in_order(band, bands(H, W, band_pixels), workers):
+        out.paste(Image.fromarray(rgb, mode), (0, r0))
+    return out
 
 
 def working_shape(h: int, w: int, size: int) -> tuple[int, int]:
@@ -104,17 +190,15 @@ class Colorizer:
         ab = self.G(normalize_L(L_small).to(self.device)).float().cpu()
         return denormalize_ab(ab)
 
-    def _small_L(self, L: torch.Tensor) -> torch.Tensor:
-        h, w = L.shape
-        sh, sw = working_shape(h, w, self.size)
-        # antialiased downscale: the network should see a clean small photo, not aliasing
-        return F.interpolate(L[None, None], size=(sh, sw), mode="bilinear", antialias=True)[0]
+    @property
+    def workers(self) -> int:
+        """Threads for the full-resolution bands: as many as torch may use."""
+        return max(1, torch.get_num_threads())
 
     @torch.inference_mode()
-    def colorize_batch(self, photos: list[Photo]) -> list[Image.Image]:
-        """Colour several photos with one forward pass; each output has its photo's exact size."""
-        Ls = [photo_L(p) for p in photos]
-        smalls = [self._small_L(L) for L in Ls]  # each (1, h, w)
+    def predict_photos(self, photos: list[Photo]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One forward pass for several photos -> [(ab (2, h, w), L_small (1, h, w))] each."""
+        smalls = [small_L(p, self.size, self.workers) for p in photos]  # each (1, h, w)
         # pad to one shape so the batch runs together (edge replicated, cropped after)
         H = max(s.shape[-2] for s in smalls)
         W = max(s.shape[-1] for s in smalls)
@@ -123,17 +207,18 @@ class Colorizer:
              for s in smalls]
         )  # fmt: skip
         ab_small = self.predict_ab(batch)  # (B, 2, H, W)
-        out = []
-        for photo, L, s, ab in zip(photos, Ls, smalls, ab_small, strict=True):
-            ab = ab[:, : s.shape[-2], : s.shape[-1]]
-            ab_full = upsample_ab(ab, s, L, mode=self.upsampling)
-            rgb = lab_to_rgb_t(torch.cat([L[None], ab_full], dim=0))  # (3, H, W) in [0, 1]
-            arr = (rgb.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
-            img = Image.fromarray(arr, "RGB")
-            if photo.alpha is not None:
-                img.putalpha(Image.fromarray(photo.alpha, "L"))
-            out.append(img)
-        return out
+        return [
+            (ab[:, : s.shape[-2], : s.shape[-1]], s) for ab, s in zip(ab_small, smalls, strict=True)
+        ]
+
+    def join(self, photo: Photo, ab: torch.Tensor, L_small: torch.Tensor) -> Image.Image:
+        """The working-size colour joined with the photo's full-resolution L (join_colour)."""
+        return join_colour(photo, ab, L_small, upsampling=self.upsampling, workers=self.workers)
+
+    def colorize_batch(self, photos: list[Photo]) -> list[Image.Image]:
+        """Colour several photos with one forward pass; each output has its photo's exact size."""
+        predicted = self.predict_photos(photos)
+        return [self.join(p, ab, s) for p, (ab, s) in zip(photos, predicted, strict=True)]
 
     def colorize_photo(self, photo: Photo) -> Image.Image:
         """Colour one decoded photo."""
@@ -166,8 +251,9 @@ class Colorizer:
             yield from self._flush(pending)
 
     def _flush(self, photos: list[Photo]):
-        for photo, img in zip(photos, self.colorize_batch(photos), strict=True):
-            yield photo.path, img, photo, None
+        # one forward pass for the batch, then one full-size output at a time
+        for photo, (ab, s) in zip(photos, self.predict_photos(photos), strict=True):
+            yield photo.path, self.join(photo, ab, s), photo, None
 
 
 def photo_from_pil(image: Image.Image) -> Photo:

@@ -33,18 +33,43 @@ class ImageError(WorkFailed, ValueError):
 
 @dataclass(frozen=True)
 class Photo:
-    """A decoded, upright photo: grey level in [0, 1] at full precision, RGB if it had colour."""
+    """A decoded, upright photo: its grey levels as decoded, RGB if it had colour, alpha if any.
+
+    Kept at the decoder's own depth (1 or 2 bytes a pixel for grey), never as a full-size float
+    copy: a 100 MP scan is 100 MB of 8-bit grey but would be 400 MB as float32. The arrays may
+    be read-only views of the decoded bytes.
+    """
 
     path: Path
     format: str | None  # Pillow's format name of the file ("JPEG", "PNG", ...)
-    gray: np.ndarray  # (H, W) float32 in [0, 1]: the luminance the colorizer keeps
+    levels: np.ndarray | None  # (H, W) grey: uint8, uint16, or float32 in [0, 1]; None if RGB
     rgb: np.ndarray | None  # (H, W, 3) uint8 when the file had colour channels, else None
     alpha: np.ndarray | None  # (H, W) uint8 when the file had transparency, else None
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) as displayed."""
-        return self.gray.shape[1], self.gray.shape[0]
+        h, w = (self.levels if self.levels is not None else self.rgb).shape[:2]
+        return w, h
+
+    @property
+    def gray(self) -> np.ndarray:
+        """(H, W) float32 grey level in [0, 1] (Rec. 601 luma if the photo had colour).
+
+        A new full-size float array on each call: the colorizer reads `levels` band by band.
+        """
+        if self.levels is None:
+            return _rgb_luma(self.rgb)
+        if self.levels.dtype == np.uint8:
+            return self.levels.astype(np.float32) / 255.0
+        if self.levels.dtype == np.uint16:
+            return self.levels.astype(np.float32) / 65535.0
+        return self.levels
+
+    @property
+    def bits(self) -> int:
+        """8, or 16 for a grey photo decoded with more than 8 bits (16-bit or float)."""
+        return 8 if self.levels is None or self.levels.dtype == np.uint8 else 16
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -67,9 +92,8 @@ def open_image(path: str | Path) -> Image.Image:
                     "save the frame you want as a still image first"
                 )
             img.load()
-            fmt = img.format
-            img = ImageOps.exif_transpose(img)
-            img.format = fmt  # the upright copy forgets it; saving "like the input" needs it
+            # in place: no second full-size copy, and the image keeps its format for saving
+            ImageOps.exif_transpose(img, in_place=True)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -87,14 +111,16 @@ def open_image(path: str | Path) -> Image.Image:
     return img
 
 
-def _high_bit_gray(img: Image.Image) -> np.ndarray:
-    """16-bit or 32-bit integer / float grey -> (H, W) float32 in [0, 1]."""
+def _high_bit_levels(img: Image.Image) -> np.ndarray:
+    """16-bit or 32-bit integer grey -> (H, W) uint16; float grey (mode F) -> float32 in [0, 1]."""
     a = np.asarray(img)
     if img.mode == "F":
         a = a.astype(np.float32)
         top = 1.0 if a.size and float(np.nanmax(a)) <= 1.0 else 255.0
         return np.clip(np.nan_to_num(a / top), 0.0, 1.0)
-    return np.clip(a.astype(np.float32) / 65535.0, 0.0, 1.0)
+    if a.dtype == np.uint16:
+        return a
+    return np.clip(a, 0, 65535).astype(np.uint16)  # mode I (int32): 16-bit levels in practice
 
 
 def read_photo(path: str | Path) -> Photo:
@@ -117,17 +143,15 @@ def photo_from_image(
         img = img.convert("L" if mode.startswith("L") else "RGB")
         mode = img.mode
     if mode in _SIXTEEN_BIT or mode == "F":
-        gray = _high_bit_gray(img)
-        return Photo(path, fmt, gray, None, alpha)
+        return Photo(path, fmt, _high_bit_levels(img), None, alpha)
     if mode in ("1", "L"):
-        gray = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-        return Photo(path, fmt, gray, None, alpha)
+        return Photo(path, fmt, np.asarray(img if mode == "L" else img.convert("L")), None, alpha)
     try:
-        rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        # an RGB image is read as it is: img.convert("RGB") would be one more full-size copy
+        rgb = np.asarray(img if mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
     except (ValueError, OSError) as e:
         raise ImageError(f"{path}: image mode {mode} cannot be converted to RGB ({e})") from None
-    gray = _rgb_luma(rgb)
-    return Photo(path, fmt, gray, rgb.copy(), alpha)
+    return Photo(path, fmt, None, rgb, alpha)
 
 
 def _rgb_luma(rgb: np.ndarray) -> np.ndarray:
@@ -139,7 +163,7 @@ def load_rgb(path: str | Path) -> np.ndarray:
     """Read a photo as (H, W, 3) uint8 RGB, upright; grey photos come back with R = G = B."""
     photo = read_photo(path)
     if photo.rgb is not None:
-        return photo.rgb
+        return photo.rgb if photo.rgb.flags.writeable else photo.rgb.copy()
     g = np.round(photo.gray * 255.0).astype(np.uint8)
     return np.repeat(g[..., None], 3, axis=2)
 

@@ -1,0 +1,156 @@
+"""Big scans: the band-by-band full-resolution path gives the whole-image result, lean."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pix2color.color import (
+    gray_to_L,
+    lab_to_rgb_t,
+    levels_to_L,
+    rgb8_to_L,
+    rgb_to_lab_t,
+)
+from pix2color.data.images import Photo, photo_from_image
+from pix2color.inference import join_colour, photo_L, small_L, working_shape
+from pix2color.upsample import RowUpsampler, upsample_ab
+from tests.conftest import real_photo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _photo(kind: str, H: int = 301, W: int = 407) -> Photo:
+    """A real photo at an odd size (bands never divide it evenly) as grey, RGB, RGBA or 16-bit."""
+    rgb = Image.fromarray(real_photo("astronaut")).resize((W, H))
+    if kind == "grey":
+        img = rgb.convert("L")
+    elif kind == "grey16":
+        levels = np.asarray(rgb.convert("L"), np.uint16) * 257 + np.arange(W, dtype=np.uint16) % 7
+        img = Image.fromarray(levels)  # mode I;16, more than 256 levels
+    elif kind == "rgba":
+        img = rgb.convert("RGBA")
+        img.putalpha(Image.fromarray((np.arange(H * W) % 251).reshape(H, W).astype(np.uint8)))
+    else:
+        img = rgb
+    return photo_from_image(img)
+
+
+def _colour(photo: Photo) -> tuple[torch.Tensor, torch.Tensor]:
+    """A smooth, saturated working-size colour (2, h, w) and the photo's small L (1, h, w)."""
+    s = small_L(photo, 64)
+    h, w = s.shape[-2:]
+    y, x = torch.meshgrid(torch.arange(h) / h, torch.arange(w) / w, indexing="ij")
+    return torch.stack([70 * torch.sin(6 * x), 60 * torch.cos(5 * y)]), s
+
+
+def _old_join(photo: Photo, ab: torch.Tensor, s: torch.Tensor, mode: str) -> np.ndarray:
+    """The previous whole-image join: full-size float L and ab, lab_to_rgb_t, uint8 packing."""
+    L = photo_L(photo)
+    rgb = lab_to_rgb_t(torch.cat([L[None], upsample_ab(ab, s, L, mode=mode)]))
+    return (rgb.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind", ["grey", "grey16", "rgb", "rgba"])
+@pytest.mark.parametrize("mode", ["bilinear", "guided"])
+def test_bands_give_the_whole_image_result(kind, mode):
+    photo = _photo(kind)
+    ab, s = _colour(photo)
+    whole = np.asarray(join_colour(photo, ab, s, upsampling=mode, band_pixels=10**9))
+    for band_pixels, workers in ((1, 1), (407 * 7, 2), (5000, 3)):  # 1 row; 7 rows; 12 rows
+        banded = join_colour(
+            photo, ab, s, upsampling=mode, band_pixels=band_pixels, workers=workers
+        )
+        assert np.array_equal(np.asarray(banded), whole), (band_pixels, workers)
+    # and the previous whole-image path (torch, float32 everywhere) within one level
+    old = _old_join(photo, ab, s, mode)
+    diff = np.abs(whole[..., :3].astype(np.int16) - old)
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99, (diff.max(), (diff == 0).mean())
+    if kind == "rgba":
+        assert np.array_equal(whole[..., 3], photo.alpha)
+
+
+@pytest.mark.parametrize(
+    "h, w, H, W", [(48, 64, 301, 407), (7, 5, 33, 1001), (256, 170, 257, 171), (3, 4, 1, 1)]
+)
+def test_row_upsampling_samples_where_f_interpolate_does(h, w, H, W):
+    small = torch.randn(2, h, w) * 50
+    ref = F.interpolate(small[None], size=(H, W), mode="bilinear", align_corners=False)[0]
+    up = RowUpsampler(small.numpy(), (H, W))
+    for step in (1, 5, 64):  # every band boundary position
+        got = np.concatenate([up.rows(r, min(r + step, H)) for r in range(0, H, step)], axis=1)
+        assert np.abs(got - ref.numpy()).max() < 2e-3  # ab units: float rounding only
+
+
+@pytest.mark.parametrize("kind", ["grey", "rgb"])
+def test_working_size_L_is_the_antialiased_downscale_of_the_full_L(kind):
+    photo = _photo(kind)
+    L = photo_L(photo)
+    size = working_shape(*L.shape, 64)
+    ref = F.interpolate(L[None, None], size=size, mode="bilinear", antialias=True)[0]
+    got = small_L(photo, 64, workers=2)
+    assert got.shape == ref.shape and (got - ref).abs().max() < 1e-3
+
+
+def test_grey_tables_are_gray_to_L():
+    g8 = np.arange(256, dtype=np.uint8)
+    ref8 = gray_to_L(torch.from_numpy(g8.astype(np.float32) / 255.0)).numpy()
+    assert np.abs(levels_to_L(g8) - ref8).max() < 1e-4
+    g16 = np.arange(0, 65536, 13, dtype=np.uint16)
+    ref16 = gray_to_L(torch.from_numpy(g16.astype(np.float32) / 65535.0)).numpy()
+    assert np.abs(levels_to_L(g16) - ref16).max() < 1e-4
+
+
+def test_rgb8_L_is_rgb_to_lab_t_L():
+    rgb = real_photo("coffee")
+    ref = rgb_to_lab_t(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0)[0].numpy()
+    assert np.abs(rgb8_to_L(rgb) - ref).max() < 1e-3
+
+
+def test_an_8_bit_grey_photo_is_kept_as_8_bit_levels():
+    photo = _photo("grey")
+    assert photo.levels.dtype == np.uint8 and photo.rgb is None  # 1 byte a pixel, not 4
+
+
+def test_peak_memory_of_a_big_photo_stays_under_40_bytes_a_pixel(tmp_path):
+    """A 12 MP grey JPEG coloured end to end in a fresh process: RSS peak above the warmed-up
+    process (model loaded, one small photo coloured) under 40 bytes per pixel."""
+    photo = tmp_path / "big.jpg"
+    y, x = np.mgrid[0:3000, 0:4000]
+    Image.fromarray(((x // 7 + y // 5) % 256).astype(np.uint8)).save(photo, quality=90)
+    script = textwrap.dedent(f"""
+        import torch
+        from PIL import Image
+        from pix2color import Colorizer
+        from pix2color.models.unet import UNetGenerator
+
+        def hwm():
+            for line in open("/proc/self/status"):
+                if line.startswith("VmHWM"):
+                    return int(line.split()[1]) * 1024
+
+        def reset():  # the peak from here on (Linux: writing 5 to clear_refs resets VmHWM)
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+
+        torch.manual_seed(0)
+        c = Colorizer(UNetGenerator(base_channels=8, depth=4, max_channels=16), size=64)
+        c(Image.new("L", (640, 480), 128)).save("{tmp_path}/small.png")
+        reset()
+        idle = hwm()
+        c("{photo}").save("{tmp_path}/out.jpg", quality=95)
+        print((hwm() - idle) / (4000 * 3000))
+    """)
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    per_pixel = float(run.stdout.split()[-1])
+    assert per_pixel < 40, f"{per_pixel:.1f} bytes per pixel above idle"
