@@ -6,7 +6,8 @@
 
 Each case runs in a fresh process: load the model, colour one small photo (warm-up), reset the
 peak-RSS counter (Linux: /proc/self/clear_refs), then read, colour and save the big photo as
-`pix2color colorize` does (read_photo, Colorizer, save_like). Peak memory is the VmHWM above that
+`pix2color colorize` does (read_photo, Colorizer, save_like), `--repeat` times (the fastest is
+shown: the load of a shared machine comes and goes). Peak memory is the VmHWM above that
 warmed-up process. The "before" rows run the same script on a checkout of `--before` (default:
 the last commit before the banded join) made with `git worktree`, so both paths are measured in
 the same run on the same load. The old path needs about 120 bytes a pixel: it is skipped above
@@ -39,7 +40,8 @@ from PIL import Image
 from pix2color import Colorizer
 from pix2color.data.images import read_photo, save_like
 
-src, out, model, threads = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+src, out, model = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+threads, repeat = int(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(threads)
 
 def hwm():
@@ -53,15 +55,19 @@ c(out.with_name("warm.png"))
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # VmHWM now restarts from the current RSS
 idle = hwm()
-t0 = time.perf_counter()
-photo = read_photo(src)
-t1 = time.perf_counter()
-img = c.colorize_photo(photo)
-t2 = time.perf_counter()
-save_like(img, photo, out)
-t3 = time.perf_counter()
-print(json.dumps({"read": t1 - t0, "colour": t2 - t1, "save": t3 - t2, "total": t3 - t0,
-                  "peak": hwm() - idle}))
+best = None
+for _ in range(repeat):  # the fastest of `repeat` runs: a shared machine's load comes and goes
+    t0 = time.perf_counter()
+    photo = read_photo(src)
+    t1 = time.perf_counter()
+    img = c.colorize_photo(photo)
+    t2 = time.perf_counter()
+    save_like(img, photo, out)
+    t3 = time.perf_counter()
+    run = {"read": t1 - t0, "colour": t2 - t1, "save": t3 - t2, "total": t3 - t0}
+    best = run if best is None or run["total"] < best["total"] else best
+    del photo, img
+print(json.dumps(dict(best, peak=hwm() - idle)))
 """
 
 
@@ -95,9 +101,9 @@ def checkout_before(ref: str, folder: Path) -> Path:
     return tree
 
 
-def run_case(tree: Path, photo: Path, model: str, threads: int, out: Path) -> dict:
+def run_case(tree: Path, photo: Path, model: str, threads: int, repeat: int, out: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree / "src"))
-    cmd = [sys.executable, "-c", CASE, str(photo), str(out), model, str(threads)]
+    cmd = [sys.executable, "-c", CASE, str(photo), str(out), model, str(threads), str(repeat)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     out.unlink(missing_ok=True)
     if done.returncode != 0:
@@ -111,6 +117,7 @@ def main() -> None:
     ap.add_argument("--kind", choices=["grey", "rgb"], default="grey")
     ap.add_argument("--model", default="default")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest is shown")
     ap.add_argument("--before", default=BEFORE, help="git ref of the old code path")
     ap.add_argument("--before-max-mp", type=float, default=25)
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "pix2color-bigscan"))
@@ -136,7 +143,8 @@ def main() -> None:
             if label == "before" and mp > args.before_max_mp:
                 print(f"| {W}x{H} ({mp:g} MP) | {label} | skipped (over --before-max-mp) ||||||")
                 continue
-            r = run_case(tree, photo, args.model, args.threads, work / f"out_{label}.jpg")
+            out = work / f"out_{label}.jpg"
+            r = run_case(tree, photo, args.model, args.threads, args.repeat, out)
             if "error" in r:
                 print(f"| {W}x{H} ({mp:g} MP) | {label} | failed: {r['error']} ||||||")
                 continue

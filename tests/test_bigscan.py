@@ -154,3 +154,117 @@ def test_peak_memory_of_a_big_photo_stays_under_40_bytes_a_pixel(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     per_pixel = float(run.stdout.split()[-1])
     assert per_pixel < 40, f"{per_pixel:.1f} bytes per pixel above idle"
+
+
+def _sixteen_bit_scan(path: Path, **save) -> np.ndarray:
+    """A 16-bit grey scan (a smooth ramp with more than 256 levels) saved at `path`."""
+    y, x = np.mgrid[0:120, 0:160]
+    levels = (x * 400 + y * 9).astype(np.uint16)  # 0 .. 64,671: thousands of distinct levels
+    Image.fromarray(levels).save(path, **save)
+    return levels
+
+
+def _L16(rgb16: np.ndarray) -> np.ndarray:
+    return rgb_to_lab_t(
+        torch.from_numpy(rgb16[..., :3].astype(np.float32) / 65535).permute(2, 0, 1)
+    )[0].numpy()
+
+
+@pytest.mark.parametrize("ext", [".tif", ".png"])
+def test_a_16_bit_scan_comes_out_16_bit_with_its_levels(tmp_path, ext):
+    tifffile = pytest.importorskip("tifffile")
+    src = tmp_path / f"scan{ext}"
+    levels = _sixteen_bit_scan(src, dpi=(600, 600))
+    out = tmp_path / "out"
+    model = str(_tiny_model(tmp_path))
+    cli = ["-m", "pix2color.cli", "colorize", str(src), "-o", str(out), "-q", "--model", model]
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(
+        [sys.executable, *cli], capture_output=True, text=True, env=env, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    written = out / src.name
+    if ext == ".tif":
+        rgb16 = tifffile.imread(written)
+    else:
+        rgb16 = _read_png16(written)
+    assert rgb16.dtype == np.uint16 and rgb16.shape == (120, 160, 3)
+    L = _L16(rgb16)
+    L_in = gray_to_L(torch.from_numpy(levels.astype(np.float32) / 65535)).numpy()
+    # the scan's own L, far below an 8-bit step (about 0.4) where the colour is in gamut (out
+    # of gamut, near black and white, clipping moves L as in 8 bits)
+    assert np.median(np.abs(L - L_in)) < 0.02
+    assert len(np.unique(np.round(L, 3))) > 1000  # more than 256 levels survive
+    with Image.open(written) as im:
+        assert tuple(round(float(d)) for d in im.info["dpi"]) == (600, 600)
+
+
+def test_depth_8_and_8_bit_formats_stay_8_bit(tmp_path):
+    src = tmp_path / "scan.tif"
+    _sixteen_bit_scan(src)
+    from pix2color.data.images import output_depth, read_photo
+
+    photo = read_photo(src)
+    assert photo.bits == 16
+    assert output_depth(photo, tmp_path / "a.tif", "input") == 16
+    assert output_depth(photo, tmp_path / "a.tif", 8) == 8
+    assert output_depth(photo, tmp_path / "a.jpg", 16) == 16  # the input's format decides: TIFF
+    jpeg = photo_from_image(Image.open(src).convert("L"), fmt="JPEG")
+    assert output_depth(jpeg, tmp_path / "a.jpg", 16) == 8  # JPEG holds 8 bits only
+
+
+@pytest.mark.parametrize("fmt, ext", [("JPEG", ".jpg"), ("PNG", ".png"), ("TIFF", ".tif")])
+def test_dpi_icc_profile_and_exif_are_kept(tmp_path, fmt, ext):
+    from PIL import ImageCms
+
+    from pix2color.data.images import read_photo, save_like
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x013B] = "Grandpa's archive"  # Artist
+    src = tmp_path / f"in{ext}"
+    Image.fromarray(real_photo("coffee")).save(
+        src, format=fmt, dpi=(300, 300), icc_profile=icc, exif=exif.tobytes()
+    )
+    photo = read_photo(src)
+    out = save_like(Image.fromarray(photo.rgb), photo, tmp_path / f"out{ext}")
+    with Image.open(out) as im:
+        assert tuple(round(float(d)) for d in im.info["dpi"]) == (300, 300)
+        assert im.info["icc_profile"] == icc
+        assert im.getexif().get(0x013B) == "Grandpa's archive"
+
+
+def test_a_grey_icc_profile_is_not_put_on_colour_output():
+    from PIL import ImageCms
+
+    grey_icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    grey_icc[16:20] = b"GRAY"
+    img = Image.new("L", (8, 8))
+    img.info["icc_profile"] = bytes(grey_icc)
+    assert "icc_profile" not in photo_from_image(img).info
+
+
+def _tiny_model(tmp_path: Path) -> Path:
+    from pix2color.models.io import save_pretrained
+    from pix2color.models.unet import UNetGenerator
+
+    torch.manual_seed(0)
+    return save_pretrained(UNetGenerator(base_channels=8, depth=4, max_channels=16), tmp_path / "m")
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    """A filter-0, 16-bit RGB PNG as written by save_like (enough to check its values)."""
+    import struct
+    import zlib
+
+    data, pos, idat = path.read_bytes(), 8, b""
+    while pos < len(data):
+        (n,), kind = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
+        if kind == b"IHDR":
+            W, H = struct.unpack(">II", data[pos + 8 : pos + 16])
+        if kind == b"IDAT":
+            idat += data[pos + 8 : pos + 8 + n]
+        pos += 12 + n
+    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(H, 1 + W * 6)
+    assert (rows[:, 0] == 0).all()
+    return rows[:, 1:].copy().view(">u2").reshape(H, W, 3).astype(np.uint16)

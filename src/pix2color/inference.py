@@ -23,6 +23,7 @@ from torch import nn
 from pix2color.color import (
     denormalize_ab,
     lab_rows_to_rgb8,
+    lab_rows_to_rgb16,
     levels_to_L,
     normalize_L,
     rgb8_to_L,
@@ -104,16 +105,22 @@ def join_colour(
     upsampling: str = "bilinear",
     workers: int = 1,
     band_pixels: int = BAND_PIXELS,
-) -> Image.Image:
+    depth: int = 8,
+) -> Image.Image | np.ndarray:
     """Working-size ab (2, h, w) + the photo's own full-resolution L -> the coloured photo.
 
     Band by band: each band's L comes from the photo's levels, its ab is upsampled from the
     working size (same positions as the whole image), it is turned into 8-bit RGB and pasted
     into the output. Memory: the output image (4 bytes a pixel in Pillow) plus a few bands.
+    depth=16 gives a (H, W, 3 or 4) uint16 array instead (Pillow has no 16-bit RGB mode).
     """
     W, H = photo.size
     colour = BandColour(ab, L_small, (H, W), mode=upsampling)
     mode = "RGBA" if photo.alpha is not None else "RGB"
+    if depth == 16:
+        return _join16(photo, colour, mode, workers, band_pixels)
+    if depth != 8:
+        raise UsageError(f"output depth {depth}: use 8 or 16 bits")
     out = Image.new(mode, (W, H))
 
     def band(r0: int, r1: int) -> tuple[int, np.ndarray]:
@@ -127,6 +134,25 @@ def join_colour(
 
     for r0, rgb in in_order(band, bands(H, W, band_pixels), workers):
         out.paste(Image.fromarray(rgb, mode), (0, r0))
+    return out
+
+
+def _join16(
+    photo: Photo, colour: BandColour, mode: str, workers: int, band_pixels: int
+) -> np.ndarray:
+    """join_colour at 16 bits: (H, W, 3 or 4) uint16, each band written in place."""
+    W, H = photo.size
+    out = np.empty((H, W, len(mode)), np.uint16)
+
+    def band(r0: int, r1: int) -> None:
+        L = photo_L_rows(photo, r0, r1)
+        a, b = colour.rows(r0, r1, L)
+        lab_rows_to_rgb16(L, a, b, out[r0:r1, :, :3])
+        if photo.alpha is not None:
+            out[r0:r1, :, 3] = photo.alpha[r0:r1].astype(np.uint16) * 257  # 255 -> 65535
+
+    for _ in in_order(band, bands(H, W, band_pixels), workers):
+        pass
     return out
 
 
@@ -211,18 +237,29 @@ class Colorizer:
             (ab[:, : s.shape[-2], : s.shape[-1]], s) for ab, s in zip(ab_small, smalls, strict=True)
         ]
 
-    def join(self, photo: Photo, ab: torch.Tensor, L_small: torch.Tensor) -> Image.Image:
-        """The working-size colour joined with the photo's full-resolution L (join_colour)."""
-        return join_colour(photo, ab, L_small, upsampling=self.upsampling, workers=self.workers)
+    def join(
+        self, photo: Photo, ab: torch.Tensor, L_small: torch.Tensor, depth: int | str = 8
+    ) -> Image.Image | np.ndarray:
+        """The working-size colour joined with the photo's full-resolution L (join_colour).
 
-    def colorize_batch(self, photos: list[Photo]) -> list[Image.Image]:
+        depth 8 gives a PIL image; 16 a (H, W, 3 or 4) uint16 array; "input" the photo's own
+        (16 for 16-bit and float grey photos).
+        """
+        bits = photo.bits if depth == "input" else int(depth)
+        return join_colour(
+            photo, ab, L_small, upsampling=self.upsampling, workers=self.workers, depth=bits
+        )
+
+    def colorize_batch(
+        self, photos: list[Photo], depth: int | str = 8
+    ) -> list[Image.Image | np.ndarray]:
         """Colour several photos with one forward pass; each output has its photo's exact size."""
         predicted = self.predict_photos(photos)
-        return [self.join(p, ab, s) for p, (ab, s) in zip(photos, predicted, strict=True)]
+        return [self.join(p, ab, s, depth) for p, (ab, s) in zip(photos, predicted, strict=True)]
 
-    def colorize_photo(self, photo: Photo) -> Image.Image:
-        """Colour one decoded photo."""
-        return self.colorize_batch([photo])[0]
+    def colorize_photo(self, photo: Photo, depth: int | str = 8) -> Image.Image | np.ndarray:
+        """Colour one decoded photo (depth: see join)."""
+        return self.colorize_batch([photo], depth)[0]
 
     def __call__(self, image: Image.Image | str | Path) -> Image.Image:
         """Colour a PIL image or a file: same width and height, same luminance, alpha kept."""
@@ -231,11 +268,15 @@ class Colorizer:
         return self.colorize_photo(photo_from_pil(image))
 
     def colorize_files(
-        self, paths: Iterable[Path], batch_size: int = 4
-    ) -> Iterator[tuple[Path, Image.Image | None, Photo | None, str | None]]:
+        self,
+        paths: Iterable[Path],
+        batch_size: int = 4,
+        depth: int | str | Callable[[Photo], int] = 8,
+    ) -> Iterator[tuple[Path, Image.Image | np.ndarray | None, Photo | None, str | None]]:
         """Yield (path, coloured image, photo, None) or (path, None, None, error) per file.
 
-        A file that cannot be read yields its error and the others go on.
+        A file that cannot be read yields its error and the others go on. `depth` is 8, 16,
+        "input" (see join) or a function of the photo giving 8 or 16.
         """
         pending: list[Photo] = []
         for path in paths:
@@ -245,15 +286,16 @@ class Colorizer:
                 yield path, None, None, str(e)
                 continue
             if len(pending) >= batch_size:
-                yield from self._flush(pending)
+                yield from self._flush(pending, depth)
                 pending = []
         if pending:
-            yield from self._flush(pending)
+            yield from self._flush(pending, depth)
 
-    def _flush(self, photos: list[Photo]):
+    def _flush(self, photos: list[Photo], depth: int | str | Callable[[Photo], int]):
         # one forward pass for the batch, then one full-size output at a time
         for photo, (ab, s) in zip(photos, self.predict_photos(photos), strict=True):
-            yield photo.path, self.join(photo, ab, s), photo, None
+            bits = depth(photo) if callable(depth) else depth
+            yield photo.path, self.join(photo, ab, s, bits), photo, None
 
 
 def photo_from_pil(image: Image.Image) -> Photo:

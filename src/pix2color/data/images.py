@@ -9,8 +9,10 @@ training, a full-precision grey level for colorizing, and the alpha channel when
 from __future__ import annotations
 
 import os
+import struct
 import warnings
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,7 @@ class Photo:
     levels: np.ndarray | None  # (H, W) grey: uint8, uint16, or float32 in [0, 1]; None if RGB
     rgb: np.ndarray | None  # (H, W, 3) uint8 when the file had colour channels, else None
     alpha: np.ndarray | None  # (H, W) uint8 when the file had transparency, else None
+    info: dict = field(default_factory=dict)  # dpi, icc_profile, exif to write back (KEPT_INFO)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -135,6 +138,7 @@ def photo_from_image(
     """A decoded PIL image of any mode -> Photo (see read_photo)."""
     mode = img.mode
     alpha = None
+    info = kept_info(img)
     if mode == "P" or mode == "PA":
         img = img.convert("RGBA" if ("transparency" in img.info or mode == "PA") else "RGB")
         mode = img.mode
@@ -143,15 +147,46 @@ def photo_from_image(
         img = img.convert("L" if mode.startswith("L") else "RGB")
         mode = img.mode
     if mode in _SIXTEEN_BIT or mode == "F":
-        return Photo(path, fmt, _high_bit_levels(img), None, alpha)
+        return Photo(path, fmt, _high_bit_levels(img), None, alpha, info)
     if mode in ("1", "L"):
-        return Photo(path, fmt, np.asarray(img if mode == "L" else img.convert("L")), None, alpha)
+        levels = np.asarray(img if mode == "L" else img.convert("L"))
+        return Photo(path, fmt, levels, None, alpha, info)
     try:
         # an RGB image is read as it is: img.convert("RGB") would be one more full-size copy
         rgb = np.asarray(img if mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
     except (ValueError, OSError) as e:
         raise ImageError(f"{path}: image mode {mode} cannot be converted to RGB ({e})") from None
-    return Photo(path, fmt, None, rgb, alpha)
+    return Photo(path, fmt, None, rgb, alpha, info)
+
+
+# What is written back from the input file: resolution, colour profile, EXIF (its orientation
+# is already applied and removed by the upright decode)
+KEPT_INFO = ("dpi", "icc_profile", "exif")
+# ImageDescription, Make, Model, Software, DateTime, Artist, Copyright
+TIFF_DESCRIPTIVE_TAGS = (270, 271, 272, 305, 306, 315, 33432)
+
+
+def kept_info(img: Image.Image) -> dict:
+    """The input's dpi, ICC profile and EXIF that the output can carry.
+
+    An ICC profile is kept only if it describes RGB: a grey or CMYK profile attached to the
+    coloured RGB output would tell viewers to read its values wrongly (the output is sRGB).
+    """
+    info = {k: img.info[k] for k in KEPT_INFO if img.info.get(k)}
+    if "exif" not in info and img.format == "TIFF":
+        # a TIFF's descriptive tags live in its own IFD, beside the tags that describe its pixels
+        # (sizes, strips, compression), which must not be copied onto another image
+        tags = img.getexif()
+        exif = Image.Exif()
+        for tag in TIFF_DESCRIPTIVE_TAGS:
+            if tag in tags:
+                exif[tag] = tags[tag]
+        if len(exif):
+            info["exif"] = exif.tobytes()
+    icc = info.get("icc_profile")
+    if icc is not None and bytes(icc[16:20]) != b"RGB ":
+        del info["icc_profile"]
+    return info
 
 
 def _rgb_luma(rgb: np.ndarray) -> np.ndarray:
@@ -222,32 +257,121 @@ def _images_under(root: Path, skip: Path | None, errors: list[str]) -> list[Path
 
 # Pillow's writable formats by the name `Image.format` reports; others are written as PNG
 SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}, "PNG": {}, "TIFF": {}}
+# formats whose Pillow writer takes dpi / icc_profile / exif
+INFO_FORMATS = {
+    "JPEG": KEPT_INFO,
+    "PNG": KEPT_INFO,
+    "TIFF": KEPT_INFO,
+    "WEBP": ("icc_profile", "exif"),
+}
+DEPTH16_FORMATS = ("TIFF", "PNG")  # where a 16-bit RGB output can be written
 
 
-def save_like(img: Image.Image, photo: Photo, out: Path) -> Path:
+def output_format(photo: Photo, out: Path) -> str:
+    """The format save_like writes a photo's result in: the input's, by name or extension."""
+    fmt = (photo.format or Image.registered_extensions().get(out.suffix.lower(), "")).upper()
+    return "JPEG" if fmt == "MPO" else fmt
+
+
+def output_depth(photo: Photo, out: Path, depth: int | str = 8) -> int:
+    """Bits per channel of a photo's result: `depth` 8, 16 or "input" (the photo's own), but 16
+    only where the output format can hold it (TIFF, PNG); JPEG and WebP are 8-bit formats."""
+    want = photo.bits if depth == "input" else int(depth)
+    return 16 if want == 16 and output_format(photo, out) in DEPTH16_FORMATS else 8
+
+
+def save_like(img: Image.Image | np.ndarray, photo: Photo, out: Path) -> Path:
     """Save a coloured image in its input's format (PNG stays PNG) -> the path written.
 
-    Written to a temporary file and renamed, so an interrupted run never leaves a half photo
-    that a later `--skip-existing` run would take as done. A format Pillow reads but cannot
-    write is saved as PNG beside `out` (same stem).
+    `img` is a PIL image, or a 16-bit (H, W, 3 or 4) uint16 array (TIFF or PNG only). The
+    input's dpi, RGB ICC profile and EXIF are written where the format takes them. Written to
+    a temporary file and renamed, so an interrupted run never leaves a half photo that a later
+    `--skip-existing` run would take as done. A format Pillow reads but cannot write is saved
+    as PNG beside `out` (same stem).
     """
-    fmt = (photo.format or Image.registered_extensions().get(out.suffix.lower(), "")).upper()
-    if fmt == "MPO":
-        fmt = "JPEG"
+    fmt = output_format(photo, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(img, np.ndarray):
+        if fmt not in DEPTH16_FORMATS:
+            raise ValueError(f"{out}: 16-bit output is written as TIFF or PNG only, not {fmt}")
+        with replacing(out, suffix=".partial") as tmp:
+            (_write_tiff16 if fmt == "TIFF" else _write_png16)(img, photo.info, tmp)
+        return out
     if fmt == "GIF":
         img = img.convert("RGBA" if img.mode == "RGBA" else "RGB")
     if fmt in ("JPEG", "BMP", "PPM") and img.mode == "RGBA":
         img = img.convert("RGB")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with replacing(out, suffix=".partial") as tmp:
-            img.save(tmp, format=fmt or "PNG", **SAVE_OPTIONS.get(fmt, {}))
-        return out
-    except (KeyError, OSError, ValueError):
+    options = dict(SAVE_OPTIONS.get(fmt, {}))
+    kept = {k: photo.info[k] for k in INFO_FORMATS.get(fmt, ()) if k in photo.info}
+    # metadata the writer refuses (an odd EXIF block) is dropped rather than the format changed
+    for extra in (kept, {}) if kept else ({},):
+        try:
+            with replacing(out, suffix=".partial") as tmp:
+                img.save(tmp, format=fmt or "PNG", **options, **extra)
+            return out
+        except (KeyError, OSError, ValueError):
+            continue
+    else:
         fallback = out.with_suffix(".png")
         with replacing(fallback, suffix=".partial") as tmp:
             img.save(tmp, format="PNG")
         return fallback
+
+
+def _write_tiff16(rgb: np.ndarray, info: dict, path: Path) -> None:
+    """(H, W, 3 or 4) uint16 -> uncompressed 16-bit RGB(A) TIFF with dpi and ICC profile.
+
+    Pillow has no 16-bit RGB mode, so tifffile (installed with scikit-image) writes it. EXIF
+    is not written (tifffile would need it as separate tags).
+    """
+    import tifffile
+
+    options: dict = {"photometric": "rgb"}
+    if rgb.shape[2] == 4:
+        options["extrasamples"] = ("unassalpha",)
+    if "dpi" in info:
+        options["resolution"] = tuple(float(d) for d in info["dpi"])
+        options["resolutionunit"] = "INCH"
+    if "icc_profile" in info:
+        options["iccprofile"] = bytes(info["icc_profile"])
+    with open(path, "wb") as f:
+        tifffile.imwrite(f, rgb, **options)
+
+
+def _write_png16(rgb: np.ndarray, info: dict, path: Path) -> None:
+    """(H, W, 3 or 4) uint16 -> 16-bit RGB(A) PNG with dpi, ICC profile and EXIF.
+
+    Pillow cannot write 16-bit RGB PNGs; the format is simple enough to write here: chunks of
+    length, type, data, CRC; rows big-endian, each after a filter byte (0: none), deflated in
+    bands so that no second full-size copy is made.
+    """
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    H, W, C = rgb.shape
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 16, 2 if C == 3 else 6, 0, 0, 0)))
+        if "icc_profile" in info:  # name, 0, compression method 0, deflated profile
+            f.write(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(info["icc_profile"])))
+        if "dpi" in info:  # pixels per metre, unit 1 (metre)
+            x, y = (round(float(d) / 0.0254) for d in info["dpi"])
+            f.write(chunk(b"pHYs", struct.pack(">IIB", x, y, 1)))
+        if "exif" in info:
+            exif = bytes(info["exif"])
+            f.write(chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
+        deflate = zlib.compressobj(6)
+        for r0 in range(0, H, 64):
+            rows = rgb[r0 : r0 + 64].astype(">u2").view(np.uint8).reshape(-1, W * C * 2)
+            lines = np.concatenate([np.zeros((len(rows), 1), np.uint8), rows], axis=1)
+            data = deflate.compress(lines.tobytes())
+            if data:
+                f.write(chunk(b"IDAT", data))
+        f.write(chunk(b"IDAT", deflate.flush()))
+        f.write(chunk(b"IEND", b""))
 
 
 def output_written(out: Path) -> Path | None:
