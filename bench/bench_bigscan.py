@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,7 @@ def main() -> None:
     ap.add_argument("--before-max-mp", type=float, default=25)
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "pix2color-bigscan"))
     args = ap.parse_args()
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # 100 MP is the point here
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

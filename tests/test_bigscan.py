@@ -76,6 +76,16 @@ def test_bands_give_the_whole_image_result(kind, mode):
         assert np.array_equal(whole[..., 3], photo.alpha)
 
 
+def test_16_bit_bands_give_the_whole_image_result_and_the_8_bit_colour():
+    photo = _photo("grey16")
+    ab, s = _colour(photo)
+    whole = join_colour(photo, ab, s, depth=16, band_pixels=10**9)
+    banded = join_colour(photo, ab, s, depth=16, band_pixels=407 * 7, workers=2)
+    assert whole.dtype == np.uint16 and np.array_equal(banded, whole)
+    eight = np.asarray(join_colour(photo, ab, s), np.float32)
+    assert np.abs(whole / 257.0 - eight).max() <= 1.0  # the same colour, finer
+
+
 @pytest.mark.parametrize(
     "h, w, H, W", [(48, 64, 301, 407), (7, 5, 33, 1001), (256, 170, 257, 171), (3, 4, 1, 1)]
 )

@@ -185,7 +185,10 @@ def levels_to_L(levels: np.ndarray) -> np.ndarray:
 def rgb8_to_L(rgb: np.ndarray) -> np.ndarray:
     """8-bit sRGB (R, W, 3) uint8 -> Lab L (R, W) float32, as rgb_to_lab_t's L (float rounding)."""
     lin = _srgb8_linear_table().take(rgb)  # (R, W, 3) float32
-    Y = lin @ _RGB2XYZ[1].numpy().astype(np.float32)  # (R, W); the white's Y is 1
+    wr, wg, wb = _RGB2XYZ[1].numpy().astype(np.float32)  # Y's row; the white's Y is 1
+    Y = lin[..., 0] * wr  # (R, W); products, not `lin @ row`: BLAS threads (see below)
+    Y += lin[..., 1] * wg
+    Y += lin[..., 2] * wb
     # L = 116 f(Y) - 16, with f's linear segment near black
     f = np.where(Y > _EPS, np.cbrt(np.maximum(Y, _EPS)), _KAPPA * Y + np.float32(16 / 116))
     return (116 * f - 16).astype(np.float32, copy=False)
@@ -262,4 +265,5 @@ def lab_rows_to_rgb16(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarr
             np.float32(1.055) * np.power(lin, np.float32(1 / 2.4)) - np.float32(0.055),
             np.float32(12.92) * lin,
         )
-        out[..., c] = s * np.float32(65535) + np.float32(0.5)  # in [0.5, 65535.5]: truncated
+        # rounded by truncation; clipped first, since a float past 65535 would wrap to 0
+        out[..., c] = np.clip(s * np.float32(65535) + np.float32(0.5), 0, 65535)
