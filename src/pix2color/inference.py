@@ -122,7 +122,7 @@ def join_colour(
         return _join16(photo, colour, mode, workers, band_pixels)
     if depth != 8:
         raise UsageError(f"output depth {depth}: use 8 or 16 bits")
-    out = Image.new(mode, (W, H))
+    out = Image.new(mode, (W, H), None)  # not filled: every band is pasted over it
 
     def band(r0: int, r1: int) -> tuple[int, np.ndarray]:
         L = photo_L_rows(photo, r0, r1)  # (R, W)
