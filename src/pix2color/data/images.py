@@ -59,7 +59,7 @@ class Photo:
     def gray(self) -> np.ndarray:
         """(H, W) float32 grey level in [0, 1] (Rec. 601 luma if the photo had colour).
 
-        A new full-size float array on each call: the colorizer reads `levels` band by band.
+        Computed at full size on each call (4 bytes a pixel): the colorizer reads `levels`.
         """
         if self.levels is None:
             return _rgb_luma(self.rgb)
