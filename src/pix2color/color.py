@@ -8,6 +8,8 @@ scikit-image's `rgb2lab` / `lab2rgb`.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -130,3 +132,138 @@ def rgb_to_network(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """RGB (..., 3, H, W) in [0, 1] -> network-scale (L (..., 1, H, W), ab (..., 2, H, W))."""
     lab = rgb_to_lab_t(rgb.float())
     return normalize_L(lab[..., :1, :, :]), normalize_ab(lab[..., 1:, :, :])
+
+
+# ---- Full-resolution rows: numpy, float32, one band of rows at a time --------------------------
+# A 12 MP photo's join (grey to L, Lab to RGB, 8-bit packing) took 98 % of the colouring time in
+# torch on whole images (FINDINGS.md): every step made a full-size float copy. These functions
+# work on a band of rows (R, W) that stays in the CPU cache, replace the costly per-pixel powers
+# by tables where the input has few levels, and release the GIL, so two bands run on two cores.
+
+_SRGB8_TO_16 = 65535  # the linear-light table's steps (65536 entries): far finer than 8 bits
+
+
+@functools.cache
+def grey_L_table(bits: int) -> np.ndarray:
+    """L of every grey level of a `bits`-bit photo, (2**bits,) float32: gray_to_L(level / max).
+
+    Exactly what gray_to_L gives for the same float32 grey value, so a table look-up replaces
+    its two powers per pixel (8 and 16 bits: 256 or 65536 entries).
+    """
+    top = (1 << bits) - 1
+    g = np.arange(top + 1, dtype=np.float32) / np.float32(top)
+    return gray_to_L(torch.from_numpy(g)).numpy()
+
+
+@functools.cache
+def _srgb8_linear_table() -> np.ndarray:
+    """(256,) float32: the linear light of each 8-bit sRGB level, as rgb_to_lab_t computes it."""
+    return srgb_to_linear(torch.arange(256, dtype=torch.float32) / 255.0).numpy()
+
+
+@functools.cache
+def _linear_srgb8_table() -> np.ndarray:
+    """(65536,) uint8: the 8-bit sRGB level of linear light i / 65535 (rounded as rgb * 255 + 0.5).
+
+    Indexing it with round(linear * 65535) is off from the exact formula by at most 0.025 of an
+    8-bit level (where the sRGB curve is steepest, near black), so it changes a pixel by one level
+    only when the exact value sits within that distance of a rounding boundary.
+    """
+    lin = torch.arange(_SRGB8_TO_16 + 1, dtype=torch.float64) / _SRGB8_TO_16
+    return (linear_to_srgb(lin) * 255.0 + 0.5).to(torch.uint8).numpy()
+
+
+def levels_to_L(levels: np.ndarray) -> np.ndarray:
+    """Grey levels (R, W): uint8, uint16, or float32 in [0, 1] -> L (R, W) float32 in [0, 100]."""
+    if levels.dtype == np.uint8:
+        return grey_L_table(8).take(levels)
+    if levels.dtype == np.uint16:
+        return grey_L_table(16).take(levels)
+    return gray_to_L(torch.from_numpy(np.ascontiguousarray(levels, np.float32))).numpy()
+
+
+def rgb8_to_L(rgb: np.ndarray) -> np.ndarray:
+    """8-bit sRGB (R, W, 3) uint8 -> Lab L (R, W) float32, as rgb_to_lab_t's L (float rounding)."""
+    lin = _srgb8_linear_table().take(rgb)  # (R, W, 3) float32
+    wr, wg, wb = _RGB2XYZ[1].numpy().astype(np.float32)  # Y's row; the white's Y is 1
+    Y = lin[..., 0] * wr  # (R, W); products, not `lin @ row`: BLAS threads (see below)
+    Y += lin[..., 1] * wg
+    Y += lin[..., 2] * wb
+    # L = 116 f(Y) - 16, with f's linear segment near black
+    f = np.where(Y > _EPS, np.cbrt(np.maximum(Y, _EPS)), _KAPPA * Y + np.float32(16 / 116))
+    return (116 * f - 16).astype(np.float32, copy=False)
+
+
+def _f_inv_into(f: np.ndarray, out: np.ndarray) -> None:
+    """_f_inv of float32 rows into `out`, without a power or a masked select.
+
+    f_inv(f) = f^3 above c = 6/29 and the tangent line c^3 + (f - c) / kappa below it, so it is
+    max(f, c)^3 + (min(f, c) - c) / kappa: one of the two terms is always the constant c^3 or 0.
+    (The code's rounded constants leave a 2e-7 step at c: far below a 16-bit level.)
+    """
+    c = np.float32(0.2068966)
+    np.maximum(f, c, out=out)
+    cube = out * out
+    out *= cube
+    below = np.minimum(f, c)
+    below -= c
+    below *= np.float32(1 / _KAPPA)
+    out += below
+
+
+def lab_rows_to_linear(
+    L: np.ndarray, a: np.ndarray, b: np.ndarray, scale: float = 1.0, offset: float = 0.0
+) -> list[np.ndarray]:
+    """Lab rows (R, W) float32 -> [R, G, B] linear light (R, W) float32 each (not clipped),
+    times `scale` plus `offset` (a table index's scale and rounding)."""
+    n = L.size
+    fy = L.reshape(n) * np.float32(1 / 116)
+    fy += np.float32(16 / 116)
+    fx = a.reshape(n) * np.float32(1 / 500)
+    fx += fy
+    fz = b.reshape(n) * np.float32(-1 / 200)
+    fz += fy
+    np.maximum(fz, 0, out=fz)
+    xyz = np.empty((3, n), np.float32)  # X / Xn, Y, Z / Zn
+    for row, f in enumerate((fx, fy, fz)):
+        _f_inv_into(f, xyz[row])
+    # the white point, the matrix and the scale in one 3x3; plain products, not a matmul or
+    # einsum: with torch loaded, BLAS threads made (n, 3) @ (3, 3) 30x slower, einsum 6x
+    m = (_XYZ2RGB.numpy() * _WHITE.numpy()[None, :] * scale).astype(np.float32)
+    planes, tmp = [], np.empty(n, np.float32)
+    for c in range(3):
+        plane = xyz[0] * m[c, 0]
+        np.multiply(xyz[1], m[c, 1], out=tmp)
+        plane += tmp
+        np.multiply(xyz[2], m[c, 2], out=tmp)
+        plane += tmp
+        if offset:
+            plane += np.float32(offset)
+        planes.append(plane.reshape(L.shape))
+    return planes
+
+
+def lab_rows_to_rgb8(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """Lab rows (R, W) float32 -> 8-bit sRGB into `out` (R, W, 3) uint8.
+
+    Within one level of lab_to_rgb_t's RGB * 255 + 0.5 truncated (the old whole-image packing);
+    the same pixels whatever the band, so a photo comes out the same in bands or whole.
+    """
+    table = _linear_srgb8_table()
+    for c, index in enumerate(lab_rows_to_linear(L, a, b, _SRGB8_TO_16, 0.5)):
+        np.clip(index, 0, _SRGB8_TO_16, out=index)  # out of gamut: clipped like linear_to_srgb
+        out[..., c] = table.take(index.astype(np.intp))
+
+
+def lab_rows_to_rgb16(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """Lab rows (R, W) float32 -> 16-bit sRGB into `out` (R, W, 3) uint16 (the exact formula:
+    a table fine enough for 65536 levels near black would be millions of entries)."""
+    for c, lin in enumerate(lab_rows_to_linear(L, a, b)):
+        np.clip(lin, 0, 1, out=lin)
+        s = np.where(
+            lin > np.float32(0.0031308),
+            np.float32(1.055) * np.power(lin, np.float32(1 / 2.4)) - np.float32(0.055),
+            np.float32(12.92) * lin,
+        )
+        # rounded by truncation; clipped first, since a float past 65535 would wrap to 0
+        out[..., c] = np.clip(s * np.float32(65535) + np.float32(0.5), 0, 65535)

@@ -9,7 +9,10 @@ keeps every detail and the exact luminance of the original, at the cost of one s
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,28 +23,138 @@ from torch import nn
 
 from pix2color.color import (
     denormalize_ab,
-    gray_to_L,
-    lab_to_rgb_t,
+    lab_rows_to_rgb8,
+    lab_rows_to_rgb16,
+    levels_to_L,
     normalize_L,
-    rgb_to_lab_t,
+    rgb8_to_L,
 )
 from pix2color.data.images import ImageError, Photo, photo_from_image, read_photo
 from pix2color.errors import UsageError
 from pix2color.models.colour_settings import apply_colour_settings
 from pix2color.models.io import load_generator
-from pix2color.upsample import UPSAMPLING, upsample_ab
+from pix2color.upsample import UPSAMPLING, BandColour
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = 256
 
 
-def photo_L(photo: Photo) -> torch.Tensor:
-    """A photo's Lab L at full resolution (H, W) in [0, 100]: from RGB if coloured, else grey."""
+# Rows per band: about 64K pixels, so that a band's dozen float32 buffers (256 KB each) stay in
+# a core's 1 MB L2 cache; the full-resolution path never holds a full-size float array.
+BAND_PIXELS = 1 << 16
+
+
+def photo_L_rows(photo: Photo, r0: int, r1: int) -> np.ndarray:
+    """A photo's Lab L for rows r0..r1-1, (R, W) float32 in [0, 100]: from RGB or grey."""
     if photo.rgb is not None:
-        rgb = torch.from_numpy(photo.rgb).permute(2, 0, 1).float() / 255.0
-        return rgb_to_lab_t(rgb)[0]
-    return gray_to_L(torch.from_numpy(photo.gray))
+        return rgb8_to_L(photo.rgb[r0:r1])
+    return levels_to_L(photo.levels[r0:r1])
+
+
+def photo_L(photo: Photo) -> torch.Tensor:
+    """A photo's Lab L at full resolution (H, W) float32 in [0, 100] (one full-size array)."""
+    return torch.from_numpy(photo_L_rows(photo, 0, photo.size[1]))
+
+
+def bands(H: int, W: int, band_pixels: int = BAND_PIXELS) -> list[tuple[int, int]]:
+    """Row ranges [(r0, r1), ...] covering H rows, each about band_pixels pixels W wide."""
+    step = max(1, band_pixels // max(W, 1))
+    return [(r0, min(r0 + step, H)) for r0 in range(0, H, step)]
+
+
+def in_order(fn: Callable, jobs: list[tuple], workers: int) -> Iterator:
+    """fn(*job) for each job, on `workers` threads, yielded in order with at most 2 per worker
+    waiting: numpy and torch release the GIL, so bands run on all cores in bounded memory."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield fn(*job)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for job in jobs:
+            pending.append(pool.submit(fn, *job))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def small_L(photo: Photo, size: int, workers: int = 1) -> torch.Tensor:
+    """The working-size L (1, h, w) the network sees: an antialiased downscale of the full L.
+
+    Done as PyTorch's antialiased bilinear does it, along the width then along the height, but
+    the first pass runs band by band on rows of L, so the full-size L never exists: the only
+    buffer is (H, w). Equal to F.interpolate(antialias=True) on the whole L to float rounding.
+    """
+    W, H = photo.size
+    h, w = working_shape(H, W, size)
+
+    def across(r0: int, r1: int) -> torch.Tensor:
+        L = torch.from_numpy(photo_L_rows(photo, r0, r1))  # (R, W)
+        return F.interpolate(L[None, None], size=(r1 - r0, w), mode="bilinear", antialias=True)
+
+    narrow = torch.cat(list(in_order(across, bands(H, W), workers)), dim=2)  # (1, 1, H, w)
+    return F.interpolate(narrow, size=(h, w), mode="bilinear", antialias=True)[0]
+
+
+def join_colour(
+    photo: Photo,
+    ab: torch.Tensor,
+    L_small: torch.Tensor,
+    *,
+    upsampling: str = "bilinear",
+    workers: int = 1,
+    band_pixels: int = BAND_PIXELS,
+    depth: int = 8,
+) -> Image.Image | np.ndarray:
+    """Working-size ab (2, h, w) + the photo's own full-resolution L -> the coloured photo.
+
+    Band by band: each band's L comes from the photo's levels, its ab is upsampled from the
+    working size (same positions as the whole image), it is turned into 8-bit RGB and pasted
+    into the output. Memory: the output image (4 bytes a pixel in Pillow) plus a few bands.
+    depth=16 gives a (H, W, 3 or 4) uint16 array instead (Pillow has no 16-bit RGB mode).
+    """
+    W, H = photo.size
+    colour = BandColour(ab, L_small, (H, W), mode=upsampling)
+    mode = "RGBA" if photo.alpha is not None else "RGB"
+    if depth == 16:
+        return _join16(photo, colour, mode, workers, band_pixels)
+    if depth != 8:
+        raise UsageError(f"output depth {depth}: use 8 or 16 bits")
+    out = Image.new(mode, (W, H), None)  # not filled: every band is pasted over it
+
+    def band(r0: int, r1: int) -> tuple[int, np.ndarray]:
+        L = photo_L_rows(photo, r0, r1)  # (R, W)
+        a, b = colour.rows(r0, r1, L)  # (R, W) each
+        rgb = np.empty((r1 - r0, W, 3), np.uint8)
+        lab_rows_to_rgb8(L, a, b, rgb)
+        if photo.alpha is not None:
+            rgb = np.concatenate([rgb, photo.alpha[r0:r1, :, None]], axis=2)  # (R, W, 4)
+        return r0, rgb
+
+    for r0, rgb in in_order(band, bands(H, W, band_pixels), workers):
+        out.paste(Image.fromarray(rgb, mode), (0, r0))
+    return out
+
+
+def _join16(
+    photo: Photo, colour: BandColour, mode: str, workers: int, band_pixels: int
+) -> np.ndarray:
+    """join_colour at 16 bits: (H, W, 3 or 4) uint16, each band written in place."""
+    W, H = photo.size
+    out = np.empty((H, W, len(mode)), np.uint16)
+
+    def band(r0: int, r1: int) -> None:
+        L = photo_L_rows(photo, r0, r1)
+        a, b = colour.rows(r0, r1, L)
+        lab_rows_to_rgb16(L, a, b, out[r0:r1, :, :3])
+        if photo.alpha is not None:
+            out[r0:r1, :, 3] = photo.alpha[r0:r1].astype(np.uint16) * 257  # 255 -> 65535
+
+    for _ in in_order(band, bands(H, W, band_pixels), workers):
+        pass
+    return out
 
 
 def working_shape(h: int, w: int, size: int) -> tuple[int, int]:
@@ -104,17 +217,20 @@ class Colorizer:
         ab = self.G(normalize_L(L_small).to(self.device)).float().cpu()
         return denormalize_ab(ab)
 
-    def _small_L(self, L: torch.Tensor) -> torch.Tensor:
-        h, w = L.shape
-        sh, sw = working_shape(h, w, self.size)
-        # antialiased downscale: the network should see a clean small photo, not aliasing
-        return F.interpolate(L[None, None], size=(sh, sw), mode="bilinear", antialias=True)[0]
+    @property
+    def workers(self) -> int:
+        """Threads for the full-resolution bands: one per CPU this process may run on (up to 8).
+
+        Not torch's thread count: bands are independent tasks that never wait for each other,
+        while torch's threads meet at a barrier after every layer (on a busy machine 2 torch
+        threads made the network 30x slower than 1; the bands lose nothing to that).
+        """
+        return max(1, min(8, len(os.sched_getaffinity(0))))
 
     @torch.inference_mode()
-    def colorize_batch(self, photos: list[Photo]) -> list[Image.Image]:
-        """Colour several photos with one forward pass; each output has its photo's exact size."""
-        Ls = [photo_L(p) for p in photos]
-        smalls = [self._small_L(L) for L in Ls]  # each (1, h, w)
+    def predict_photos(self, photos: list[Photo]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One forward pass for several photos -> [(ab (2, h, w), L_small (1, h, w))] each."""
+        smalls = [small_L(p, self.size, self.workers) for p in photos]  # each (1, h, w)
         # pad to one shape so the batch runs together (edge replicated, cropped after)
         H = max(s.shape[-2] for s in smalls)
         W = max(s.shape[-1] for s in smalls)
@@ -123,21 +239,33 @@ class Colorizer:
              for s in smalls]
         )  # fmt: skip
         ab_small = self.predict_ab(batch)  # (B, 2, H, W)
-        out = []
-        for photo, L, s, ab in zip(photos, Ls, smalls, ab_small, strict=True):
-            ab = ab[:, : s.shape[-2], : s.shape[-1]]
-            ab_full = upsample_ab(ab, s, L, mode=self.upsampling)
-            rgb = lab_to_rgb_t(torch.cat([L[None], ab_full], dim=0))  # (3, H, W) in [0, 1]
-            arr = (rgb.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
-            img = Image.fromarray(arr, "RGB")
-            if photo.alpha is not None:
-                img.putalpha(Image.fromarray(photo.alpha, "L"))
-            out.append(img)
-        return out
+        return [
+            (ab[:, : s.shape[-2], : s.shape[-1]], s) for ab, s in zip(ab_small, smalls, strict=True)
+        ]
 
-    def colorize_photo(self, photo: Photo) -> Image.Image:
-        """Colour one decoded photo."""
-        return self.colorize_batch([photo])[0]
+    def join(
+        self, photo: Photo, ab: torch.Tensor, L_small: torch.Tensor, depth: int | str = 8
+    ) -> Image.Image | np.ndarray:
+        """The working-size colour joined with the photo's full-resolution L (join_colour).
+
+        depth 8 gives a PIL image; 16 a (H, W, 3 or 4) uint16 array; "input" the photo's own
+        (16 for 16-bit and float grey photos).
+        """
+        bits = photo.bits if depth == "input" else int(depth)
+        return join_colour(
+            photo, ab, L_small, upsampling=self.upsampling, workers=self.workers, depth=bits
+        )
+
+    def colorize_batch(
+        self, photos: list[Photo], depth: int | str = 8
+    ) -> list[Image.Image | np.ndarray]:
+        """Colour several photos with one forward pass; each output has its photo's exact size."""
+        predicted = self.predict_photos(photos)
+        return [self.join(p, ab, s, depth) for p, (ab, s) in zip(photos, predicted, strict=True)]
+
+    def colorize_photo(self, photo: Photo, depth: int | str = 8) -> Image.Image | np.ndarray:
+        """Colour one decoded photo (depth: see join)."""
+        return self.colorize_batch([photo], depth)[0]
 
     def __call__(self, image: Image.Image | str | Path) -> Image.Image:
         """Colour a PIL image or a file: same width and height, same luminance, alpha kept."""
@@ -146,11 +274,15 @@ class Colorizer:
         return self.colorize_photo(photo_from_pil(image))
 
     def colorize_files(
-        self, paths: Iterable[Path], batch_size: int = 4
-    ) -> Iterator[tuple[Path, Image.Image | None, Photo | None, str | None]]:
+        self,
+        paths: Iterable[Path],
+        batch_size: int = 4,
+        depth: int | str | Callable[[Photo], int] = 8,
+    ) -> Iterator[tuple[Path, Image.Image | np.ndarray | None, Photo | None, str | None]]:
         """Yield (path, coloured image, photo, None) or (path, None, None, error) per file.
 
-        A file that cannot be read yields its error and the others go on.
+        A file that cannot be read yields its error and the others go on. `depth` is 8, 16,
+        "input" (see join) or a function of the photo giving 8 or 16.
         """
         pending: list[Photo] = []
         for path in paths:
@@ -160,14 +292,16 @@ class Colorizer:
                 yield path, None, None, str(e)
                 continue
             if len(pending) >= batch_size:
-                yield from self._flush(pending)
+                yield from self._flush(pending, depth)
                 pending = []
         if pending:
-            yield from self._flush(pending)
+            yield from self._flush(pending, depth)
 
-    def _flush(self, photos: list[Photo]):
-        for photo, img in zip(photos, self.colorize_batch(photos), strict=True):
-            yield photo.path, img, photo, None
+    def _flush(self, photos: list[Photo], depth: int | str | Callable[[Photo], int]):
+        # one forward pass for the batch, then one full-size output at a time
+        for photo, (ab, s) in zip(photos, self.predict_photos(photos), strict=True):
+            bits = depth(photo) if callable(depth) else depth
+            yield photo.path, self.join(photo, ab, s, bits), photo, None
 
 
 def photo_from_pil(image: Image.Image) -> Photo:

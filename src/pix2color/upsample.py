@@ -15,6 +15,7 @@ photo's own full-resolution L. Two ways to upsample the colour:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -46,15 +47,114 @@ def upsample_ab(
     L in [0, 100], ab in Lab units.
     """
     size = tuple(L_full.shape[-2:])
+    _check_mode(mode)
     if mode == "bilinear":
         return _resize(ab, size)
-    if mode != "guided":
+    A, B = _guided_coefficients(ab, L_small, radius, eps)
+    A, B = _resize(A, size), _resize(B, size)  # (2, H, W)
+    return A * (L_full.reshape(1, *size) / 100.0) + B
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in UPSAMPLING:
         raise ValueError(f"upsampling {mode!r}: use one of {UPSAMPLING}")
+
+
+def _guided_coefficients(
+    ab: torch.Tensor, L_small: torch.Tensor, radius: int, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The guided filter's A and B (2, h, w) at the working size: ab ~ A * L / 100 + B."""
     guide = L_small / 100.0  # (1, h, w)
     mean_I, mean_p = _box(guide, radius), _box(ab, radius)
     cov_Ip = _box(guide * ab, radius) - mean_I * mean_p  # (2, h, w)
     var_I = _box(guide * guide, radius) - mean_I * mean_I  # (1, h, w)
     A = cov_Ip / (var_I + eps)
     B = mean_p - A * mean_I
-    A, B = _resize(_box(A, radius), size), _resize(_box(B, radius), size)  # (2, H, W)
-    return A * (L_full.reshape(1, *size) / 100.0) + B
+    return _box(A, radius), _box(B, radius)
+
+
+def bilinear_taps(n_in: int, n_out: int, start: int = 0, stop: int | None = None):
+    """Source indices and weights of output samples start..stop-1 when n_in samples are resized
+    to n_out by F.interpolate(mode="bilinear", align_corners=False): (i0, i1, w0, w1), each
+    (stop - start,), i as intp and w as float32, computed in float32 as PyTorch does, so that a
+    band of output rows gets exactly the sampling positions of the whole image.
+    """
+    stop = n_out if stop is None else stop
+    scale = np.float32(n_in) / np.float32(n_out)
+    src = scale * (np.arange(start, stop, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5)
+    src = np.maximum(src, np.float32(0))  # PyTorch clamps positions before the first sample
+    i0 = np.minimum(src.astype(np.intp), n_in - 1)  # floor, src >= 0
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    w1 = np.clip(src - i0.astype(np.float32), 0, 1).astype(np.float32)
+    return i0, i1, np.float32(1) - w1, w1
+
+
+class RowUpsampler:
+    """Bilinear upsampling of (C, h, w) to (C, H, W), one band of output rows at a time.
+
+    The band's output equals those rows of F.interpolate(align_corners=False) on the whole image
+    (to float rounding): the same sampling positions, from just the source rows the band needs.
+    Buffers are (C, R, W) for a band of R rows, never (C, H, W).
+    """
+
+    def __init__(self, small: np.ndarray, size: tuple[int, int]) -> None:
+        self.small = np.ascontiguousarray(small, dtype=np.float32)  # (C, h, w)
+        self.H, self.W = size
+        x0, x1, wx0, wx1 = bilinear_taps(self.small.shape[2], self.W)
+        self.x0, self.x1, self.wx0, self.wx1 = x0, x1, wx0, wx1
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """Output rows r0..r1-1 -> (C, r1 - r0, W) float32."""
+        y0, y1, wy0, wy1 = bilinear_taps(self.small.shape[1], self.H, r0, r1)
+        s0, s1 = int(y0[0]), int(y1[-1]) + 1  # the source rows this band reads
+        src = self.small[:, s0:s1]  # (C, k, w), k about R * h / H + 2
+        # along the width first, on the k source rows only (PyTorch's order too)
+        across = np.take(src, self.x0, axis=2)  # (C, k, W), C-contiguous (src[..., x0] is not)
+        across *= self.wx0
+        right = np.take(src, self.x1, axis=2)
+        right *= self.wx1
+        across += right
+        # then along the height: each output row mixes two of those rows (plain products: an
+        # einsum or a matmul here was several times slower with torch's threads around)
+        top, bottom = across[:, y0 - s0], across[:, y1 - s0]  # (C, R, W) each
+        top *= wy0[:, None]
+        bottom *= wy1[:, None]
+        top += bottom
+        return top
+
+
+class BandColour:
+    """Full-size ab, one band of rows at a time: upsample_ab's result without (2, H, W) buffers.
+
+    `ab` (2, h, w) and `L_small` (1, h, w) are the working-size colour and luminance; `rows`
+    takes the band's full-resolution L (R, W) in [0, 100] and gives its ab (2, R, W) float32.
+    """
+
+    def __init__(
+        self,
+        ab: torch.Tensor,
+        L_small: torch.Tensor,
+        size: tuple[int, int],
+        *,
+        mode: str = "bilinear",
+        radius: int = GUIDED_RADIUS,
+        eps: float = GUIDED_EPS,
+    ) -> None:
+        _check_mode(mode)
+        self.mode = mode
+        if mode == "guided":  # A and B are upsampled, then applied to the full-size L
+            A, B = _guided_coefficients(ab.float(), L_small.float(), radius, eps)
+            small = torch.cat([A, B])  # (4, h, w)
+        else:
+            small = ab.float()
+        self.up = RowUpsampler(small.numpy(), size)
+
+    def rows(self, r0: int, r1: int, L: np.ndarray) -> np.ndarray:
+        """Full-resolution L rows (R, W) -> their ab (2, R, W) float32."""
+        up = self.up.rows(r0, r1)
+        if self.mode == "bilinear":
+            return up
+        A, B = up[:2], up[2:]  # (2, R, W) each
+        A *= L / np.float32(100)
+        A += B
+        return A

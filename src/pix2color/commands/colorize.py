@@ -28,6 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="colour only the I-th of N equal shares of the photos (0 <= I < N), e.g. one share "
         "per machine or process over the same input and output folders",
     )
+    c.add_argument(
+        "--depth",
+        choices=["8", "16", "input"],
+        default="input",
+        help="bits per channel of the results: 8, 16, or the input's own (default: 16-bit grey "
+        "scans give 16-bit colour, 8-bit photos 8-bit); 16 bits only for TIFF and PNG outputs, "
+        "JPEG and WebP stay 8-bit",
+    )
     c.add_argument("--batch-size", type=int, default=4)
     c.add_argument("--device", default="cpu", help="cpu or cuda")
     c.add_argument("-q", "--quiet", action="store_true")
@@ -89,7 +97,7 @@ def output_paths(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Pat
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pix2color.data.images import output_written, save_like
+    from pix2color.data.images import output_depth, output_written, save_like
     from pix2color.inference import Colorizer
 
     shard = parse_shard(args.shard) if args.shard else None
@@ -129,7 +137,12 @@ def run(args: argparse.Namespace) -> int:
 
     done, start = 0, time.time()
     bar = tqdm(total=len(todo), unit="photo", disable=args.quiet or len(todo) < 2, file=sys.stderr)
-    for path, img, photo, err in colorizer.colorize_files(todo, batch_size=args.batch_size):
+
+    def depth(photo) -> int:  # per photo: its own depth, and what its output format can hold
+        return output_depth(photo, targets[photo.path], args.depth)
+
+    results = colorizer.colorize_files(todo, batch_size=args.batch_size, depth=depth)
+    for path, img, photo, err in results:
         bar.update(1)
         if err is not None:
             errors.append(err)
