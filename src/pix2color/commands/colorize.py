@@ -97,7 +97,7 @@ def output_paths(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Pat
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pix2color.data.images import output_depth, output_written, save_like
+    from pix2color.data.images import output_depth, save_like
     from pix2color.inference import Colorizer
 
     shard = parse_shard(args.shard) if args.shard else None
@@ -106,34 +106,7 @@ def run(args: argparse.Namespace) -> int:
         gain=args.gain, upsampling=args.upsampling,
     )  # fmt: skip
     out_dir = Path(args.output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"{out_dir}: is a file, not a folder; give --output a folder")
-    for item in map(Path, args.inputs):
-        if item.is_dir() and out_dir.resolve().is_relative_to(item.resolve()):
-            print(f"note: the output folder {out_dir} is inside {item}: it is not searched")
-    pairs, errors = output_paths(args.inputs, out_dir)
-    for e in errors:
-        print_error(e)
-    targets: dict[Path, Path] = {}
-    todo: list[Path] = []
-    for src, dst in pairs:
-        if dst.resolve() == src.resolve():
-            errors.append(f"{src}: the output would overwrite the input; choose another --output")
-            print_error(errors[-1])
-        elif dst in targets.values():
-            errors.append(f"{src}: same output name as another input ({dst}); colour them apart")
-            print_error(errors[-1])
-        else:
-            targets[src] = dst
-            todo.append(src)
-    if shard is not None:  # the same sorted list on every worker: share k goes to worker k % N
-        i, n = shard
-        todo = todo[i::n]
-    skipped = 0
-    if args.skip_existing:
-        before = len(todo)
-        todo = [src for src in todo if output_written(targets[src]) is None]
-        skipped = before - len(todo)
+    targets, todo, errors, skipped = plan(args, out_dir, shard)
 
     done, start = 0, time.time()
     bar = tqdm(total=len(todo), unit="photo", disable=args.quiet or len(todo) < 2, file=sys.stderr)
@@ -168,6 +141,44 @@ def run(args: argparse.Namespace) -> int:
         + f" [model {args.model}, working size {args.size}]"
     )
     return EXIT_FAILED if failed or done + skipped == 0 and not shard else EXIT_OK
+
+
+def plan(
+    args: argparse.Namespace, out_dir: Path, shard: tuple[int, int] | None
+) -> tuple[dict[Path, Path], list[Path], list[str], int]:
+    """What to colour -> (input -> output path, the inputs to do, errors printed, how many
+    --skip-existing left out). Every input that will not be coloured gets its error line."""
+    from pix2color.data.images import output_written
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: is a file, not a folder; give --output a folder")
+    for item in map(Path, args.inputs):
+        if item.is_dir() and out_dir.resolve().is_relative_to(item.resolve()):
+            print(f"note: the output folder {out_dir} is inside {item}: it is not searched")
+    pairs, errors = output_paths(args.inputs, out_dir)
+    for e in errors:
+        print_error(e)
+    targets: dict[Path, Path] = {}
+    todo: list[Path] = []
+    for src, dst in pairs:
+        if dst.resolve() == src.resolve():
+            errors.append(f"{src}: the output would overwrite the input; choose another --output")
+            print_error(errors[-1])
+        elif dst in targets.values():
+            errors.append(f"{src}: same output name as another input ({dst}); colour them apart")
+            print_error(errors[-1])
+        else:
+            targets[src] = dst
+            todo.append(src)
+    if shard is not None:  # the same sorted list on every worker: share k goes to worker k % N
+        i, n = shard
+        todo = todo[i::n]
+    skipped = 0
+    if args.skip_existing:
+        before = len(todo)
+        todo = [src for src in todo if output_written(targets[src]) is None]
+        skipped = before - len(todo)
+    return targets, todo, errors, skipped
 
 
 def parse_shard(text: str) -> tuple[int, int]:
