@@ -33,7 +33,7 @@ from pix2color.data.images import ImageError, Photo, photo_from_image, read_phot
 from pix2color.errors import UsageError
 from pix2color.models.colour_settings import apply_colour_settings
 from pix2color.models.io import load_generator
-from pix2color.upsample import UPSAMPLING, BandColour
+from pix2color.upsample import DEFAULT_UPSAMPLING, UPSAMPLING, BandColour
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def join_colour(
     ab: torch.Tensor,
     L_small: torch.Tensor,
     *,
-    upsampling: str = "bilinear",
+    upsampling: str = DEFAULT_UPSAMPLING,
     workers: int = 1,
     band_pixels: int = BAND_PIXELS,
     depth: int = 8,
@@ -176,7 +176,7 @@ class Colorizer:
         info: dict | None = None,
         temperature: float | None = None,
         gain: float | None = None,
-        upsampling: str = "bilinear",
+        upsampling: str = DEFAULT_UPSAMPLING,
     ) -> None:
         if size < 16:
             raise UsageError(f"working size {size} is too small; use 16 or more (256 is typical)")
@@ -196,7 +196,7 @@ class Colorizer:
         device: str = "cpu",
         temperature: float | None = None,
         gain: float | None = None,
-        upsampling: str = "bilinear",
+        upsampling: str = DEFAULT_UPSAMPLING,
     ) -> Colorizer:
         """Load a shipped model by name, or a model folder / .safetensors / checkpoint by path.
 

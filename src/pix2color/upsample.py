@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 
 UPSAMPLING = ("bilinear", "guided")
+# chosen on the out-of-source validation photos by the rule in bench/STUDY.md
+DEFAULT_UPSAMPLING = "guided"
 GUIDED_RADIUS, GUIDED_EPS = 2, 1e-3  # window of 5x5 working-size pixels
 
 

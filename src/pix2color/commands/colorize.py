@@ -57,9 +57,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--upsampling",
-        default="bilinear",
-        help="how the working-size colour is brought to full size: bilinear, or guided by the "
-        "photo's own luminance so that colour edges follow its edges (default: bilinear)",
+        help="how the working-size colour is brought to full size: guided by the photo's own "
+        "luminance, so that colour edges follow its edges (default), or bilinear",
     )
     p.add_argument(
         "--temperature",
@@ -103,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard else None
     colorizer = Colorizer.from_pretrained(
         args.model, size=args.size, device=args.device, temperature=args.temperature,
-        gain=args.gain, upsampling=args.upsampling,
+        gain=args.gain, **({"upsampling": args.upsampling} if args.upsampling else {}),
     )  # fmt: skip
     out_dir = Path(args.output)
     targets, todo, errors, skipped = plan(args, out_dir, shard)
