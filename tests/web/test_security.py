@@ -26,6 +26,58 @@ def test_session_cookie_is_httponly_and_samesite(client):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
+def _cookie_flags(response) -> set[str]:
+    return {part.strip().split("=")[0] for part in response.headers["Set-Cookie"].split(";")[1:]}
+
+
+def test_session_cookie_is_secure_over_https_only(app):
+    assert "Secure" not in _cookie_flags(app.test_client().get("/"))
+    https = app.test_client().get("/", base_url="https://localhost")
+    assert "Secure" in _cookie_flags(https)
+
+
+def test_session_cookie_is_secure_behind_a_trusted_https_proxy_only(make_app):
+    https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+    # no proxy trusted: anybody can send the header, so it changes nothing
+    untrusting = make_app().test_client()
+    assert "Secure" not in _cookie_flags(untrusting.get("/", headers=https))
+    trusting = make_app({"TRUSTED_PROXIES": 1})
+    assert "Secure" in _cookie_flags(trusting.test_client().get("/", headers=https))
+    plain = {"X-Forwarded-Proto": "http", "X-Forwarded-For": "203.0.113.7"}
+    over_http = make_app({"TRUSTED_PROXIES": 1}).test_client().get("/", headers=plain)
+    assert "Secure" not in _cookie_flags(over_http)
+    # the admin's login (the same session cookie) is Secure there too
+    admin = trusting.test_client()
+    token = csrf(admin)
+    r = admin.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": token}, headers=https)
+    assert r.status_code in (302, 303) and "Secure" in _cookie_flags(r)
+
+
+def test_people_s_photos_are_never_cached(client, page_job):
+    job, results, headers = page_job
+    urls = [
+        "/",
+        f"/jobs/{job}",
+        f"/jobs/{job}/original",
+        f"/results/{results[0]}/image",
+        f"/results/{results[0]}/download",
+        f"/results/{results[0]}/download?format=jpeg",
+        f"/download?jobs={job}",
+        f"/download?jobs={job}&format=jpeg",
+    ]
+    for url in urls:
+        r = client.get(url)
+        assert r.status_code == 200, url
+        assert r.headers["Cache-Control"] == "private, no-store", url
+        assert "Expires" not in r.headers, url
+    api = client.post("/api/v1/colorize", data={"image": upload(photo_bytes())})
+    assert api.status_code == 200 and api.headers["Cache-Control"] == "private, no-store"
+    missing = client.get("/results/nope/image")
+    assert missing.status_code == 404 and missing.headers["Cache-Control"] == "private, no-store"
+    # the page's own assets stay cacheable
+    assert "no-store" not in client.get("/static/style.css").headers.get("Cache-Control", "")
+
+
 def test_never_debug(make_app):
     app = make_app({"DEBUG": True})
     assert app.debug is False and app.config["DEBUG"] is False

@@ -42,10 +42,10 @@ DEFAULTS: dict[str, Any] = dict(
     CLEANUP_INTERVAL=60,  # seconds between sweeps of expired files
     MAX_FILES_PER_ZIP=100,
     ADMIN_TOKEN=None,  # None: the statistics pages are off
-    TRUSTED_PROXIES=0,  # reverse proxies in front whose X-Forwarded-For may be believed
+    TRUSTED_PROXIES=0,  # reverse proxies in front whose X-Forwarded-For/-Proto may be believed
     SESSION_COOKIE_SAMESITE="Lax",
     SESSION_COOKIE_HTTPONLY=True,
-    SESSION_COOKIE_SECURE=False,  # True when served over HTTPS
+    SESSION_COOKIE_SECURE=False,  # True: always Secure; else Secure on HTTPS requests only
 )
 
 
@@ -80,7 +80,12 @@ def create_app(
     from pix2color.web.engine import Engine, load_colorizers
     from pix2color.web.errors import register_error_handlers
     from pix2color.web.jobs import Service
-    from pix2color.web.security import add_security_headers, csrf_token, make_limiters
+    from pix2color.web.security import (
+        SessionInterface,
+        add_security_headers,
+        csrf_token,
+        make_limiters,
+    )
     from pix2color.web.settings import WebSettings
     from pix2color.web.store import SCORES, Store
 
@@ -97,6 +102,7 @@ def create_app(
         app.config.from_mapping(test_config)
     app.config.from_mapping(settings or {})
     app.config["DEBUG"] = app.debug = False  # never: the debugger runs code from the page
+    app.session_interface = SessionInterface()  # Secure cookie on HTTPS (or a trusted proxy's)
     settings = WebSettings.from_config(app.config, instance)
     settings.files.mkdir(parents=True, exist_ok=True)
     if not app.config["SECRET_KEY"]:

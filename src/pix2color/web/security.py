@@ -1,7 +1,9 @@
 """Security for a service that strangers upload files to: headers, and the guards on views.
 
 - Headers on every response: a Content-Security-Policy that allows only this site's own
-  scripts and styles (no inline code anywhere), nosniff, no framing, no referrer.
+  scripts and styles (no inline code anywhere), nosniff, no framing, no referrer; and
+  `Cache-Control: private, no-store` on everything but the static assets, since pages, results,
+  uploads and downloads are people's photos (no shared or browser cache keeps a copy).
 - Guards, as decorators under a route: `@rate_limited("colorize")`, `@csrf_required`,
   `@admin_required`. Stacked, the one written first runs first.
 - CSRF: the page's forms and fetches carry a per-session token (a hidden field or the
@@ -9,6 +11,10 @@
   and a cross-site form cannot send `application/json`.
 - Rate limits: a sliding window per client address and per kind of action, in memory (so per
   server process: N processes allow N times the rate).
+- Cookies: the session cookie is HttpOnly, SameSite=Lax, and Secure whenever the request came
+  over HTTPS: directly, or through a reverse proxy that says so in X-Forwarded-Proto when the
+  operator trusts it (TRUSTED_PROXIES = the number of proxies in front; then werkzeug's ProxyFix
+  believes their X-Forwarded-For/-Proto/-Host). SESSION_COOKIE_SECURE = True forces it always.
 - Admin: the statistics need the ADMIN_TOKEN from the configuration, as a Bearer header or
   through the login form (the session then holds a digest of the token, so changing the token
   logs everybody out).
@@ -26,7 +32,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Response, current_app, request, session
+from flask import Flask, Response, current_app, has_request_context, request, session
+from flask.sessions import SecureCookieSessionInterface
 
 from pix2color.web.errors import WebError
 from pix2color.web.settings import WebSettings, current_settings
@@ -49,10 +56,26 @@ HEADERS = {
 }
 
 
+# people's photos and the pages that show them: never kept by a proxy, a CDN or the browser
+PRIVATE = "private, no-store"
+
+
 def add_security_headers(response: Response) -> Response:
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
+    if request.endpoint != "static":  # the stylesheet, script and icon may be cached
+        response.headers["Cache-Control"] = PRIVATE
+        response.headers.pop("Expires", None)
     return response
+
+
+# ---------------------------------------------------------------- cookies
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, with the Secure flag on whenever the request is HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        forced = super().get_cookie_secure(app)
+        return forced or (has_request_context() and request.is_secure)
 
 
 # ---------------------------------------------------------------- CSRF

@@ -163,22 +163,18 @@ def rate(job_id: str):
 
 
 # ---------------------------------------------------------------- files
-def _send(name: str | None, mimetype: str, expires_at: float, **kw: Any) -> Response:
+def _send(name: str | None, mimetype: str, **kw: Any) -> Response:
+    """A stored image; its Cache-Control (private, no-store) comes from add_security_headers."""
     if not name:
         raise WebError(404, "this photo has no stored image (it was coloured through the API)")
-    max_age = max(0, int(expires_at - time.time()))
-    response = send_from_directory(
-        current_service().files, name, mimetype=mimetype, max_age=max_age, conditional=True, **kw
-    )
-    response.cache_control.private = True
-    return response
+    return send_from_directory(current_service().files, name, mimetype=mimetype, **kw)
 
 
 @bp.get("/jobs/<job_id>/original")
 def original(job_id: str):
     job = _job(job_id)
     view = job["view"] or ""
-    return _send(view, "image/png" if view.endswith(".png") else "image/jpeg", job["expires_at"])
+    return _send(view, "image/png" if view.endswith(".png") else "image/jpeg")
 
 
 def _result(result_id: str) -> dict[str, Any]:
@@ -191,7 +187,7 @@ def _result(result_id: str) -> dict[str, Any]:
 @bp.get("/results/<result_id>/image")
 def result_image(result_id: str):
     r = _result(result_id)
-    return _send(r["file"], "image/png", r["expires_at"])
+    return _send(r["file"], "image/png")
 
 
 @bp.get("/results/<result_id>/download")
