@@ -25,6 +25,7 @@ from pix2color.models.io import save_pretrained
 from pix2color.web.engine import model_name
 from tests.conftest import real_photo
 from tests.web.conftest import free_port, tiny_generator
+from tests.web.test_server import exchange
 
 CHROMIUM = "/usr/bin/chromium"
 # what this machine's closed network and root user need (see the machine notes)
@@ -150,6 +151,28 @@ def test_served_by_waitress_not_a_dev_server(server):
         assert r.headers["Server"] == "pix2color"  # waitress' ident; Werkzeug's would say so
         body = json.loads(r.read())
     assert body["status"] == "ok" and body["models"] == ["alpha", "beta"]
+
+
+@pytest.mark.slow
+def test_a_120_mb_body_gets_the_apps_json_413_from_serve(server):
+    """The issue's case: over the 50 MB default, refused from the header in the API's JSON."""
+    port = int(server.url.rsplit(":", 1)[1])
+    head = (
+        "POST /api/v1/colorize HTTP/1.1\nHost: localhost\n"
+        f"Content-Type: multipart/form-data; boundary=x\nContent-Length: {120 * 2**20}\n"
+    )
+    status, headers, body = exchange(port, head)
+    assert (status, headers["content-type"], headers["server"]) == (
+        413,
+        "application/json",
+        "pix2color",
+    )
+    assert json.loads(body) == {
+        "status": 413,
+        "error": "the upload is larger than this server's limit of 50 MB; send a smaller file "
+        "(or a JPEG instead of an uncompressed TIFF)",
+    }
+    assert _get(f"{server.url}/healthz")[0] == 200  # and it goes on serving
 
 
 @pytest.fixture(scope="module")

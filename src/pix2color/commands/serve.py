@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -48,9 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    import waitress
 
     from pix2color.web import create_app
+    from pix2color.web.server import make_server
     from pix2color.web.store import StoreError
 
     given = {
@@ -82,17 +83,21 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        waitress.serve(
+        logging.basicConfig()  # what waitress.serve does: its warnings reach stderr
+        server = make_server(
             app,
             host=args.host,
             port=args.port,
             threads=args.threads,
             ident="pix2color",
-            # a body far over the app's limit is cut by waitress; nearer ones get the app's 413
-            max_request_body_size=2 * settings.max_bytes + 2**20,
+            # the app's own limit: a bigger body is refused from its Content-Length, unread,
+            # with the app's JSON 413 (see pix2color.web.server)
+            max_request_body_size=settings.max_bytes + 1,
             channel_timeout=120,
             connection_limit=200,
         )
+        server.print_listen("Serving on http://{}:{}")
+        server.run()
     except OSError as e:
         raise WorkFailed(f"cannot listen on {args.host}:{args.port}: {e}") from None
     finally:
