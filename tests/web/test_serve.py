@@ -319,6 +319,49 @@ def use_the_page(page, server: str, tmp_path: Path, shots: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("touch", [False, True], ids=["narrow-window", "phone"])
+def test_on_a_phone_the_count_shows_and_no_paste_hint(server, browser, tmp_path, shots, touch):
+    """390 px wide: no "Ctrl+V" hint, and the "N photos coloured" count within the screen."""
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(real_photo("astronaut")).convert("L").resize((160, 160)).save(photo)
+    width = 390
+    context = browser.new_context(
+        viewport={"width": width, "height": 844}, has_touch=touch, is_mobile=touch
+    )
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(server.url)
+        assert not page.locator(".paste-hint").is_visible()
+        assert "Ctrl+V" not in page.inner_text("body")
+        assert "Choose photos" in page.inner_text("#dropzone")
+        page.set_input_files("#file-input", str(photo))
+        page.locator(".card[data-job]").wait_for()
+        count = page.locator("#toolbar-count")
+        count.scroll_into_view_if_needed()
+        assert count.inner_text() == "1 photo coloured"
+        box = count.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+        zip_link = page.locator("#zip-link").bounding_box()
+        assert zip_link["x"] >= 0 and zip_link["x"] + zip_link["width"] <= width, zip_link
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways
+        page.screenshot(path=str(shots / f"mobile-{'phone' if touch else 'narrow'}.png"))
+    finally:
+        context.close()
+
+
+@pytest.mark.slow
+def test_on_a_desktop_the_paste_hint_shows(server, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(server.url)
+    assert page.locator(".paste-hint").is_visible()
+    assert "paste one with Ctrl+V" in page.inner_text("#dropzone")
+    assert not page.locator(".on-touch").first.is_visible()
+    context.close()
+
+
+@pytest.mark.slow
 def test_the_page_blocks_nothing_it_needs_under_its_csp(server, browser):
     """No inline script or style is needed: the strict CSP reports no violation on any page."""
     context = browser.new_context()

@@ -11,6 +11,11 @@
   const toolbar = document.getElementById("toolbar");
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+  // the paste hint names the keys of this computer (it is hidden on phones and tablets)
+  if (/Mac|iPhone|iPad/.test(navigator.userAgentData?.platform || navigator.platform || "")) {
+    for (const key of document.querySelectorAll(".paste-key")) key.textContent = "⌘V";
+  }
+
   async function send(url, body) {
     let res;
     try {
