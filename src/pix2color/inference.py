@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -230,7 +232,10 @@ class Colorizer:
     @torch.inference_mode()
     def predict_photos(self, photos: list[Photo]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """One forward pass for several photos -> [(ab (2, h, w), L_small (1, h, w))] each."""
-        smalls = [small_L(p, self.size, self.workers) for p in photos]  # each (1, h, w)
+        return self._predict([small_L(p, self.size, self.workers) for p in photos])
+
+    @torch.inference_mode()
+    def _predict(self, smalls: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         # pad to one shape so the batch runs together (edge replicated, cropped after)
         H = max(s.shape[-2] for s in smalls)
         W = max(s.shape[-1] for s in smalls)
@@ -296,6 +301,130 @@ class Colorizer:
                 pending = []
         if pending:
             yield from self._flush(pending, depth)
+
+    def colorize_folder(
+        self,
+        paths: Iterable[Path],
+        save: Callable[[Image.Image | np.ndarray, Photo], Path],
+        *,
+        batch_size: int = 4,
+        depth: int | str | Callable[[Photo], int] = 8,
+        ahead: int = 4,
+    ) -> Iterator[tuple[Path, Path | None, str | None]]:
+        """colorize_files and saving as a pipeline: yield (path, written, None) or (path, None,
+        error) per file, in the order they finish.
+
+        A reader thread decodes photos (and their working-size L) at most `ahead` photos ahead
+        of the network, the network runs batches in the calling thread, a writer thread joins
+        each result at full size and calls `save(image, photo)` with at most `ahead` results
+        waiting: decoding, network and encoding overlap (Pillow, numpy and torch release the
+        GIL) in bounded memory. Same results as colorize_files. A file that cannot be read, or
+        whose `save` raises OSError or ImageError, yields its error and the others go on; any
+        other exception stops the pipeline and is raised here.
+        """
+        todo: queue.Queue = queue.Queue(maxsize=max(1, ahead))  # decoded photos
+        ready: queue.Queue = queue.Queue(maxsize=max(1, ahead))  # predicted, to join and save
+        done: queue.Queue = queue.Queue()  # (path, written, error): small, drained often
+        stop = threading.Event()
+        failed: list[BaseException] = []
+        join_workers = max(1, self.workers - 1)  # one CPU is the network's
+
+        def put(q: queue.Queue, item) -> bool:  # a put that gives up when the pipeline stops
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
+            try:
+                for path in paths:
+                    if stop.is_set():
+                        return
+                    try:
+                        photo = read_photo(path)
+                        item = (photo, small_L(photo, self.size))
+                    except ImageError as e:
+                        done.put((Path(path), None, str(e)))
+                        continue
+                    if not put(todo, item):
+                        return
+            except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
+                failed.append(e)
+            finally:
+                put(todo, None)
+
+        def write() -> None:
+            try:
+                while True:
+                    try:
+                        item = ready.get(timeout=0.1)
+                    except queue.Empty:
+                        if stop.is_set():
+                            return
+                        continue
+                    if item is None:
+                        return
+                    photo, ab, s = item
+                    bits = depth(photo) if callable(depth) else depth
+                    bits = photo.bits if bits == "input" else int(bits)
+                    img = join_colour(
+                        photo, ab, s, upsampling=self.upsampling, workers=join_workers, depth=bits
+                    )
+                    try:
+                        done.put((photo.path, save(img, photo), None))
+                    except ImageError as e:
+                        done.put((photo.path, None, str(e)))
+                    except OSError as e:
+                        done.put((photo.path, None, f"{photo.path}: cannot write ({e})"))
+                    del img, photo, item
+            except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
+                failed.append(e)
+                stop.set()
+
+        def finished() -> Iterator[tuple[Path, Path | None, str | None]]:
+            while True:
+                try:
+                    yield done.get_nowait()
+                except queue.Empty:
+                    return
+
+        reader = threading.Thread(target=read, name="pix2color-read", daemon=True)
+        writer = threading.Thread(target=write, name="pix2color-write", daemon=True)
+        reader.start()
+        writer.start()
+        try:
+            batch: list[tuple[Photo, torch.Tensor]] = []
+            while not failed:
+                try:
+                    item = todo.get(timeout=0.1)
+                except queue.Empty:
+                    continue  # the reader is still decoding (or the writer failed)
+                if item is not None:
+                    batch.append(item)
+                if batch and (item is None or len(batch) >= batch_size):
+                    photos, smalls = zip(*batch, strict=True)
+                    for photo, predicted in zip(photos, self._predict(list(smalls)), strict=True):
+                        if not put(ready, (photo, *predicted)):
+                            break
+                    batch = []
+                yield from finished()
+                if item is None:
+                    break
+            if not failed:
+                put(ready, None)
+            while writer.is_alive():
+                writer.join(timeout=0.1)
+                yield from finished()
+            yield from finished()
+            if failed:
+                raise failed[0]
+        finally:
+            stop.set()
+            reader.join()
+            writer.join()
 
     def _flush(self, photos: list[Photo], depth: int | str | Callable[[Photo], int]):
         # one forward pass for the batch, then one full-size output at a time

@@ -96,7 +96,7 @@ def output_paths(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Pat
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pix2color.data.images import output_depth, save_like
+    from pix2color.data.images import ImageError, output_depth, save_like
     from pix2color.inference import Colorizer
 
     shard = parse_shard(args.shard) if args.shard else None
@@ -113,18 +113,19 @@ def run(args: argparse.Namespace) -> int:
     def depth(photo) -> int:  # per photo: its own depth, and what its output format can hold
         return output_depth(photo, targets[photo.path], args.depth)
 
-    results = colorizer.colorize_files(todo, batch_size=args.batch_size, depth=depth)
-    for path, img, photo, err in results:
+    def save(img, photo) -> Path:
+        try:
+            return save_like(img, photo, targets[photo.path])
+        except OSError as e:
+            raise ImageError(f"{photo.path}: cannot write {targets[photo.path]} ({e})") from None
+
+    # decoding, the network and encoding overlap (Colorizer.colorize_folder)
+    results = colorizer.colorize_folder(todo, save, batch_size=args.batch_size, depth=depth)
+    for path, written, err in results:
         bar.update(1)
         if err is not None:
             errors.append(err)
             bar.write(f"error: {err}", file=sys.stderr)
-            continue
-        try:
-            written = save_like(img, photo, targets[path])
-        except OSError as e:
-            errors.append(f"{path}: cannot write {targets[path]} ({e})")
-            bar.write(f"error: {errors[-1]}", file=sys.stderr)
             continue
         done += 1
         if not args.quiet and len(todo) < 2:
