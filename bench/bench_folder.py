@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--code", nargs="+", default=["sequential", "pipeline"])
     ap.add_argument("--repeat", type=int, default=2, help="runs per case; the fastest is shown")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "pix2color-folder"))
     args = ap.parse_args()
@@ -102,7 +103,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for label, fn in (("sequential", sequential), ("pipeline", pipeline)):
+        for label in args.code:
+            fn = {"sequential": sequential, "pipeline": pipeline}[label]
             fn(c, paths[:4], out, args.batch_size)  # warm-up
             best = None
             for _ in range(args.repeat):
