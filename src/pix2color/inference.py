@@ -327,7 +327,11 @@ class Colorizer:
         done: queue.Queue = queue.Queue()  # (path, written, error): small, drained often
         stop = threading.Event()
         failed: list[BaseException] = []
-        join_workers = max(1, self.workers - 1)  # one CPU is the network's
+        read_all, predicting = threading.Event(), threading.Event()
+
+        def join_workers() -> int:  # one CPU is the network's while it has work; else all
+            idle = read_all.is_set() and todo.empty() and not predicting.is_set()
+            return self.workers if idle else max(1, self.workers - 1)
 
         def put(q: queue.Queue, item) -> bool:  # a put that gives up when the pipeline stops
             while not stop.is_set():
@@ -354,6 +358,7 @@ class Colorizer:
             except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
                 failed.append(e)
             finally:
+                read_all.set()
                 put(todo, None)
 
         def write() -> None:
@@ -371,7 +376,7 @@ class Colorizer:
                     bits = depth(photo) if callable(depth) else depth
                     bits = photo.bits if bits == "input" else int(bits)
                     img = join_colour(
-                        photo, ab, s, upsampling=self.upsampling, workers=join_workers, depth=bits
+                        photo, ab, s, upsampling=self.upsampling, workers=join_workers(), depth=bits
                     )
                     try:
                         done.put((photo.path, save(img, photo), None))
@@ -406,7 +411,12 @@ class Colorizer:
                     batch.append(item)
                 if batch and (item is None or len(batch) >= batch_size):
                     photos, smalls = zip(*batch, strict=True)
-                    for photo, predicted in zip(photos, self._predict(list(smalls)), strict=True):
+                    predicting.set()
+                    try:
+                        predictions = self._predict(list(smalls))
+                    finally:
+                        predicting.clear()
+                    for photo, predicted in zip(photos, predictions, strict=True):
                         if not put(ready, (photo, *predicted)):
                             break
                     batch = []
