@@ -113,6 +113,22 @@ def test_the_reader_never_runs_more_than_a_few_photos_ahead(tmp_path, monkeypatc
     assert max(n - k * batch for k, n in seen) >= ahead - 1  # it did read ahead meanwhile
 
 
+def test_big_photos_are_held_a_few_at_a_time(tmp_path, monkeypatch):
+    paths = []
+    for i in range(9):
+        paths.append(tmp_path / f"{i:02d}.png")
+        Image.new("L", (40, 30), 20 * i).save(paths[-1])  # 1200 pixels each
+    reads, seen = [], []
+    read_photo = inference.read_photo
+    monkeypatch.setattr(inference, "read_photo", lambda p: reads.append(p) or read_photo(p))
+    c = Colorizer(Slow(reads, seen), size=16)
+    results = list(
+        c.colorize_folder(paths, saver(tmp_path / "out"), batch_size=4, max_pixels=2500)
+    )  # two photos fit: batches of at most 2 instead of 4, and no deadlock
+    assert [e for _, _, e in results] == [None] * 9
+    assert len(list((tmp_path / "out").iterdir())) == 9 and len(seen) >= 5
+
+
 def test_an_unexpected_error_is_raised_and_the_threads_end(folder, tmp_path):
     _, paths = folder
 
@@ -122,6 +138,20 @@ def test_an_unexpected_error_is_raised_and_the_threads_end(folder, tmp_path):
     before = threading.active_count()
     with pytest.raises(RuntimeError, match="bug"):
         list(Colorizer(tiny_net(), size=32).colorize_folder(paths, save, ahead=1))
+    assert threading.active_count() == before
+
+
+def test_an_error_while_listing_the_photos_is_raised(folder, tmp_path):
+    _, paths = folder
+
+    def listing():
+        yield from paths[:3]
+        raise PermissionError("cannot list")
+
+    before = threading.active_count()
+    c = Colorizer(tiny_net(), size=32)
+    with pytest.raises(PermissionError, match="cannot list"):
+        list(c.colorize_folder(listing(), saver(tmp_path / "out"), ahead=1))
     assert threading.active_count() == before
 
 

@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 DEFAULT_SIZE = 256
 
 
+# Pixels of decoded photos colorize_folder holds at once (reader, queues, network, writer): a
+# folder of 1 MP photos is limited by its queues' lengths, one of 25 MP scans by this; a photo
+# bigger than this goes through alone.
+PIXELS_IN_FLIGHT = 48_000_000
+
 # Rows per band: about 64K pixels, so that a band's dozen float32 buffers (256 KB each) stay in
 # a core's 1 MB L2 cache; the full-resolution path never holds a full-size float array.
 BAND_PIXELS = 1 << 16
@@ -310,6 +315,7 @@ class Colorizer:
         batch_size: int = 4,
         depth: int | str | Callable[[Photo], int] = 8,
         ahead: int = 4,
+        max_pixels: int = PIXELS_IN_FLIGHT,
     ) -> Iterator[tuple[Path, Path | None, str | None]]:
         """colorize_files and saving as a pipeline: yield (path, written, None) or (path, None,
         error) per file, in the order they finish.
@@ -318,9 +324,10 @@ class Colorizer:
         of the network, the network runs batches in the calling thread, a writer thread joins
         each result at full size and calls `save(image, photo)` with at most `ahead` results
         waiting: decoding, network and encoding overlap (Pillow, numpy and torch release the
-        GIL) in bounded memory. Same results as colorize_files. A file that cannot be read, or
-        whose `save` raises OSError or ImageError, yields its error and the others go on; any
-        other exception stops the pipeline and is raised here.
+        GIL) in bounded memory: about `max_pixels` pixels of decoded photos (or one photo)
+        between the reader and the writer. Same results as colorize_files. A file that cannot
+        be read, or whose `save` raises OSError or ImageError, yields its error and the others
+        go on; any other exception stops the pipeline and is raised here.
         """
         todo: queue.Queue = queue.Queue(maxsize=max(1, ahead))  # decoded photos
         ready: queue.Queue = queue.Queue(maxsize=max(1, ahead))  # predicted, to join and save
@@ -328,6 +335,21 @@ class Colorizer:
         stop = threading.Event()
         failed: list[BaseException] = []
         read_all, predicting = threading.Event(), threading.Event()
+        in_flight = [0]  # pixels decoded and not yet saved
+        room, starved = threading.Condition(), threading.Event()
+
+        def take(n: int) -> None:  # wait until n more pixels fit (a lone photo always does)
+            with room:
+                while in_flight[0] and in_flight[0] + n > max_pixels and not stop.is_set():
+                    starved.set()  # the network should colour what it has: the writer frees
+                    room.wait(0.1)
+                starved.clear()
+                in_flight[0] += n
+
+        def give(n: int) -> None:
+            with room:
+                in_flight[0] -= n
+                room.notify_all()
 
         def join_workers() -> int:  # one CPU is the network's while it has work; else all
             idle = read_all.is_set() and todo.empty() and not predicting.is_set()
@@ -349,10 +371,11 @@ class Colorizer:
                         return
                     try:
                         photo = read_photo(path)
-                        item = (photo, small_L(photo, self.size))
                     except ImageError as e:
                         done.put((Path(path), None, str(e)))
                         continue
+                    take(photo.size[0] * photo.size[1])
+                    item = (photo, small_L(photo, self.size))
                     if not put(todo, item):
                         return
             except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
@@ -384,7 +407,9 @@ class Colorizer:
                         done.put((photo.path, None, str(e)))
                     except OSError as e:
                         done.put((photo.path, None, f"{photo.path}: cannot write ({e})"))
+                    n = photo.size[0] * photo.size[1]
                     del img, photo, item
+                    give(n)
             except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
                 failed.append(e)
                 stop.set()
@@ -406,10 +431,13 @@ class Colorizer:
                 try:
                     item = todo.get(timeout=0.1)
                 except queue.Empty:
-                    continue  # the reader is still decoding (or the writer failed)
-                if item is not None:
+                    if not (batch and starved.is_set()):
+                        yield from finished()
+                        continue  # the reader is still decoding (or the writer failed)
+                    item = False  # big photos: colour a short batch to free their pixels
+                if item:
                     batch.append(item)
-                if batch and (item is None or len(batch) >= batch_size):
+                if batch and (not item or len(batch) >= batch_size):
                     photos, smalls = zip(*batch, strict=True)
                     predicting.set()
                     try:
@@ -423,7 +451,9 @@ class Colorizer:
                 yield from finished()
                 if item is None:
                     break
-            if not failed:
+            if failed:
+                stop.set()  # the writer ends too: what is left is not saved
+            else:
                 put(ready, None)
             while writer.is_alive():
                 writer.join(timeout=0.1)
