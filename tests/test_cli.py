@@ -248,3 +248,15 @@ def test_a_bad_shard_is_a_usage_error(photos, model_dir, capsys):
     for bad in ("2/2", "x", "1/0"):
         code = main(["colorize", str(photos), "-o", str(photos / "o"), "--shard", bad])
         assert code == 2 and "--shard" in capsys.readouterr().err
+
+
+def test_a_folder_shows_photos_per_second_and_time_left(photos, model_dir, tmp_path, capsys):
+    threads = torch.get_num_threads()
+    argv = ["colorize", str(photos / "nested"), "--model", str(model_dir), "--size", "64"]
+    assert main([*argv, "-o", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "2/2" in err and "photo/s" in err and "<00:00" in err  # elapsed<left, rate
+    assert torch.get_num_threads() == threads  # the network's thread count is put back
+    assert main([*argv, "-o", str(tmp_path / "b"), "-q", "--threads", "1"]) == 0
+    assert capsys.readouterr().err == ""
+    assert len(list((tmp_path / "b").iterdir())) == 2

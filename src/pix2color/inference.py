@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +41,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = 256
 
+
+# Pixels of decoded photos colorize_folder holds at once (reader, queues, network, writer): a
+# folder of 1 MP photos is limited by its queues' lengths, one of 25 MP scans by this; a photo
+# bigger than this goes through alone.
+PIXELS_IN_FLIGHT = 48_000_000
 
 # Rows per band: about 64K pixels, so that a band's dozen float32 buffers (256 KB each) stay in
 # a core's 1 MB L2 cache; the full-resolution path never holds a full-size float array.
@@ -230,7 +237,10 @@ class Colorizer:
     @torch.inference_mode()
     def predict_photos(self, photos: list[Photo]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """One forward pass for several photos -> [(ab (2, h, w), L_small (1, h, w))] each."""
-        smalls = [small_L(p, self.size, self.workers) for p in photos]  # each (1, h, w)
+        return self._predict([small_L(p, self.size, self.workers) for p in photos])
+
+    @torch.inference_mode()
+    def _predict(self, smalls: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         # pad to one shape so the batch runs together (edge replicated, cropped after)
         H = max(s.shape[-2] for s in smalls)
         W = max(s.shape[-1] for s in smalls)
@@ -296,6 +306,165 @@ class Colorizer:
                 pending = []
         if pending:
             yield from self._flush(pending, depth)
+
+    def colorize_folder(
+        self,
+        paths: Iterable[Path],
+        save: Callable[[Image.Image | np.ndarray, Photo], Path],
+        *,
+        batch_size: int = 4,
+        depth: int | str | Callable[[Photo], int] = 8,
+        ahead: int = 4,
+        max_pixels: int = PIXELS_IN_FLIGHT,
+    ) -> Iterator[tuple[Path, Path | None, str | None]]:
+        """colorize_files and saving as a pipeline: yield (path, written, None) or (path, None,
+        error) per file, in the order they finish.
+
+        A reader thread decodes photos (and their working-size L) at most `ahead` photos ahead
+        of the network, the network runs batches in the calling thread, a writer thread joins
+        each result at full size and calls `save(image, photo)` with at most `ahead` results
+        waiting: decoding, network and encoding overlap (Pillow, numpy and torch release the
+        GIL) in bounded memory: about `max_pixels` pixels of decoded photos (or one photo)
+        between the reader and the writer. Same results as colorize_files. A file that cannot
+        be read, or whose `save` raises OSError or ImageError, yields its error and the others
+        go on; any other exception stops the pipeline and is raised here.
+        """
+        todo: queue.Queue = queue.Queue(maxsize=max(1, ahead))  # decoded photos
+        ready: queue.Queue = queue.Queue(maxsize=max(1, ahead))  # predicted, to join and save
+        done: queue.Queue = queue.Queue()  # (path, written, error): small, drained often
+        stop = threading.Event()
+        failed: list[BaseException] = []
+        read_all, predicting = threading.Event(), threading.Event()
+        in_flight = [0]  # pixels decoded and not yet saved
+        room, starved = threading.Condition(), threading.Event()
+
+        def take(n: int) -> None:  # wait until n more pixels fit (a lone photo always does)
+            with room:
+                while in_flight[0] and in_flight[0] + n > max_pixels and not stop.is_set():
+                    starved.set()  # the network should colour what it has: the writer frees
+                    room.wait(0.1)
+                starved.clear()
+                in_flight[0] += n
+
+        def give(n: int) -> None:
+            with room:
+                in_flight[0] -= n
+                room.notify_all()
+
+        def join_workers() -> int:  # one CPU is the network's while it has work; else all
+            idle = read_all.is_set() and todo.empty() and not predicting.is_set()
+            return self.workers if idle else max(1, self.workers - 1)
+
+        def put(q: queue.Queue, item) -> bool:  # a put that gives up when the pipeline stops
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
+            try:
+                for path in paths:
+                    if stop.is_set():
+                        return
+                    try:
+                        photo = read_photo(path)
+                    except ImageError as e:
+                        done.put((Path(path), None, str(e)))
+                        continue
+                    take(photo.size[0] * photo.size[1])
+                    item = (photo, small_L(photo, self.size))
+                    if not put(todo, item):
+                        return
+            except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
+                failed.append(e)
+            finally:
+                read_all.set()
+                put(todo, None)
+
+        def write() -> None:
+            try:
+                while True:
+                    try:
+                        item = ready.get(timeout=0.1)
+                    except queue.Empty:
+                        if stop.is_set():
+                            return
+                        continue
+                    if item is None:
+                        return
+                    photo, ab, s = item
+                    bits = depth(photo) if callable(depth) else depth
+                    bits = photo.bits if bits == "input" else int(bits)
+                    img = join_colour(
+                        photo, ab, s, upsampling=self.upsampling, workers=join_workers(), depth=bits
+                    )
+                    try:
+                        done.put((photo.path, save(img, photo), None))
+                    except ImageError as e:
+                        done.put((photo.path, None, str(e)))
+                    except OSError as e:
+                        done.put((photo.path, None, f"{photo.path}: cannot write ({e})"))
+                    n = photo.size[0] * photo.size[1]
+                    del img, photo, item
+                    give(n)
+            except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
+                failed.append(e)
+                stop.set()
+
+        def finished() -> Iterator[tuple[Path, Path | None, str | None]]:
+            while True:
+                try:
+                    yield done.get_nowait()
+                except queue.Empty:
+                    return
+
+        reader = threading.Thread(target=read, name="pix2color-read", daemon=True)
+        writer = threading.Thread(target=write, name="pix2color-write", daemon=True)
+        reader.start()
+        writer.start()
+        try:
+            batch: list[tuple[Photo, torch.Tensor]] = []
+            while not failed:
+                try:
+                    item = todo.get(timeout=0.1)
+                except queue.Empty:
+                    if not (batch and starved.is_set()):
+                        yield from finished()
+                        continue  # the reader is still decoding (or the writer failed)
+                    item = False  # big photos: colour a short batch to free their pixels
+                if item:
+                    batch.append(item)
+                if batch and (not item or len(batch) >= batch_size):
+                    photos, smalls = zip(*batch, strict=True)
+                    predicting.set()
+                    try:
+                        predictions = self._predict(list(smalls))
+                    finally:
+                        predicting.clear()
+                    for photo, predicted in zip(photos, predictions, strict=True):
+                        if not put(ready, (photo, *predicted)):
+                            break
+                    batch = []
+                yield from finished()
+                if item is None:
+                    break
+            if failed:
+                stop.set()  # the writer ends too: what is left is not saved
+            else:
+                put(ready, None)
+            while writer.is_alive():
+                writer.join(timeout=0.1)
+                yield from finished()
+            yield from finished()
+            if failed:
+                raise failed[0]
+        finally:
+            stop.set()
+            reader.join()
+            writer.join()
 
     def _flush(self, photos: list[Photo], depth: int | str | Callable[[Photo], int]):
         # one forward pass for the batch, then one full-size output at a time

@@ -38,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--batch-size", type=int, default=4)
     c.add_argument("--device", default="cpu", help="cpu or cuda")
+    c.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads for the network on the CPU (default: one fewer than the CPUs this "
+        "process may use, at least 1 and at most torch's own default: the reader and writer "
+        "threads that decode and save photos meanwhile keep the other CPU busy)",
+    )
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=run)
 
@@ -94,12 +101,26 @@ def output_paths(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Pat
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from pix2color.data.images import output_depth, save_like
-    from pix2color.inference import Colorizer
+    import torch
 
     shard = parse_shard(args.shard) if args.shard else None
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: give 1 or more")
+    threads = torch.get_num_threads()
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads or network_threads())
+    try:
+        return colorize(args, shard)
+    finally:
+        torch.set_num_threads(threads)  # as it was: run() may be called from Python
+
+
+def colorize(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
+    from tqdm import tqdm
+
+    from pix2color.data.images import ImageError, output_depth, save_like
+    from pix2color.inference import Colorizer
+
     colorizer = Colorizer.from_pretrained(
         args.model, size=args.size, device=args.device, temperature=args.temperature,
         gain=args.gain, **({"upsampling": args.upsampling} if args.upsampling else {}),
@@ -113,18 +134,19 @@ def run(args: argparse.Namespace) -> int:
     def depth(photo) -> int:  # per photo: its own depth, and what its output format can hold
         return output_depth(photo, targets[photo.path], args.depth)
 
-    results = colorizer.colorize_files(todo, batch_size=args.batch_size, depth=depth)
-    for path, img, photo, err in results:
+    def save(img, photo) -> Path:
+        try:
+            return save_like(img, photo, targets[photo.path])
+        except OSError as e:
+            raise ImageError(f"{photo.path}: cannot write {targets[photo.path]} ({e})") from None
+
+    # decoding, the network and encoding overlap (Colorizer.colorize_folder)
+    results = colorizer.colorize_folder(todo, save, batch_size=args.batch_size, depth=depth)
+    for path, written, err in results:
         bar.update(1)
         if err is not None:
             errors.append(err)
             bar.write(f"error: {err}", file=sys.stderr)
-            continue
-        try:
-            written = save_like(img, photo, targets[path])
-        except OSError as e:
-            errors.append(f"{path}: cannot write {targets[path]} ({e})")
-            bar.write(f"error: {errors[-1]}", file=sys.stderr)
             continue
         done += 1
         if not args.quiet and len(todo) < 2:
@@ -178,6 +200,18 @@ def plan(
         todo = [src for src in todo if output_written(targets[src]) is None]
         skipped = before - len(todo)
     return targets, todo, errors, skipped
+
+
+def network_threads() -> int:
+    """Torch threads for the network when the pipeline's reader and writer run beside it: one
+    CPU left to them (on 2 CPUs: 1 thread; bench/bench_folder.py), never more than torch's own
+    default. torch's threads meet at a barrier after every layer, so a thread that shares its
+    CPU with the reader, the writer or another process makes all of them wait."""
+    import os
+
+    import torch
+
+    return max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)) - 1))
 
 
 def parse_shard(text: str) -> tuple[int, int]:
