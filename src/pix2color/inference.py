@@ -329,148 +329,171 @@ class Colorizer:
         be read, or whose `save` raises OSError or ImageError, yields its error and the others
         go on; any other exception stops the pipeline and is raised here.
         """
-        todo: queue.Queue = queue.Queue(maxsize=max(1, ahead))  # decoded photos
-        ready: queue.Queue = queue.Queue(maxsize=max(1, ahead))  # predicted, to join and save
-        done: queue.Queue = queue.Queue()  # (path, written, error): small, drained often
-        stop = threading.Event()
-        failed: list[BaseException] = []
-        read_all, predicting = threading.Event(), threading.Event()
-        in_flight = [0]  # pixels decoded and not yet saved
-        room, starved = threading.Condition(), threading.Event()
-
-        def take(n: int) -> None:  # wait until n more pixels fit (a lone photo always does)
-            with room:
-                while in_flight[0] and in_flight[0] + n > max_pixels and not stop.is_set():
-                    starved.set()  # the network should colour what it has: the writer frees
-                    room.wait(0.1)
-                starved.clear()
-                in_flight[0] += n
-
-        def give(n: int) -> None:
-            with room:
-                in_flight[0] -= n
-                room.notify_all()
-
-        def join_workers() -> int:  # one CPU is the network's while it has work; else all
-            idle = read_all.is_set() and todo.empty() and not predicting.is_set()
-            return self.workers if idle else max(1, self.workers - 1)
-
-        def put(q: queue.Queue, item) -> bool:  # a put that gives up when the pipeline stops
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def read() -> None:
-            try:
-                for path in paths:
-                    if stop.is_set():
-                        return
-                    try:
-                        photo = read_photo(path)
-                    except ImageError as e:
-                        done.put((Path(path), None, str(e)))
-                        continue
-                    take(photo.size[0] * photo.size[1])
-                    item = (photo, small_L(photo, self.size))
-                    if not put(todo, item):
-                        return
-            except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
-                failed.append(e)
-            finally:
-                read_all.set()
-                put(todo, None)
-
-        def write() -> None:
-            try:
-                while True:
-                    try:
-                        item = ready.get(timeout=0.1)
-                    except queue.Empty:
-                        if stop.is_set():
-                            return
-                        continue
-                    if item is None:
-                        return
-                    photo, ab, s = item
-                    bits = depth(photo) if callable(depth) else depth
-                    bits = photo.bits if bits == "input" else int(bits)
-                    img = join_colour(
-                        photo, ab, s, upsampling=self.upsampling, workers=join_workers(), depth=bits
-                    )
-                    try:
-                        done.put((photo.path, save(img, photo), None))
-                    except ImageError as e:
-                        done.put((photo.path, None, str(e)))
-                    except OSError as e:
-                        done.put((photo.path, None, f"{photo.path}: cannot write ({e})"))
-                    n = photo.size[0] * photo.size[1]
-                    del img, photo, item
-                    give(n)
-            except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
-                failed.append(e)
-                stop.set()
-
-        def finished() -> Iterator[tuple[Path, Path | None, str | None]]:
-            while True:
-                try:
-                    yield done.get_nowait()
-                except queue.Empty:
-                    return
-
-        reader = threading.Thread(target=read, name="pix2color-read", daemon=True)
-        writer = threading.Thread(target=write, name="pix2color-write", daemon=True)
-        reader.start()
-        writer.start()
-        try:
-            batch: list[tuple[Photo, torch.Tensor]] = []
-            while not failed:
-                try:
-                    item = todo.get(timeout=0.1)
-                except queue.Empty:
-                    if not (batch and starved.is_set()):
-                        yield from finished()
-                        continue  # the reader is still decoding (or the writer failed)
-                    item = False  # big photos: colour a short batch to free their pixels
-                if item:
-                    batch.append(item)
-                if batch and (not item or len(batch) >= batch_size):
-                    photos, smalls = zip(*batch, strict=True)
-                    predicting.set()
-                    try:
-                        predictions = self._predict(list(smalls))
-                    finally:
-                        predicting.clear()
-                    for photo, predicted in zip(photos, predictions, strict=True):
-                        if not put(ready, (photo, *predicted)):
-                            break
-                    batch = []
-                yield from finished()
-                if item is None:
-                    break
-            if failed:
-                stop.set()  # the writer ends too: what is left is not saved
-            else:
-                put(ready, None)
-            while writer.is_alive():
-                writer.join(timeout=0.1)
-                yield from finished()
-            yield from finished()
-            if failed:
-                raise failed[0]
-        finally:
-            stop.set()
-            reader.join()
-            writer.join()
+        pipeline = _FolderPipeline(self, save, depth=depth, ahead=ahead, max_pixels=max_pixels)
+        return pipeline.run(paths, batch_size)
 
     def _flush(self, photos: list[Photo], depth: int | str | Callable[[Photo], int]):
         # one forward pass for the batch, then one full-size output at a time
         for photo, (ab, s) in zip(photos, self.predict_photos(photos), strict=True):
             bits = depth(photo) if callable(depth) else depth
             yield photo.path, self.join(photo, ab, s, bits), photo, None
+
+
+class _FolderPipeline:
+    """The threads and queues of Colorizer.colorize_folder: read -> network -> write."""
+
+    def __init__(self, colorizer: Colorizer, save, *, depth, ahead: int, max_pixels: int) -> None:
+        self.c, self.save, self.depth, self.max_pixels = colorizer, save, depth, max_pixels
+        self.todo: queue.Queue = queue.Queue(maxsize=max(1, ahead))  # decoded photos
+        self.ready: queue.Queue = queue.Queue(maxsize=max(1, ahead))  # predicted, to save
+        self.done: queue.Queue = queue.Queue()  # (path, written, error): small, drained often
+        self.stop = threading.Event()
+        self.failed: list[BaseException] = []
+        self.read_all, self.predicting = threading.Event(), threading.Event()
+        self.in_flight = 0  # pixels decoded and not yet saved
+        self.room, self.starved = threading.Condition(), threading.Event()
+
+    # -------------------------------------------------------------- bounded memory
+    def take(self, n: int) -> None:
+        """Wait until n more pixels fit (a lone photo always does)."""
+        with self.room:
+            while (
+                self.in_flight and self.in_flight + n > self.max_pixels and not self.stop.is_set()
+            ):
+                self.starved.set()  # the network should colour what it has: the writer frees
+                self.room.wait(0.1)
+            self.starved.clear()
+            self.in_flight += n
+
+    def give(self, n: int) -> None:
+        with self.room:
+            self.in_flight -= n
+            self.room.notify_all()
+
+    def put(self, q: queue.Queue, item) -> bool:
+        """A put that gives up when the pipeline stops."""
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def join_workers(self) -> int:
+        """One CPU is the network's while it has work; else all of them."""
+        idle = self.read_all.is_set() and self.todo.empty() and not self.predicting.is_set()
+        return self.c.workers if idle else max(1, self.c.workers - 1)
+
+    # -------------------------------------------------------------- the two threads
+    def read(self, paths: Iterable[Path]) -> None:
+        try:
+            for path in paths:
+                if self.stop.is_set():
+                    return
+                try:
+                    photo = read_photo(path)
+                except ImageError as e:
+                    self.done.put((Path(path), None, str(e)))
+                    continue
+                self.take(photo.size[0] * photo.size[1])
+                if not self.put(self.todo, (photo, small_L(photo, self.c.size))):
+                    return
+        except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
+            self.failed.append(e)
+        finally:
+            self.read_all.set()
+            self.put(self.todo, None)
+
+    def write(self) -> None:
+        try:
+            while True:
+                try:
+                    item = self.ready.get(timeout=0.1)
+                except queue.Empty:
+                    if self.stop.is_set():
+                        return
+                    continue
+                if item is None:
+                    return
+                photo, ab, s = item
+                bits = self.depth(photo) if callable(self.depth) else self.depth
+                bits = photo.bits if bits == "input" else int(bits)
+                img = join_colour(
+                    photo, ab, s, upsampling=self.c.upsampling, workers=self.join_workers(),
+                    depth=bits,
+                )  # fmt: skip
+                try:
+                    self.done.put((photo.path, self.save(img, photo), None))
+                except ImageError as e:
+                    self.done.put((photo.path, None, str(e)))
+                except OSError as e:
+                    self.done.put((photo.path, None, f"{photo.path}: cannot write ({e})"))
+                n = photo.size[0] * photo.size[1]
+                del img, photo, item
+                self.give(n)
+        except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
+            self.failed.append(e)
+            self.stop.set()
+
+    def finished(self) -> Iterator[tuple[Path, Path | None, str | None]]:
+        while True:
+            try:
+                yield self.done.get_nowait()
+            except queue.Empty:
+                return
+
+    # -------------------------------------------------------------- the network, here
+    def run(self, paths: Iterable[Path], batch_size: int):
+        reader = threading.Thread(target=self.read, args=(paths,), name="pix2color-read",
+                                  daemon=True)  # fmt: skip
+        writer = threading.Thread(target=self.write, name="pix2color-write", daemon=True)
+        reader.start()
+        writer.start()
+        try:
+            yield from self.network(batch_size)
+            if self.failed:
+                self.stop.set()  # the writer ends too: what is left is not saved
+            else:
+                self.put(self.ready, None)
+            while writer.is_alive():
+                writer.join(timeout=0.1)
+                yield from self.finished()
+            yield from self.finished()
+            if self.failed:
+                raise self.failed[0]
+        finally:
+            self.stop.set()
+            reader.join()
+            writer.join()
+
+    def network(self, batch_size: int):
+        """Batches from the reader through the network to the writer, until the reader ends."""
+        batch: list[tuple[Photo, torch.Tensor]] = []
+        while not self.failed:
+            try:
+                item = self.todo.get(timeout=0.1)
+            except queue.Empty:
+                if not (batch and self.starved.is_set()):
+                    yield from self.finished()
+                    continue  # the reader is still decoding (or the writer failed)
+                item = False  # big photos: colour a short batch to free their pixels
+            if item:
+                batch.append(item)
+            if batch and (not item or len(batch) >= batch_size):
+                photos, smalls = zip(*batch, strict=True)
+                self.predicting.set()
+                try:
+                    predictions = self.c._predict(list(smalls))
+                finally:
+                    self.predicting.clear()
+                for photo, predicted in zip(photos, predictions, strict=True):
+                    if not self.put(self.ready, (photo, *predicted)):
+                        break
+                batch = []
+            yield from self.finished()
+            if item is None:
+                break
 
 
 def photo_from_pil(image: Image.Image) -> Photo:
