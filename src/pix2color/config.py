@@ -46,6 +46,7 @@ HEADS = ("regression", "classes")  # model.head (mobilenet_unet only)
 LR_SCHEDULES = ("none", "plateau", "linear", "cosine")  # train.lr_schedule
 # train.early_stop_metric: the validation metrics (pix2color.validation) and which way is better
 EARLY_STOP_METRICS = {"val_l1": "min", "psnr": "max", "ssim": "max", "lpips": "min", "dcf": "min"}
+TRAIN_ENCODER = ("all", "late", "none")  # train.train_encoder
 AUTO_ON_OFF = ("auto", "on", "off")  # train.amp and train.channels_last ("auto": on CUDA only)
 DEVICES = ("auto", "cpu", "cuda")  # train.device
 MIN_CROP = 16  # the smallest training crop side (data.crop) and validation side (data.val_size)
@@ -119,6 +120,9 @@ class DataConfig:
     val_limit: int = 0  # use at most this many validation photos (0 = all)
     train_limit: int = 0  # use at most this many training photos (0 = all), for quick runs
     workers: int = 0  # DataLoader worker processes (0 = in the training process)
+    # the chance that a training crop's grey input is aged like an old print (blur, grain, JPEG
+    # blocks, faded contrast; the colour target stays the photo's own): 0 = never
+    degrade: float = 0.0
 
     def __post_init__(self) -> None:
         self.check()
@@ -143,6 +147,7 @@ class DataConfig:
         c.at_least("val_size", MIN_CROP)
         for name in ("val_limit", "train_limit", "workers"):
             c.at_least(name, 0)
+        c.within("degrade", 0, 1, hint=" (a probability per training crop)")
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,12 @@ class TrainConfig:
     beta2: float = 0.999
     lambda_l1: float = 100.0
     lambda_class: float = 0.0  # weight of the rebalanced ab-class cross-entropy (head="classes")
+    # weight of a feature (perceptual) term: the distance between the predicted and the true
+    # photo's features in a frozen ImageNet MobileNetV2, a network no metric uses (0 = off)
+    lambda_feat: float = 0.0
+    # which part of a pretrained encoder learns: "all", "late" (only its stride-32 stages) or
+    # "none" (frozen, its BatchNorm statistics too)
+    train_encoder: str = "all"
     class_rebalance: float = 0.5  # prior/uniform mix for rebalancing: 0 = full, 1 = none
     init_from: str = ""  # start G from this model or checkpoint (keys whose shapes match)
     gan_mode: str = "vanilla"  # "vanilla" (BCE) or "lsgan" (MSE)
@@ -235,6 +246,8 @@ class TrainConfig:
         c.within("beta2", 0, 1, below_hi=True)
         c.at_least("lambda_l1", 0)
         c.at_least("lambda_class", 0)
+        c.at_least("lambda_feat", 0)
+        c.one_of("train_encoder", TRAIN_ENCODER)
         c.within("class_rebalance", 0, 1)
         c.one_of("gan_mode", GAN_MODES)
         c.at_least("d_start_epoch", 1, " (a value above train.epochs: no discriminator)")
@@ -275,6 +288,11 @@ class Config:
             raise ConfigError(
                 f"train.lr_encoder={t.lr_encoder} needs a pretrained encoder: "
                 "set model.generator='mobilenet_unet' or train.lr_encoder=0"
+            )
+        if t.train_encoder != "all" and m.generator != "mobilenet_unet":
+            raise ConfigError(
+                f"train.train_encoder={t.train_encoder!r} needs a pretrained encoder: "
+                "set model.generator='mobilenet_unet' or train.train_encoder='all'"
             )
         if t.lambda_class and m.head != "classes":
             raise ConfigError(

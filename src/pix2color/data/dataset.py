@@ -10,13 +10,14 @@ the crops an uninterrupted run would have seen, whatever the number of workers o
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
 from pix2color.color import rgb_to_network
@@ -108,9 +109,12 @@ class RandomCrops(Dataset):
         scale: tuple[float, float] = (0.3, 1.0),
         flip: bool = True,
         seed: int = 0,
+        degrade: float = 0.0,
     ) -> None:
         assert 0 < scale[0] <= scale[1] <= 1, f"scale must be within (0, 1], got {scale}"
+        assert 0 <= degrade <= 1, f"degrade is a probability, got {degrade}"
         self.photos, self.crop, self.scale, self.flip, self.seed = photos, crop, scale, flip, seed
+        self.degrade = degrade
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -136,7 +140,36 @@ class RandomCrops(Dataset):
         out = np.asarray(img)
         if self.flip and rng.random() < 0.5:
             out = out[:, ::-1]
-        return _to_pair(out)
+        L, ab = _to_pair(out)
+        if self.degrade and rng.random() < self.degrade:
+            L = old_print(L, rng)
+        return L, ab
+
+
+def old_print(L: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """A grey input (1, H, W) in [-1, 1] aged like a scanned old print: faded contrast, soft
+    focus, film grain and JPEG blocks, each with its own chance and strength.
+
+    Only the network's input is aged; its target stays the photo's true colour, so the model
+    learns to see through the damage that users' scans carry.
+    """
+    x = (L[0].numpy() + 1) * 127.5  # (H, W): L* (0-100) on a 0-255 scale
+    if rng.random() < 0.6:  # faded: contrast pulled towards a paper-grey middle, lifted blacks
+        c = rng.uniform(0.6, 0.95)
+        x = x * c + (1 - c) * rng.uniform(90, 170)
+    if rng.random() < 0.5:  # soft focus
+        img = Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
+        x = np.asarray(img.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.5))), np.float32)
+    if rng.random() < 0.5:  # film grain
+        x = x + rng.normal(0.0, rng.uniform(2, 8), size=x.shape)
+    if rng.random() < 0.4:  # JPEG blocks
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(x, 0, 255).astype(np.uint8)).save(
+            buf, "JPEG", quality=int(rng.integers(25, 75))
+        )
+        x = np.asarray(Image.open(buf), np.float32)
+    x = np.clip(x, 0, 255).astype(np.float32)
+    return torch.from_numpy(x / 127.5 - 1)[None]  # (1, H, W)
 
 
 class CenterCrops(Dataset):

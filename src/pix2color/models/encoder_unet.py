@@ -95,6 +95,15 @@ class _MobileNetDecoder(Generator):
         """The ImageNet encoder's parameters (for a smaller learning rate)."""
         return list(self.encoder.parameters())
 
+    def early_encoder_modules(self) -> list[nn.Module]:
+        """The encoder's modules up to its stride-16 features (everything but its stride-32
+        stages): what `train.train_encoder="late"` keeps frozen."""
+        e = self.encoder
+        if isinstance(e, EfficientNetLite):
+            last16 = e.stage_ends[efficientnet.SKIP_STAGES[3]]
+            return [e._conv_stem, e._bn0, *e._blocks[: last16 + 1]]
+        return list(e.features[: SKIP_STAGES[3] + 1])
+
     def decoder_parameters(self) -> list[nn.Parameter]:
         """Every parameter outside the encoder."""
         ids = {id(p) for p in self.encoder.parameters()}

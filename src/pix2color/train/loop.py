@@ -102,9 +102,8 @@ def train_one_epoch(
         data.train_set, batch_size=t.batch_size, sampler=sampler, num_workers=run.cfg.data.workers
     )
     use_gan = epoch >= t.d_start_epoch
-    run.G_train.train()
-    run.D_train.train()
-    sums = {"loss_g_l1": 0.0, "loss_g_class": 0.0, "loss_g_gan": 0.0, "loss_d": 0.0}
+    run.train_mode()
+    sums = dict.fromkeys(("loss_g_l1", "loss_g_class", "loss_g_feat", "loss_g_gan", "loss_d"), 0.0)
     counts = dict.fromkeys(sums, 0)
     seen, start = 0, time.time()
     bar = None
@@ -122,6 +121,7 @@ def train_one_epoch(
             lambda_l1=t.lambda_l1, use_gan=use_gan, train_d=use_gan and step % t.d_every == 0,
             real_label=1.0 - t.label_smoothing, autocast=run.autocast, D_for_g=run.D,
             class_loss=data.class_loss, lambda_class=t.lambda_class,
+            feature_loss=data.feature_loss, lambda_feat=t.lambda_feat,
         )  # fmt: skip
         for k, v in losses.items():
             if not math.isnan(v):

@@ -12,8 +12,9 @@ import torch
 from pix2color.files import replacing
 
 CSV_FIELDS = [
-    "epoch", "loss_g_l1", "loss_g_class", "loss_g_gan", "loss_d", "d_active", "val_l1", "psnr",
-    "psnr_grey", "ssim", "cf", "cf_truth", "dcf", "lr_g", "lr_d", "seconds", "images_per_second",
+    "epoch", "loss_g_l1", "loss_g_class", "loss_g_feat", "loss_g_gan", "loss_d", "d_active",
+    "val_l1", "psnr", "psnr_grey", "ssim", "cf", "cf_truth", "dcf", "lr_g", "lr_d", "seconds",
+    "images_per_second",
 ]  # fmt: skip
 
 

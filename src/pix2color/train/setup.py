@@ -29,6 +29,7 @@ from pix2color.models.encoder_unet import MobileNetClassUNet, MobileNetUNet
 from pix2color.models.io import load_generator
 from pix2color.models.patchgan import GANLoss, PatchDiscriminator
 from pix2color.models.unet import UNetGenerator
+from pix2color.train.feature_loss import FeatureLoss
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,33 @@ def init_generator(G: nn.Module, source: str | Path) -> list[str]:
     return sorted(set(mine) - set(same))
 
 
+def frozen_modules(G: nn.Module, train_encoder: str) -> list[nn.Module]:
+    """The modules of G that train.train_encoder keeps frozen; their weights stop learning."""
+    if train_encoder == "all":
+        return []
+    if train_encoder == "none":
+        frozen = [G.encoder]
+    else:  # "late": only the stride-32 stages of the encoder learn
+        frozen = G.early_encoder_modules()
+    for m in frozen:
+        m.requires_grad_(False)
+    return frozen
+
+
+def generator_groups(G: nn.Module, cfg: Config) -> list[dict[str, Any]]:
+    """G's parameter groups: group 0 (logged as lr_g) the decoder and everything outside a
+    pretrained encoder, group 1 (train.lr_encoder, if set) the encoder's learning part."""
+    t = cfg.train
+    learning = [p for p in G.parameters() if p.requires_grad]
+    if not t.lr_encoder:
+        return [{"params": learning}]
+    ids = {id(p) for p in G.encoder_parameters()}
+    return [
+        {"params": [p for p in learning if id(p) not in ids]},
+        {"params": [p for p in learning if id(p) in ids], "lr": t.lr_encoder},
+    ]
+
+
 def class_loss_from_photos(
     photos: list[np.ndarray], bins: torch.Tensor, mix: float, stride: int = 4
 ) -> ColourClassLoss:
@@ -150,7 +178,15 @@ class Run:
     autocast: Callable[[], contextlib.AbstractContextManager]
     memory_format: torch.memory_format
     lpips_model: LPIPS | None
+    frozen: list[nn.Module]  # parts of G that do not learn (train.train_encoder); kept in eval
     state: dict[str, Any] = field(default_factory=dict)  # epoch, best metric, history...
+
+    def train_mode(self) -> None:
+        """G and D in training mode, except G's frozen parts: their BatchNorm statistics stay."""
+        self.G_train.train()
+        self.D_train.train()
+        for m in self.frozen:
+            m.eval()
 
     @property
     def last_path(self) -> Path:
@@ -214,13 +250,8 @@ def start_run(cfg: Config, run_dir: str | Path, resume: bool) -> Run:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=amp_dtype)
 
-    g_params: Any = G.parameters()
-    if t.lr_encoder:  # group 0 (logged as lr_g) is the decoder, group 1 the pretrained encoder
-        g_params = [
-            {"params": G.decoder_parameters()},
-            {"params": G.encoder_parameters(), "lr": t.lr_encoder},
-        ]
-    opt_g = torch.optim.Adam(g_params, lr=t.lr_g, betas=(t.beta1, t.beta2))
+    frozen = frozen_modules(G, t.train_encoder)
+    opt_g = torch.optim.Adam(generator_groups(G, cfg), lr=t.lr_g, betas=(t.beta1, t.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
     mode = EARLY_STOP_METRICS[t.early_stop_metric]
     state = {
@@ -233,7 +264,7 @@ def start_run(cfg: Config, run_dir: str | Path, resume: bool) -> Run:
     run = Run(
         cfg, run_dir, d, device, G, D, G, D, opt_g, opt_d, make_scheduler(opt_g, cfg),
         make_scheduler(opt_d, cfg), GANLoss(t.gan_mode).to(device), autocast, memory_format,
-        lpips_model, state,
+        lpips_model, frozen, state,
     )  # fmt: skip
     if ckpt is not None:
         _restore(run, ckpt)
@@ -273,6 +304,7 @@ class TrainingData:
     train_set: RandomCrops
     val_loader: DataLoader
     class_loss: ColourClassLoss | None
+    feature_loss: FeatureLoss | None  # train.lambda_feat above 0
     steps: int  # optimisation steps per epoch and process
 
 
@@ -292,6 +324,7 @@ def load_data(run: Run) -> TrainingData:
         scale=(dc.scale_min, dc.scale_max),
         flip=dc.flip,
         seed=t.seed,
+        degrade=dc.degrade,
     )
     val_set = CenterCrops.from_files(val_files, size=dc.val_size, short_side=dc.load_short_side)
     val_loader = DataLoader(val_set, batch_size=t.batch_size, num_workers=dc.workers)
@@ -299,7 +332,10 @@ def load_data(run: Run) -> TrainingData:
     if isinstance(run.G, MobileNetClassUNet):  # the rebalancing prior: the training photos' ab
         class_loss = class_loss_from_photos(train_set.photos, run.G.bins.cpu(), t.class_rebalance)
         class_loss.to(run.device)
+    feature_loss = None
+    if t.lambda_feat:
+        feature_loss = FeatureLoss().to(run.device, memory_format=run.memory_format)
     steps = math.ceil(math.ceil(len(train_set) / run.dist.world) / t.batch_size)
     if t.steps_per_epoch:
         steps = min(steps, t.steps_per_epoch)
-    return TrainingData(train_set, val_loader, class_loss, steps)
+    return TrainingData(train_set, val_loader, class_loss, feature_loss, steps)

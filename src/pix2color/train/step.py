@@ -1,4 +1,5 @@
-"""One pix2pix optimisation step: D on real vs. fake pairs, then G (L1, classes, GAN)."""
+"""One pix2pix optimisation step: D on real vs. fake pairs, then G (L1, classes, features,
+GAN)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def train_step(
     D_for_g: nn.Module | None = None,
     class_loss: ColourClassLoss | None = None,
     lambda_class: float = 0.0,
+    feature_loss: nn.Module | None = None,
+    lambda_feat: float = 0.0,
 ) -> dict[str, float]:
     """One pix2pix update: D on real vs. detached fake pairs, then G to fool D and match ab.
 
@@ -60,6 +63,10 @@ def train_step(
             loss_class = class_loss(logits, ab)
             loss_g = loss_g + lambda_class * loss_class
             out["loss_g_class"] = loss_class.item()
+        if feature_loss is not None and lambda_feat:
+            loss_feat = feature_loss(L, ab_fake, ab)
+            loss_g = loss_g + lambda_feat * loss_feat
+            out["loss_g_feat"] = loss_feat.item()
         if use_gan:
             Dg = D_for_g if D_for_g is not None else D
             Dg.requires_grad_(False)  # G's step needs gradients through D, not into it
