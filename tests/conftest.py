@@ -18,6 +18,21 @@ ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _onnx_cache(tmp_path_factory):
+    """The onnxruntime twins (models/onnx_cache.py) of this session's models: made once per
+    session in a fresh folder, never in the user's ~/.cache (CLI subprocesses inherit it)."""
+    import os
+
+    before = os.environ.get("PIX2COLOR_CACHE")
+    os.environ["PIX2COLOR_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop("PIX2COLOR_CACHE", None)
+    else:
+        os.environ["PIX2COLOR_CACHE"] = before
+
+
 @pytest.fixture(autouse=True)
 def _quiet_and_deterministic():
     torch.manual_seed(0)

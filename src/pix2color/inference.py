@@ -8,6 +8,7 @@ keeps every detail and the exact luminance of the original, at the cost of one s
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import queue
@@ -35,6 +36,7 @@ from pix2color.data.images import ImageError, Photo, photo_from_image, read_phot
 from pix2color.errors import UsageError
 from pix2color.models.colour_settings import apply_colour_settings
 from pix2color.models.io import load_generator
+from pix2color.models.onnx_cache import fast_generator
 from pix2color.upsample import DEFAULT_UPSAMPLING, UPSAMPLING, BandColour
 
 log = logging.getLogger(__name__)
@@ -184,15 +186,28 @@ class Colorizer:
         temperature: float | None = None,
         gain: float | None = None,
         upsampling: str = DEFAULT_UPSAMPLING,
+        backend: str = "torch",
     ) -> None:
         if size < 16:
             raise UsageError(f"working size {size} is too small; use 16 or more (256 is typical)")
         if upsampling not in UPSAMPLING:
             raise UsageError(f"upsampling {upsampling!r}: use one of {', '.join(UPSAMPLING)}")
         apply_colour_settings(G, gain=gain, temperature=temperature)
-        self.G = G.eval().to(device)
+        self.G = G.eval().to(device)  # the model (its colour setting, config and weights)
         self.size, self.device, self.name, self.info = size, torch.device(device), name, info or {}
         self.upsampling = upsampling  # how the working-size colour reaches full size (upsample.py)
+        if self.device.type != "cpu" and backend == "auto":
+            backend = "torch"  # onnxruntime runs on the CPU here
+        # what computes the colour: G, or its checked onnxruntime twin (models/onnx_cache.py)
+        self.net, self.backend = fast_generator(self.G, backend)
+
+    def at_size(self, size: int) -> Colorizer:
+        """The same colorizer (the same network, not a copy) at another working size."""
+        if size < 16:
+            raise UsageError(f"working size {size} is too small; use 16 or more (256 is typical)")
+        other = copy.copy(self)
+        other.size = size
+        return other
 
     @classmethod
     def from_pretrained(
@@ -204,6 +219,7 @@ class Colorizer:
         temperature: float | None = None,
         gain: float | None = None,
         upsampling: str = DEFAULT_UPSAMPLING,
+        backend: str = "auto",
     ) -> Colorizer:
         """Load a shipped model by name, or a model folder / .safetensors / checkpoint by path.
 
@@ -211,17 +227,20 @@ class Colorizer:
         bolder colour); `gain` overrides a regression model's calibrated ab gain (higher gives
         bolder colour). Each is refused by the models that do not have it. `upsampling` is how
         the colour is brought to full size: "bilinear" or "guided" (follows L's edges).
+        `backend`: "auto" runs the network in onnxruntime where it is installed and computes the
+        same colour (checked once per model and setting, then cached), else in torch; "torch"
+        or "onnx" insist (`self.backend` says which runs, and why torch if it is torch).
         """
         G, info = load_generator(name_or_path)
         return cls(
             G, size=size, device=device, name=str(name_or_path), info=info,
-            temperature=temperature, gain=gain, upsampling=upsampling,
+            temperature=temperature, gain=gain, upsampling=upsampling, backend=backend,
         )  # fmt: skip
 
     @torch.inference_mode()
     def predict_ab(self, L_small: torch.Tensor) -> torch.Tensor:
         """Working-size L (B, 1, h, w) in [0, 100] -> ab (B, 2, h, w) in Lab units."""
-        ab = self.G(normalize_L(L_small).to(self.device)).float().cpu()
+        ab = self.net(normalize_L(L_small).to(self.device)).float().cpu()
         return denormalize_ab(ab)
 
     @property

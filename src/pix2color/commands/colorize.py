@@ -68,6 +68,14 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         "luminance, so that colour edges follow its edges (default), or bilinear",
     )
     p.add_argument(
+        "--backend",
+        choices=("auto", "onnx", "torch"),
+        default="auto",
+        help="what runs the network: onnxruntime where it is installed and gives the same "
+        "colour (checked once per model, then cached in ~/.cache/pix2color or "
+        "$PIX2COLOR_CACHE), else torch (auto, the default); or insist on one",
+    )
+    p.add_argument(
         "--temperature",
         type=float,
         help="colour temperature of class models (lower = bolder, higher = safer; "
@@ -123,7 +131,8 @@ def colorize(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
 
     colorizer = Colorizer.from_pretrained(
         args.model, size=args.size, device=args.device, temperature=args.temperature,
-        gain=args.gain, **({"upsampling": args.upsampling} if args.upsampling else {}),
+        gain=args.gain, backend=args.backend,
+        **({"upsampling": args.upsampling} if args.upsampling else {}),
     )  # fmt: skip
     out_dir = Path(args.output)
     targets, todo, errors, skipped = plan(args, out_dir, shard)

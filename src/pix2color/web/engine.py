@@ -100,6 +100,5 @@ class Engine:
     def colorize(self, model: str, photo: Photo, size: int) -> Image.Image:
         """Colour one photo with one model at a working size (call inside `slot()`)."""
         base = self.colorizers[model]
-        # a per-call Colorizer shares the network; only the working size differs
-        colorizer = Colorizer(base.G, size=size, device=base.device, name=base.name, info=base.info)
-        return colorizer.colorize_photo(photo)
+        # the same network (torch or its onnxruntime twin); only the working size differs
+        return base.at_size(size).colorize_photo(photo)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The issue-12 levers as fine-tunes of the baseline (bench/STUDY.md, rule of 2026-11-29 15:00):
+# 6 epochs from runs/study-mnv2-l1/best.pt at default's step-2 rates, early stopping on
+# validation LPIPS; one run per lever. Resumable: run it again and each run continues from its
+# last.pt (a finished run only re-does its end-of-run calibration).
+set -u
+cd "$(dirname "$0")/.."
+P=.venv/bin/pix2color
+common=(
+  'train.init_from="runs/study-mnv2-l1/best.pt"' train.epochs=6 train.lr_g=1e-4
+  train.lr_encoder=2.5e-5 train.val_lpips=true 'train.early_stop_metric="lpips"' -q
+)
+for spec in \
+  "study-ft-feat|train.lambda_feat=100" \
+  "study-ft-gan|train.d_start_epoch=1 train.gan_mode=\"lsgan\" train.lr_d=1e-4 train.label_smoothing=0.1" \
+  "study-ft-degrade|data.degrade=0.5" \
+  "study-ft-frozen|train.train_encoder=\"none\""; do
+  name=${spec%%|*}; read -r -a extra <<< "${spec#*|}"
+  resume=(); [ -f runs/$name/last.pt ] && resume=(--resume)
+  date; echo "== $name"
+  $P train configs/mobilenet-l1.toml --run-dir runs/$name "${extra[@]}" "${common[@]}" "${resume[@]}"
+  date
+done
