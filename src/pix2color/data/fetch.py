@@ -312,6 +312,78 @@ SOURCES: dict[str, Source] = {
             ("usr/share/kodi/addons/skin.estuary/extras/home-images/movie.jpg",),
             note="1 photo (a cinema hall), 1280x746; CC0",
         ),
+        # Session 5 (issue 12: more varied photos than landscapes and animals): examples of
+        # JavaScript gallery plugins, a typing tutor, Qt and Scribus examples; every file
+        # looked at by eye, screenshots, renders and space images beside them left out.
+        Source(
+            "tuxtype-data",
+            (
+                "usr/share/tuxtype/images/kcas*.jpg",
+                "usr/share/tuxtype/images/hidden.jpg",
+                "usr/share/tuxtype/themes/*/images/photo.png",
+            ),
+            note="19 photos: glaciers, coasts, mountains, a seal in arms; towns of the language "
+            "themes (Rome, Budapest, Seoul...), 300-1280 px; GPL-2 package, Wikimedia Commons "
+            "featured pictures and NOAA/FWS public-domain photos (README_IMAGES.TXT)",
+            exclude=("wolof__*",),  # a photo with a flag and a second photo pasted on it
+            licence_files=("usr/share/tuxtype/images/README_IMAGES.TXT",),
+        ),
+        Source(
+            "libjs-jquery-backstretch",
+            ("usr/share/doc/libjs-jquery-backstretch/examples/*.jpg",),
+            note="5 colour photos (coffee, pot holders, a leaf, a lighthouse, a dachshund; two "
+            "in 4 sizes, prepare keeps the largest) and a near-grey dome, up to 1920 px; Expat",
+        ),
+        Source(
+            "libjs-jquery-colorbox",
+            ("usr/share/doc/libjs-jquery-colorbox/examples/content/*.jpg",),
+            note="3 colour photos (a horse on a beach, twice; a creek) and 2 near-grey ones (a "
+            "man with a baby), 700-1504 px; MIT",
+            exclude=("homer.jpg",),  # a drawing
+        ),
+        Source(
+            "libjs-jquery-slides",
+            (
+                "usr/share/doc/libjs-jquery-slides/examples/Linking/img/slide-?.jpg",
+                "usr/share/doc/libjs-jquery-slides/examples/Product/img/*.jpg",
+            ),
+            note="7 photos (autumn leaves, lights, the sea, a bench, a bee on a flower) and a "
+            "product shot of a shoe; its 6 other views are near-grey, 570-960 px; Apache-2.0",
+        ),
+        Source(
+            "qtbase5-examples",
+            tuple(
+                f"usr/lib/*/qt5/examples/widgets/{name}"
+                for name in (
+                    "graphicsview/chip/qt4logo.png",
+                    "graphicsview/weatheranchorlayout/images/place.jpg",
+                    "painting/affine/bg1.jpg",
+                    "painting/composition/flower.jpg",
+                )
+            ),
+            note="4 photos (people lying on a lawn, a mountain lake, a sea stack, a dahlia), "
+            "300-600 px; LGPL-3 or GPL-2",
+        ),
+        Source(
+            "qtdeclarative5-examples",
+            tuple(
+                f"usr/lib/*/qt5/examples/quick/{name}"
+                for name in (
+                    "customitems/scrollbar/pics/niagara_falls.jpg",
+                    "particles/images/backgroundLeaves.jpg",
+                    "touchinteraction/flickable/content/cork.jpg",
+                )
+            ),
+            note="3 photos (Niagara Falls, fallen leaves, cork), 500-1280 px; LGPL-3 or GPL-2",
+        ),
+        Source(
+            "scribus-data",
+            tuple(
+                f"usr/share/scribus/templates/{name}"
+                for name in ("nl1/kites.jpg", "textbased/an_image.jpg", "textbased/author.jpg")
+            ),
+            note="3 photos of the templates (kites, a cyclist, a portrait), 163-504 px; GPL-2+",
+        ),
         Source(
             "endless-sky-high-dpi",
             ("usr/share/games/endless-sky/plugins/endless-sky-high-dpi/images/land/*.jpg",),
