@@ -384,6 +384,50 @@ SOURCES: dict[str, Source] = {
             ),
             note="3 photos of the templates (kites, a cyclist, a portrait), 163-504 px; GPL-2+",
         ),
+        # Test data of Go image libraries (their source packages keep it under testdata/).
+        Source(
+            "golang-golang-x-image-dev",
+            tuple(
+                f"usr/share/gocode/src/golang.org/x/image/testdata/{name}"
+                for name in (
+                    "blue-purple-pink-large.png",
+                    "go-turns-two-280x360.jpeg",
+                    "yellow_rose.png",
+                )
+            ),
+            note="3 photos (plush gophers, twice; a rose), 280-600 px; BSD-3-clause",
+        ),
+        Source(
+            "golang-github-rwcarlsen-goexif-dev",
+            ("usr/share/gocode/src/github.com/rwcarlsen/goexif/exif/sample1.jpg",),
+            note="1 photo (a temple hall with a throne), 500x375; BSD-2-clause",
+        ),
+        Source(
+            "golang-github-disintegration-gift-dev",
+            ("usr/share/gocode/src/github.com/disintegration/gift/testdata/src.jpg",),
+            note="1 photo (cherries on a branch), 1500x994; Expat",
+        ),
+        Source(
+            "golang-github-disintegration-imaging-dev",
+            tuple(
+                f"usr/share/gocode/src/github.com/disintegration/imaging/testdata/{name}"
+                for name in ("branches.png", "flowers.png")
+            ),
+            note="2 photos (blossoming branches, a white flower), 600x400; Expat",
+        ),
+        Source(
+            "golang-github-bep-gowebp-dev",
+            tuple(
+                f"usr/share/gocode/src/github.com/bep/gowebp/test_data/images/{name}"
+                for name in ("source.jpg", "sunset.jpg")
+            ),
+            note="2 photos (sunsets over the sea), 900-1024 px; Expat",
+        ),
+        Source(
+            "libjs-cropper",
+            ("usr/share/doc/libjs-cropper/tests/castleMed.jpg",),
+            note="1 photo (a castle above daisies), 679x452; BSD",
+        ),
         Source(
             "endless-sky-high-dpi",
             ("usr/share/games/endless-sky/plugins/endless-sky-high-dpi/images/land/*.jpg",),
