@@ -331,14 +331,14 @@ SOURCES: dict[str, Source] = {
         Source(
             "libjs-jquery-backstretch",
             ("usr/share/doc/libjs-jquery-backstretch/examples/*.jpg",),
-            note="5 colour photos (coffee, pot holders, a leaf, a lighthouse, a dachshund; two "
-            "in 4 sizes, prepare keeps the largest) and a near-grey dome, up to 1920 px; Expat",
+            note="4 colour photos (coffee, pot holders, a leaf, a lighthouse; two in 4 sizes, "
+            "prepare keeps the largest) and a near-grey dome, up to 1920 px; Expat",
         ),
         Source(
             "libjs-jquery-colorbox",
             ("usr/share/doc/libjs-jquery-colorbox/examples/content/*.jpg",),
-            note="3 colour photos (a horse on a beach, twice; a creek) and 2 near-grey ones (a "
-            "man with a baby), 700-1504 px; MIT",
+            note="3 colour photos (a man with a baby, a man in a creek, a dachshund in 2 sizes) "
+            "and 2 near-grey ones, 700-1504 px; MIT",
             exclude=("homer.jpg",),  # a drawing
         ),
         Source(
@@ -347,8 +347,8 @@ SOURCES: dict[str, Source] = {
                 "usr/share/doc/libjs-jquery-slides/examples/Linking/img/slide-?.jpg",
                 "usr/share/doc/libjs-jquery-slides/examples/Product/img/*.jpg",
             ),
-            note="7 photos (autumn leaves, lights, the sea, a bench, a bee on a flower) and a "
-            "product shot of a shoe; its 6 other views are near-grey, 570-960 px; Apache-2.0",
+            note="7 photos (autumn leaves, night lights, branches, the sea, a record player, a "
+            "bench) and a shoe's sole; its 6 other views are near-grey, 570-960 px; Apache-2.0",
         ),
         Source(
             "qtbase5-examples",
@@ -389,13 +389,10 @@ SOURCES: dict[str, Source] = {
             "golang-golang-x-image-dev",
             tuple(
                 f"usr/share/gocode/src/golang.org/x/image/testdata/{name}"
-                for name in (
-                    "blue-purple-pink-large.png",
-                    "go-turns-two-280x360.jpeg",
-                    "yellow_rose.png",
-                )
+                # yellow_rose.png is a cut-out on a transparent background
+                for name in ("blue-purple-pink-large.png", "go-turns-two-280x360.jpeg")
             ),
-            note="3 photos (plush gophers, twice; a rose), 280-600 px; BSD-3-clause",
+            note="2 photos (plush toys), 280-600 px; BSD-3-clause",
         ),
         Source(
             "golang-github-rwcarlsen-goexif-dev",
