@@ -384,6 +384,28 @@ SOURCES: dict[str, Source] = {
             ),
             note="3 photos of the templates (kites, a cyclist, a portrait), 163-504 px; GPL-2+",
         ),
+        Source(
+            "kalzium-data",
+            ("usr/share/kalzium/data/toolpics/*.jpg",),  # its one PNG is a drawing
+            note="39 photos of laboratory equipment (flasks, a burner, a balance, goggles...), "
+            "mostly on a tiled floor, 60-527 px (the narrow ones are too small for prepare); "
+            "GPL-2+",
+        ),
+        Source(
+            "scribus-template",
+            tuple(
+                f"usr/share/scribus/templates/{name}"
+                for name in (
+                    "menu1/teriyaki.png",
+                    "menu2/pizza.jpg",
+                    "br2/nature.jpg",
+                    "br2/sunset.jpg",
+                    "cal2/moon.jpg",
+                )
+            ),
+            note="5 photos of the templates: shrimp teriyaki, a pizza, a canyon, a city at "
+            "dusk, the moon in a blue sky, 302-1024 px; public domain (Riku Leino)",
+        ),
         # Test data of Go image libraries (their source packages keep it under testdata/).
         Source(
             "golang-golang-x-image-dev",
