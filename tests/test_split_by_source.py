@@ -286,3 +286,21 @@ def test_keep_split_refuses_what_would_change_val_or_test(raw, fold0, tmp_path, 
         assert main([*args, *extra]) == 2
         err = capsys.readouterr().err
         assert "--keep-split takes the held-out sources from" in err and extra[0] in err
+
+
+def test_keep_split_takes_a_file_with_only_the_plan(raw, fold0, tmp_path):
+    """The plan alone (as bench/study_split.json keeps it in the repo) is enough."""
+    out, rows = fold0
+    plan = json.loads((out / "prepare_report.json").read_text())["sources"]
+    plan_file = tmp_path / "split.json"
+    plan_file.write_text(json.dumps({"comment": "kept for a study", **plan}))
+    again = prepared(raw, tmp_path / "kept", keep_split=plan_file)
+    assert again == rows
+
+
+def test_the_study_split_in_the_repo_is_a_plan():
+    from pix2color.data.prepare import KeptSplit
+
+    kept = KeptSplit.load(Path(__file__).parents[1] / "bench" / "study_split.json")
+    assert len(kept.val) == 11 and len(kept.test) == 6 and (kept.fold, kept.folds) == (0, 3)
+    assert "kphotoalbum" in kept.test and "gimp-help-en" in kept.val

@@ -421,7 +421,8 @@ class KeptSplit:
 
     @classmethod
     def load(cls, path: Path) -> KeptSplit:
-        """Read a prepare_report.json (or the folder that holds one); UsageError if unusable."""
+        """Read a prepare_report.json (or the folder that holds one, or a file holding only
+        its "sources" plan); UsageError if unusable."""
         if path.is_dir():
             path = path / "prepare_report.json"
         try:
@@ -433,7 +434,8 @@ class KeptSplit:
             ) from None
         except ValueError as err:
             raise UsageError(f"{path}: not valid JSON ({err})") from None
-        plan = report.get("sources") if isinstance(report, dict) else None
+        # a whole prepare_report.json, or only its "sources" (e.g. a plan kept in the repo)
+        plan = report.get("sources", report) if isinstance(report, dict) else None
         if not isinstance(plan, dict) or plan.get("split_by") != "source":
             raise UsageError(
                 f"{path}: not the report of a `--split-by source` run (it names no held-out "
