@@ -448,6 +448,14 @@ SOURCES: dict[str, Source] = {
             note="1 photo (a castle above daisies), 679x452; BSD",
         ),
         Source(
+            "gnome-control-center-data",
+            ("usr/share/pixmaps/faces/*.jpg",),  # symlinks into legacy/ (96 px) are skipped
+            default=False,
+            note="15 avatar photos (a cat, coffee, tomatoes, a book, headphones, a surfer...), "
+            "512x512; not by default: Debian's copyright file lists CC0-1.0 among the "
+            "package's licences but names no file; confirm before training on them",
+        ),
+        Source(
             "endless-sky-high-dpi",
             ("usr/share/games/endless-sky/plugins/endless-sky-high-dpi/images/land/*.jpg",),
             default=False,
