@@ -3,6 +3,8 @@
 # out-of-source split (baseline), then the same recipe with the EfficientNet-Lite2 encoder.
 # Needs data/photos from `pix2color data prepare data/raw data/photos --split-by source
 # --folds 3`. Resumable: run it again and each run continues from its last.pt.
+# With the photo sources added later, prepare with `--keep-split bench/study_split.json`
+# (same val and test photos, more training photos), e.g. into data/photos-more.
 set -u
 cd "$(dirname "$0")/.."
 P=.venv/bin/pix2color

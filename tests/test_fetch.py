@@ -344,3 +344,27 @@ def test_corrupt_rcc_fails_only_its_source(tmp_path, debs):
     assert fetched.ok and fetched.files == 2
     assert not (tmp_path / "raw" / "gcompris-qt-data").exists()
     assert not list((tmp_path / "raw").glob(".gcompris*"))  # the temporary folder is gone
+
+
+def test_a_wildcard_folder_names_the_photo_and_a_licence_file_is_kept(tmp_path):
+    """tuxtype-data: one photo per language theme, all named photo.png; one theme's is left out."""
+    themes = "usr/share/tuxtype/themes"
+    deb = build_deb(
+        tmp_path,
+        "tuxtype-data",
+        {
+            f"{themes}/italian/images/photo.png": photo_bytes("PNG", seed=7),
+            f"{themes}/korean/images/photo.png": photo_bytes("PNG", seed=8),
+            f"{themes}/wolof/images/photo.png": photo_bytes("PNG", seed=9),  # excluded
+            f"{themes}/wolof/images/map.png": photo_bytes("PNG", seed=10),  # not listed
+            "usr/share/tuxtype/images/kcas0.jpg": photo_bytes("JPEG", seed=11),
+            "usr/share/tuxtype/images/README_IMAGES.TXT": b"from Wikimedia Commons\n",
+            "usr/share/doc/tuxtype-data/copyright": COPYRIGHT,
+        },
+    )
+    (report,) = fetch(tmp_path / "raw", ["tuxtype-data"], runner=FakeApt({"tuxtype-data": deb}))
+    folder = tmp_path / "raw" / "tuxtype-data"
+    photos = sorted(json.loads((folder / "SOURCE.json").read_text())["names"])
+    assert photos == ["italian__images__photo.png", "kcas0.jpg", "korean__images__photo.png"]
+    assert report.skipped == [f"{themes}/wolof/images/photo.png (a drawing, excluded by name)"]
+    assert (folder / "LICENCE-README_IMAGES.TXT").read_text() == "from Wikimedia Commons\n"

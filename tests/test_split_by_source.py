@@ -187,3 +187,120 @@ def test_command_prints_the_sources_and_refuses_misplaced_options(raw, tmp_path,
                  "--split-by", "source"]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert "there are 1 source(s) (only 4)" in err
+
+
+# --keep-split: add sources without changing val and test
+
+
+def add_sources(raw: Path, root: Path, copy_of: str) -> Path:
+    """raw's sources plus two new ones: 'new-a' (5 own scenes) and 'new-b', which holds a
+    larger copy of `copy_of` (a held-out photo) and a second shot of another held-out scene."""
+    import shutil
+
+    shutil.copytree(raw, root)
+    rng = np.random.default_rng(11)
+    (root / "new-a").mkdir()
+    for i in range(5):
+        Image.fromarray(smooth_photo(rng)).save(root / "new-a" / f"a{i}.png")
+    (root / "new-b").mkdir()
+    big = Image.open(raw / copy_of).resize((192, 144), Image.Resampling.BICUBIC)
+    big.save(root / "new-b" / "bigger_copy.png")
+    return root
+
+
+def test_keep_split_keeps_val_and_test_and_trains_on_new_sources(raw, fold0, tmp_path, capsys):
+    out, rows = fold0
+    report = json.loads((out / "prepare_report.json").read_text())["sources"]
+    held = {r["original"]: r for r in rows if r["split"] in ("val", "test")}
+    some_val = next(o for o, r in sorted(held.items()) if r["split"] == "val")
+    more = add_sources(raw, tmp_path / "more", some_val)
+    # a plain re-plan on more sources may move held-out sources; the kept plan does not
+    again = prepared(more, tmp_path / "kept", keep_split=out)
+    for split in ("val", "test"):
+        assert [r for r in again if r["split"] == split] == [r for r in rows if r["split"] == split]
+    trained = {r["source"] for r in again if r["split"] in ("train", "test_in")}
+    assert {"new-a", "new-b"} - trained == {"new-b"}  # new-b's only photo copied a val photo
+    new_report = json.loads((tmp_path / "kept" / "prepare_report.json").read_text())
+    plan = new_report["sources"]
+    assert plan["val"] == report["val"] and plan["test"] == report["test"]
+    assert plan["added_to_training"] == ["new-a"]
+    assert plan["kept_from"] == str(out / "prepare_report.json")
+    assert new_report["settings"]["keep_split"] == str(out / "prepare_report.json")
+    # the copy of the held-out photo went (the held-out one is kept, though smaller)
+    dropped = {d["file"] for d in new_report["dropped"]["duplicate"]}
+    assert "new-b/bigger_copy.png" in dropped
+    # the command: same result, prints what it kept
+    args = ["data", "prepare", str(more), str(tmp_path / "cli"), "--min-side", "32",
+            "--val", "0.2", "--test", "0.2", "--keep-split", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"val and test kept from {out / 'prepare_report.json'}" in printed
+    assert "sources added to training: new-a" in printed
+    assert read_manifest(tmp_path / "cli") == again
+
+
+def test_keep_split_drops_training_shots_of_a_held_out_scene(raw, fold0, tmp_path):
+    out, rows = fold0
+    (held,) = [r for r in rows if r["original"] == "docs/shared_scene.png"]
+    if held["split"] not in ("val", "test"):
+        pytest.skip("the shared scene trains in this plan")
+    more = tmp_path / "more"
+    import shutil
+
+    shutil.copytree(raw, more)
+    # a third shot of the scene, a few pixels further along, in a new source
+    b = np.asarray(Image.open(raw / "linked" / "same_scene_other_source.png"))
+    shots = [np.concatenate([b[:, k:], b[:, -1:].repeat(k, axis=1)], axis=1) for k in (1, 2, 3)]
+    c = next(c for c in shots if (same_scene(Look.of(b), Look.of(c)) or 1.0) < 0.97)
+    (more / "linked-again").mkdir()
+    Image.fromarray(c).save(more / "linked-again" / "same_scene_other_source.png")
+    again = prepared(more, tmp_path / "kept", keep_split=out / "prepare_report.json")
+    assert not [r for r in again if r["source"] == "linked-again"]
+    report = json.loads((tmp_path / "kept" / "prepare_report.json").read_text())
+    (leak,) = report["dropped"]["held_out_scene"]
+    assert leak["file"] == "linked-again/same_scene_other_source.png"
+    assert "held out" in leak["why"]
+
+
+def test_keep_split_refuses_what_would_change_val_or_test(raw, fold0, tmp_path, capsys):
+    out, rows = fold0
+    plan = json.loads((out / "prepare_report.json").read_text())["sources"]
+    gone = sorted(plan["test"])[0]
+    import shutil
+
+    fewer = tmp_path / "fewer"
+    shutil.copytree(raw, fewer)
+    shutil.rmtree(fewer / gone)
+    with pytest.raises(UsageError, match=f"held-out source\\(s\\) {gone} of .* are not there"):
+        prepared(fewer, tmp_path / "o", keep_split=out)
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+    scene_run = tmp_path / "scene"
+    prepare(raw, scene_run, min_side=32)
+    with pytest.raises(UsageError, match="not the report of a `--split-by source` run"):
+        prepared(raw, tmp_path / "o", keep_split=scene_run)
+    with pytest.raises(UsageError, match="cannot read it"):
+        prepared(raw, tmp_path / "o", keep_split=tmp_path / "missing.json")
+    args = ["data", "prepare", str(raw), str(tmp_path / "o"), "--min-side", "32",
+            "--keep-split", str(out)]  # fmt: skip
+    for extra in (["--fold", "1"], ["--seed", "3"], ["--split-by", "scene"]):
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err
+        assert "--keep-split takes the held-out sources from" in err and extra[0] in err
+
+
+def test_keep_split_takes_a_file_with_only_the_plan(raw, fold0, tmp_path):
+    """The plan alone (as bench/study_split.json keeps it in the repo) is enough."""
+    out, rows = fold0
+    plan = json.loads((out / "prepare_report.json").read_text())["sources"]
+    plan_file = tmp_path / "split.json"
+    plan_file.write_text(json.dumps({"comment": "kept for a study", **plan}))
+    again = prepared(raw, tmp_path / "kept", keep_split=plan_file)
+    assert again == rows
+
+
+def test_the_study_split_in_the_repo_is_a_plan():
+    from pix2color.data.prepare import KeptSplit
+
+    kept = KeptSplit.load(Path(__file__).parents[1] / "bench" / "study_split.json")
+    assert len(kept.val) == 11 and len(kept.test) == 6 and (kept.fold, kept.folds) == (0, 3)
+    assert "kphotoalbum" in kept.test and "gimp-help-en" in kept.val

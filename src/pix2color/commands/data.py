@@ -81,7 +81,7 @@ def _register_prepare(sub: argparse._SubParsersAction) -> None:
     prepare.add_argument(
         "--split-by",
         choices=("scene", "source"),
-        default="scene",
+        default=None,
         help="scene (default): every split draws from every source, one scene in one split; "
         "source: whole sources (first folders under SRC) go to val and to test, never seen in "
         "training, and held-out scenes of the training sources go to test_in",
@@ -105,6 +105,17 @@ def _register_prepare(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="--split-by source: which group is the test split (0)",
+    )
+    prepare.add_argument(
+        "--keep-split",
+        metavar="REPORT",
+        type=Path,
+        default=None,
+        help="the prepare_report.json (or its folder, or a file with only its plan, like "
+        "bench/study_split.json) of an earlier --split-by source run: "
+        "hold out exactly its val and test sources and train on every other source, new ones "
+        "included, so that adding sources leaves val and test as they were (implies "
+        "--split-by source; its seed, fold and folds are kept)",
     )
     prepare.set_defaults(func=run_prepare)
 
@@ -165,6 +176,15 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     source_options = {"--seed": args.seed, "--fold": args.fold, "--folds": args.folds}
     given = [name for name, value in source_options.items() if value is not None]
+    if args.keep_split is not None:
+        if given or args.split_by == "scene":
+            misplaced = ", ".join(given or ["--split-by scene"])
+            raise UsageError(
+                f"--keep-split takes the held-out sources from {args.keep_split}; leave out "
+                f"{misplaced}"
+            )
+        args.split_by = "source"
+    args.split_by = args.split_by or "scene"
     if given and args.split_by != "source":
         raise UsageError(
             f"{', '.join(given)} choose the held-out sources: add --split-by source (the scene "
@@ -184,6 +204,7 @@ def run_prepare(args: argparse.Namespace) -> int:
             fold=args.fold or 0,
             folds=args.folds,
             progress=_Progress(),
+            keep_split=args.keep_split,
         )
     except OSError as err:  # e.g. OUT cannot be written
         raise WorkFailed(str(err)) from err
@@ -205,6 +226,9 @@ def run_prepare(args: argparse.Namespace) -> int:
 def _print_sources(plan: dict) -> None:
     """The held-out sources of --split-by source, split by split, with their photo counts."""
     print(f"split by source: fold {plan['fold']} of {plan['folds']} (seed {plan['seed']})")
+    if plan.get("kept_from"):
+        added = ", ".join(plan["added_to_training"]) or "none"
+        print(f"  val and test kept from {plan['kept_from']}; sources added to training: {added}")
     for split, what in (("val", "validation"), ("test", "test"), ("train", "training")):
         sources = plan[split]
         listed = ", ".join(f"{s or '(top level)'} {n}" for s, n in sources.items())

@@ -312,6 +312,149 @@ SOURCES: dict[str, Source] = {
             ("usr/share/kodi/addons/skin.estuary/extras/home-images/movie.jpg",),
             note="1 photo (a cinema hall), 1280x746; CC0",
         ),
+        # Session 5 (issue 12: more varied photos than landscapes and animals): examples of
+        # JavaScript gallery plugins, a typing tutor, Qt and Scribus examples; every file
+        # looked at by eye, screenshots, renders and space images beside them left out.
+        Source(
+            "tuxtype-data",
+            (
+                "usr/share/tuxtype/images/kcas*.jpg",
+                "usr/share/tuxtype/images/hidden.jpg",
+                "usr/share/tuxtype/themes/*/images/photo.png",
+            ),
+            note="19 photos: glaciers, coasts, mountains, a seal in arms; towns of the language "
+            "themes (Rome, Budapest, Seoul...), 300-1280 px; GPL-2 package, Wikimedia Commons "
+            "featured pictures and NOAA/FWS public-domain photos (README_IMAGES.TXT)",
+            exclude=("wolof__*",),  # a photo with a flag and a second photo pasted on it
+            licence_files=("usr/share/tuxtype/images/README_IMAGES.TXT",),
+        ),
+        Source(
+            "libjs-jquery-backstretch",
+            ("usr/share/doc/libjs-jquery-backstretch/examples/*.jpg",),
+            note="4 colour photos (coffee, pot holders, a leaf, a lighthouse; two in 4 sizes, "
+            "prepare keeps the largest) and a near-grey dome, up to 1920 px; Expat",
+        ),
+        Source(
+            "libjs-jquery-colorbox",
+            ("usr/share/doc/libjs-jquery-colorbox/examples/content/*.jpg",),
+            note="3 colour photos (a man with a baby, a man in a creek, a dachshund in 2 sizes) "
+            "and 2 near-grey ones, 700-1504 px; MIT",
+            exclude=("homer.jpg",),  # a drawing
+        ),
+        Source(
+            "libjs-jquery-slides",
+            (
+                "usr/share/doc/libjs-jquery-slides/examples/Linking/img/slide-?.jpg",
+                "usr/share/doc/libjs-jquery-slides/examples/Product/img/*.jpg",
+            ),
+            note="7 photos (autumn leaves, night lights, branches, the sea, a record player, a "
+            "bench) and a shoe's sole; its 6 other views are near-grey, 570-960 px; Apache-2.0",
+        ),
+        Source(
+            "qtbase5-examples",
+            tuple(
+                f"usr/lib/*/qt5/examples/widgets/{name}"
+                for name in (
+                    "graphicsview/chip/qt4logo.png",
+                    "graphicsview/weatheranchorlayout/images/place.jpg",
+                    "painting/affine/bg1.jpg",
+                    "painting/composition/flower.jpg",
+                )
+            ),
+            note="4 photos (people lying on a lawn, a mountain lake, a sea stack, a dahlia), "
+            "300-600 px; LGPL-3 or GPL-2",
+        ),
+        Source(
+            "qtdeclarative5-examples",
+            tuple(
+                f"usr/lib/*/qt5/examples/quick/{name}"
+                for name in (
+                    "customitems/scrollbar/pics/niagara_falls.jpg",
+                    "particles/images/backgroundLeaves.jpg",
+                    "touchinteraction/flickable/content/cork.jpg",
+                )
+            ),
+            note="3 photos (Niagara Falls, fallen leaves, cork), 500-1280 px; LGPL-3 or GPL-2",
+        ),
+        Source(
+            "scribus-data",
+            tuple(
+                f"usr/share/scribus/templates/{name}"
+                for name in ("nl1/kites.jpg", "textbased/an_image.jpg", "textbased/author.jpg")
+            ),
+            note="3 photos of the templates (kites, a cyclist, a portrait), 163-504 px; GPL-2+",
+        ),
+        Source(
+            "kalzium-data",
+            ("usr/share/kalzium/data/toolpics/*.jpg",),  # its one PNG is a drawing
+            note="39 photos of laboratory equipment (flasks, a burner, a balance, goggles...), "
+            "mostly on a tiled floor, 60-527 px (the narrow ones are too small for prepare); "
+            "GPL-2+",
+        ),
+        Source(
+            "scribus-template",
+            tuple(
+                f"usr/share/scribus/templates/{name}"
+                for name in (
+                    "menu1/teriyaki.png",
+                    "menu2/pizza.jpg",
+                    "br2/nature.jpg",
+                    "br2/sunset.jpg",
+                    "cal2/moon.jpg",
+                )
+            ),
+            note="5 photos of the templates: shrimp teriyaki, a pizza, a canyon, a city at "
+            "dusk, the moon in a blue sky, 302-1024 px; public domain (Riku Leino)",
+        ),
+        # Test data of Go image libraries (their source packages keep it under testdata/).
+        Source(
+            "golang-golang-x-image-dev",
+            tuple(
+                f"usr/share/gocode/src/golang.org/x/image/testdata/{name}"
+                # yellow_rose.png is a cut-out on a transparent background
+                for name in ("blue-purple-pink-large.png", "go-turns-two-280x360.jpeg")
+            ),
+            note="2 photos (plush toys), 280-600 px; BSD-3-clause",
+        ),
+        Source(
+            "golang-github-rwcarlsen-goexif-dev",
+            ("usr/share/gocode/src/github.com/rwcarlsen/goexif/exif/sample1.jpg",),
+            note="1 photo (a temple hall with a throne), 500x375; BSD-2-clause",
+        ),
+        Source(
+            "golang-github-disintegration-gift-dev",
+            ("usr/share/gocode/src/github.com/disintegration/gift/testdata/src.jpg",),
+            note="1 photo (cherries on a branch), 1500x994; Expat",
+        ),
+        Source(
+            "golang-github-disintegration-imaging-dev",
+            tuple(
+                f"usr/share/gocode/src/github.com/disintegration/imaging/testdata/{name}"
+                for name in ("branches.png", "flowers.png")
+            ),
+            note="2 photos (blossoming branches, a white flower), 600x400; Expat",
+        ),
+        Source(
+            "golang-github-bep-gowebp-dev",
+            tuple(
+                f"usr/share/gocode/src/github.com/bep/gowebp/test_data/images/{name}"
+                for name in ("source.jpg", "sunset.jpg")
+            ),
+            note="2 photos (sunsets over the sea), 900-1024 px; Expat",
+        ),
+        Source(
+            "libjs-cropper",
+            ("usr/share/doc/libjs-cropper/tests/castleMed.jpg",),
+            note="1 photo (a castle above daisies), 679x452; BSD",
+        ),
+        Source(
+            "gnome-control-center-data",
+            ("usr/share/pixmaps/faces/*.jpg",),  # symlinks into legacy/ (96 px) are skipped
+            default=False,
+            note="15 avatar photos (a cat, coffee, tomatoes, a book, headphones, a surfer...), "
+            "512x512; not by default: Debian's copyright file lists CC0-1.0 among the "
+            "package's licences but names no file; confirm before training on them",
+        ),
         Source(
             "endless-sky-high-dpi",
             ("usr/share/games/endless-sky/plugins/endless-sky-high-dpi/images/land/*.jpg",),

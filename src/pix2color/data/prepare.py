@@ -12,6 +12,11 @@ source's SOURCE.json names as one scene; a scene never lands in two splits. Two 
   what users bring (`plan_source_split` says how they are chosen). Inside the training
   sources, scenes chosen by hash as above form `test_in`, the in-source test split, so that
   in-source and out-of-source figures can be compared. No source and no scene is in two splits.
+- by source, keeping an earlier plan (`keep_split=` an earlier run's prepare_report.json): the
+  val and test sources are exactly that run's, every other source trains (sources added since
+  included), so that adding photo sources leaves the held-out splits, and every figure measured
+  on them, as they were. A photo of a training source that shows a scene of a held-out photo
+  is dropped ("held_out_scene"), and of two copies of one photo the held-out one is kept.
 
 When no photo is usable, nothing is written (WorkFailed, with the count per reason). Output:
 
@@ -143,15 +148,23 @@ def prepare(
     fold: int = 0,
     folds: int | None = None,
     progress: Progress | None = None,
+    keep_split: Path | None = None,
 ) -> PrepareReport:
     """Clean, deduplicate and split the photos under `src` into `out` (see the module docstring).
 
-    split_by="source": seed, fold and folds choose the held-out sources (`plan_source_split`).
+    split_by="source": seed, fold and folds choose the held-out sources (`plan_source_split`);
+    or keep_split, an earlier prepare_report.json (or its folder), fixes them (`KeptSplit`).
     """
     src, out = Path(src), Path(out)
     _check_arguments(src, out, min_side, val_fraction, test_fraction, max_side)
     _check_split_by(split_by, val_fraction, test_fraction)
     root, layout = find_photo_root(src)
+    kept_split = None
+    if keep_split is not None:
+        if split_by != "source":
+            raise UsageError("keep_split holds out an earlier run's sources: use split_by='source'")
+        kept_split = KeptSplit.load(Path(keep_split))
+        kept_split.check_folders(root)
     files = _photo_files(src, root, layout, out)
     report = PrepareReport(str(src), str(out), layout, found=len(files))
     report.settings = {
@@ -174,10 +187,15 @@ def prepare(
         if cand is not None:
             cand.scene = scenes.get(cand.original, "")
             candidates.append(cand)
-    kept = _group_scenes(candidates, report)
+    held_out = kept_split.held_out if kept_split is not None else frozenset()
+    kept = _group_scenes(candidates, report, prefer=held_out)
+    if held_out:
+        kept = _drop_held_out_scenes(kept, held_out, report)
     if not kept:
         raise WorkFailed(_nothing_kept(src, report))
-    if split_by == "source":
+    if kept_split is not None:
+        splits, split_for = _kept_splitter(kept, report, kept_split, test_fraction)
+    elif split_by == "source":
         splits, split_for = _source_splitter(kept, report, val_fraction, test_fraction, seed,
                                              fold, folds)  # fmt: skip
     else:
@@ -257,6 +275,51 @@ def _source_splitter(
     return SOURCE_SPLITS, split_for
 
 
+def _kept_splitter(
+    kept: list[tuple[_Candidate, str]],
+    report: PrepareReport,
+    kept_split: KeptSplit,
+    test_fraction: float,
+):
+    """keep_split: (split names, split_for(candidate, scene key)), the plan reported."""
+    plan = kept_split.plan([cand.source for cand, _ in kept])
+    report.sources = plan.to_dict()
+    report.settings.update(
+        seed=plan.seed, fold=plan.fold, folds=plan.folds, max_source_share=MAX_SOURCE_SHARE,
+        keep_split=kept_split.path,
+    )  # fmt: skip
+
+    def split_for(cand: _Candidate, key: str) -> str:
+        held_out = plan.split_of_source[cand.source]
+        if held_out != "train":
+            return held_out
+        return IN_SOURCE_TEST if split_of(key, 0.0, test_fraction) == "test" else "train"
+
+    return SOURCE_SPLITS, split_for
+
+
+def _drop_held_out_scenes(
+    kept: list[tuple[_Candidate, str]], held_out: frozenset[str], report: PrepareReport
+) -> list[tuple[_Candidate, str]]:
+    """Drop the training photos that show a scene of a held-out photo (keep_split).
+
+    Without a kept plan, sources sharing a scene are held out or trained together; with one,
+    the held-out sources are fixed, so the photo of a newer source goes instead.
+    """
+    held_scene: dict[str, str] = {}
+    for cand, key in kept:
+        if cand.source in held_out:
+            held_scene.setdefault(key, cand.original)
+    result = []
+    for cand, key in kept:
+        if cand.source not in held_out and key in held_scene:
+            detail = f"same scene as {held_scene[key]}, which is held out for val or test"
+            _drop(report, "held_out_scene", cand.original, detail)
+        else:
+            result.append((cand, key))
+    return result
+
+
 def _write_splits(
     kept: list[tuple[_Candidate, str]],
     splits: tuple[str, ...],
@@ -298,6 +361,8 @@ class SourcePlan:
     fold_tests: list[list[str]]  # the test sources of each fold: disjoint, they cover the pool
     too_big: list[str]  # sources above MAX_SOURCE_SHARE of a test split: always in training
     linked: list[list[str]]  # sources that share a scene, held out or kept together
+    kept_from: str = ""  # keep_split: the prepare_report.json whose val and test were kept
+    added: list[str] = field(default_factory=list)  # keep_split: sources that report lacked
 
     def sources_in(self, split: str) -> list[str]:
         """The sources of one split, sorted."""
@@ -314,12 +379,126 @@ class SourcePlan:
             "fold_tests": self.fold_tests,
             "too_big_to_hold_out": self.too_big,
             "linked_by_a_scene": self.linked,
+            **self._kept_entries(),
             "rule": f"held out: whole sources of at most {MAX_SOURCE_SHARE:.0%} of a test split "
             "(test fraction of the kept photos), sources that share a scene as one unit; "
             "the units are dealt into `folds` groups of about equal photo counts (largest "
             "first, ties in a seeded order); fold k tests group k; val takes whole units from "
             "the next groups until it holds the val fraction of the photos; the rest train",
         }
+
+    def _kept_entries(self) -> dict[str, object]:
+        if not self.kept_from:
+            return {}
+        return {
+            "kept_from": self.kept_from,
+            "added_to_training": self.added,
+            "kept_rule": "val and test are the sources of kept_from's plan (chosen by the rule "
+            "below on the sources of that time); every other source trains",
+        }
+
+
+@dataclass
+class KeptSplit:
+    """The held-out sources of an earlier `--split-by source` run, to hold out again."""
+
+    path: str
+    val: list[str]
+    test: list[str]
+    train: list[str]  # the training sources of that run (others are added sources)
+    photos: dict[str, int]  # that run's kept photos per held-out source
+    seed: int
+    fold: int
+    folds: int
+    fold_tests: list[list[str]]
+    too_big: list[str]
+    linked: list[list[str]]
+
+    @property
+    def held_out(self) -> frozenset[str]:
+        """The val and test sources."""
+        return frozenset(self.val) | frozenset(self.test)
+
+    @classmethod
+    def load(cls, path: Path) -> KeptSplit:
+        """Read a prepare_report.json (or the folder that holds one, or a file holding only
+        its "sources" plan); UsageError if unusable."""
+        if path.is_dir():
+            path = path / "prepare_report.json"
+        try:
+            report = json.loads(path.read_text())
+        except OSError as err:
+            raise UsageError(
+                f"{path}: cannot read it ({err.strerror or err}); give the prepare_report.json "
+                "(or its folder) of the `data prepare --split-by source` run to keep"
+            ) from None
+        except ValueError as err:
+            raise UsageError(f"{path}: not valid JSON ({err})") from None
+        # a whole prepare_report.json, or only its "sources" (e.g. a plan kept in the repo)
+        plan = report.get("sources", report) if isinstance(report, dict) else None
+        if not isinstance(plan, dict) or plan.get("split_by") != "source":
+            raise UsageError(
+                f"{path}: not the report of a `--split-by source` run (it names no held-out "
+                "sources); prepare once with --split-by source, then keep that split"
+            )
+        try:
+            val, test, train = (dict(plan[split]) for split in ("val", "test", "train"))
+            return cls(
+                path=str(path),
+                val=sorted(val),
+                test=sorted(test),
+                train=sorted(train),
+                photos={**val, **test},
+                seed=int(plan["seed"]),
+                fold=int(plan["fold"]),
+                folds=int(plan["folds"]),
+                fold_tests=[list(t) for t in plan.get("fold_tests", [])],
+                too_big=list(plan.get("too_big_to_hold_out", [])),
+                linked=[list(u) for u in plan.get("linked_by_a_scene", [])],
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise UsageError(f'{path}: its "sources" plan is incomplete ({err!r})') from None
+
+    def check_folders(self, root: Path) -> None:
+        """UsageError if a held-out source has no folder under root: val or test would change."""
+        missing = sorted(s for s in self.held_out if not (root / s).is_dir())
+        if missing:
+            raise UsageError(
+                f"{root}: the held-out source(s) {', '.join(missing)} of {self.path} are not "
+                "there, so val or test would not be the same; fetch them (`data fetch`) or "
+                "give SRC that holds them"
+            )
+
+    def plan(self, sources: list[str]) -> SourcePlan:
+        """The plan for the kept photos' sources (one entry per photo)."""
+        counts: dict[str, int] = {}
+        for source in sources:
+            counts[source] = counts.get(source, 0) + 1
+        lost = sorted(s for s in self.held_out if s not in counts)
+        if lost:
+            raise UsageError(
+                f"the held-out source(s) {', '.join(lost)} of {self.path} have no usable photo "
+                "left, so val or test would not be the same; use the settings of that run"
+            )
+        for s in sorted(self.held_out):
+            if counts[s] != self.photos[s]:
+                logger.warning("%s: %d photos kept, %d in %s", s, counts[s], self.photos[s],
+                               self.path)  # fmt: skip
+        split_of_source = dict.fromkeys(sorted(counts), "train")
+        split_of_source.update(dict.fromkeys(self.val, "val"))
+        split_of_source.update(dict.fromkeys(self.test, "test"))
+        return SourcePlan(
+            seed=self.seed,
+            fold=self.fold,
+            folds=self.folds,
+            photos=counts,
+            split_of_source=split_of_source,
+            fold_tests=self.fold_tests,
+            too_big=self.too_big,
+            linked=self.linked,
+            kept_from=self.path,
+            added=sorted(s for s in counts if s not in self.held_out and s not in self.train),
+        )
 
 
 def plan_source_split(
@@ -555,7 +734,7 @@ def _resized(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
 def _drop(report: PrepareReport, reason: str, original: str, detail: str) -> None:
     """Record a dropped photo."""
     logger.debug("drop %s (%s): %s", original, reason, detail)
-    report.dropped[reason].append({"file": original, "why": detail})
+    report.dropped.setdefault(reason, []).append({"file": original, "why": detail})
 
 
 def _inspect(
@@ -594,9 +773,12 @@ def _inspect(
 
 
 def _group_scenes(
-    candidates: list[_Candidate], report: PrepareReport
+    candidates: list[_Candidate], report: PrepareReport, prefer: frozenset[str] = frozenset()
 ) -> list[tuple[_Candidate, str]]:
-    """Drop near-duplicates (keeping the largest) -> [(kept photo, split key of its scene)]."""
+    """Drop near-duplicates -> [(kept photo, split key of its scene)].
+
+    Of the copies of one photo the largest is kept, one from a source in `prefer` first.
+    """
     n = len(candidates)
     if n == 0:
         return []
@@ -619,7 +801,14 @@ def _group_scenes(
 
     keep = []
     for members in copy.groups():
-        best = max(members, key=lambda k: (candidates[k].width * candidates[k].height, -k))
+        best = max(
+            members,
+            key=lambda k: (
+                candidates[k].source in prefer,
+                candidates[k].width * candidates[k].height,
+                -k,
+            ),
+        )
         keep.append(best)
         b = candidates[best]
         for k in members:
