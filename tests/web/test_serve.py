@@ -308,13 +308,16 @@ def use_the_page(page, server: str, tmp_path: Path, shots: Path) -> None:
     page.goto(f"{server}/admin")
     page.fill("input[name=token]", ADMIN)
     page.click("button[type=submit]")
-    page.locator("table.stats").wait_for()
-    text = page.inner_text("table.stats")
-    assert page.locator("tr[data-model]").count() == 2
-    rated = page.locator("tr[data-model]", has_text="4.00")
+    blind = page.locator("table.stats[data-kind=blind]")
+    blind.wait_for()
+    text = blind.inner_text()
+    assert blind.locator("tr[data-model]").count() == 2
+    rated = blind.locator("tr[data-model]", has_text="4.00")
     assert rated.count() == 1  # A: 4 stars
-    assert page.locator("tr[data-model]", has_text="100%").count() == 1  # B: 1 win of 1
+    assert blind.locator("tr[data-model]", has_text="100%").count() == 1  # B: 1 win of 1
     assert "alpha" in text and "beta" in text
+    named = page.locator("table.stats[data-kind=named]")  # the API's, counted apart: none
+    assert named.locator("tr[data-model]", has_text="–").count() == 2
     page.screenshot(path=str(shots / "4-statistics.png"), full_page=True)
 
 

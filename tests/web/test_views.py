@@ -140,7 +140,7 @@ def test_a_rating_survives_a_restart(make_app, backend, request):
     # a new app on the same instance folder and database: a restarted server
     again = make_app(config).test_client()
     stats = again.get("/admin/stats.json", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    assert sum(row["n"] for row in stats.json["models"]) == 1
+    assert sum(row["n"] for row in stats.json["blind"]) == 1
     assert again.get(f"/jobs/{job}").status_code == 200  # and the photo is still there
 
 

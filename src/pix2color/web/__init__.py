@@ -37,7 +37,10 @@ DEFAULTS: dict[str, Any] = dict(
     INFERENCE_SLOTS=2,  # photos decoded and coloured at once
     BUSY_TIMEOUT=10.0,  # seconds a request waits for a slot before 503
     COLORIZE_PER_MINUTE=60,  # per client address (429 above)
-    RATINGS_PER_MINUTE=120,
+    # per client address (429 above): a person rates each of up to 3 results and picks one,
+    # 4 requests a photo, a photo every 10 s or more; a script gets no further
+    RATINGS_PER_MINUTE=30,
+    RATINGS_PER_HOUR=300,
     FILE_TTL=3600,  # seconds uploads and results are kept
     CLEANUP_INTERVAL=60,  # seconds between sweeps of expired files
     MAX_FILES_PER_ZIP=100,

@@ -62,12 +62,14 @@ class Service:
 
     # ------------------------------------------------------------------ colouring
     def colorize(
-        self, file: FileStorage | None, *, size: int, models: list[str], keep: bool
+        self, file: FileStorage | None, *, size: int, models: list[str], keep: bool, owner: str
     ) -> Colouring:
         """Check, decode and colour an upload with each model, and record it as a new job.
 
         keep: keep the upload, a view copy of it and each result as files (the page); else
         every file goes at once and only the rows stay (the API).
+        owner: the digest of the sender's secret (security.page_owner, new_api_token): only
+        its holder may rate the results or re-run the photo.
         """
         path, filename = save_upload(self.files, file)
         upload_id = new_id()
@@ -89,7 +91,7 @@ class Service:
         self.store.add_upload(
             dict(id=upload_id, filename=filename, stored=path.name if keep else None, view=view,
                  width=width, height=height, format=fmt, source="web" if keep else "api",
-                 created_at=now, expires_at=now + self.settings.file_ttl)
+                 created_at=now, expires_at=now + self.settings.file_ttl, owner=owner)
         )  # fmt: skip
         return Colouring(self._add_job(upload_id, results, size), outputs)
 

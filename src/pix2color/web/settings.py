@@ -31,6 +31,7 @@ class WebSettings:
     busy_timeout: float
     colorize_per_minute: int
     ratings_per_minute: int
+    ratings_per_hour: int
     file_ttl: float  # seconds uploads and results are kept
     cleanup_interval: float
     max_files_per_zip: int
@@ -57,6 +58,7 @@ class WebSettings:
             busy_timeout=number("BUSY_TIMEOUT", float),
             colorize_per_minute=number("COLORIZE_PER_MINUTE"),
             ratings_per_minute=number("RATINGS_PER_MINUTE"),
+            ratings_per_hour=number("RATINGS_PER_HOUR"),
             file_ttl=number("FILE_TTL", float),
             cleanup_interval=number("CLEANUP_INTERVAL", float),
             max_files_per_zip=number("MAX_FILES_PER_ZIP"),

@@ -29,7 +29,7 @@ from PIL import Image
 from pix2color.web.downloads import OUTPUT_FORMATS, download_name, encode, parse_format
 from pix2color.web.errors import WebError, wants_json
 from pix2color.web.jobs import current_service
-from pix2color.web.security import csrf_required, rate_limited
+from pix2color.web.security import csrf_required, owns, page_owner, rate_limited
 from pix2color.web.store import check_score
 
 bp = Blueprint("views", __name__)
@@ -50,6 +50,18 @@ def _job(job_id: str) -> dict[str, Any]:
     job = current_service().store.get_job(job_id)
     if job is None:
         raise _gone()
+    return job
+
+
+def _own_job(job_id: str, action: str) -> dict[str, Any]:
+    """A job this browser session sent (403 for anyone else's: only its sender may judge it)."""
+    job = _job(job_id)
+    if not owns(job, page_owner()):
+        raise WebError(
+            403,
+            f"only the person who uploaded this photo can {action} it, in the browser it was "
+            "uploaded from; upload your own photo to take part",
+        )
     return job
 
 
@@ -118,7 +130,9 @@ def create_job():
     svc = current_service()
     size = svc.settings.size(request.form.get("size"))
     models = svc.compared_models()
-    done = svc.colorize(request.files.get("image"), size=size, models=models, keep=True)
+    done = svc.colorize(
+        request.files.get("image"), size=size, models=models, keep=True, owner=page_owner()
+    )
     return _job_response(done.job)
 
 
@@ -126,7 +140,7 @@ def create_job():
 @rate_limited("colorize")
 @csrf_required
 def rerun(job_id: str):
-    job = _job(job_id)
+    job = _own_job(job_id, "re-run")
     svc = current_service()
     return _job_response(svc.rerun(job, svc.settings.size(request.form.get("size"))))
 
@@ -135,7 +149,7 @@ def rerun(job_id: str):
 @rate_limited("rate")
 @csrf_required
 def rate(job_id: str):
-    job = _job(job_id)
+    job = _own_job(job_id, "rate")
     by_id = {r["id"]: r for r in job["results"]}
     store = current_service().store
     if request.form.get("best"):
