@@ -44,8 +44,11 @@ def colorize():
         request.files.get("image"), size=size, models=[model], keep=False, owner=owner
     )
     _, ext, mime, _ = OUTPUT_FORMATS[fmt]
+    image = done.outputs[0].image
+    with svc.engine.slot(image.width * image.height):  # a big encode is heavy work too
+        data = encode(image, fmt)
     response = send_file(
-        io.BytesIO(encode(done.outputs[0].image, fmt)),
+        io.BytesIO(data),
         mimetype=mime,
         as_attachment=True,
         download_name=download_name(done.job["filename"], None, ext),

@@ -4,8 +4,10 @@
 card, the API answers with the image and keeps only the rows (so that it can be rated).
 
 Files live in the instance folder under random names: the upload as sent (`<id>.upload`, never
-served), a browser-friendly copy of it (`<id>-view.jpg|png`), and one PNG per result. They
-expire FILE_TTL seconds after the upload; ratings do not.
+served), a browser-friendly copy of it (`<id>-view.jpg|png`), one PNG per result, and the
+result's JPEG or WebP once somebody downloads it in that format (`<result id>.jpg|webp`: encoded
+once, in an inference slot, then sent from the file). They expire FILE_TTL seconds after the
+upload; ratings do not.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import current_app
@@ -23,6 +26,7 @@ from PIL import Image
 from werkzeug.datastructures import FileStorage
 
 from pix2color.data.images import Photo
+from pix2color.web.downloads import OUTPUT_FORMATS, encode
 from pix2color.web.engine import Engine
 from pix2color.web.errors import WebError
 from pix2color.web.settings import WebSettings
@@ -32,6 +36,7 @@ from pix2color.web.uploads import check_header, decode, new_id, save_upload, vie
 log = logging.getLogger(__name__)
 
 LABELS = "ABCDEFGH"
+DERIVED = tuple(ext for _, ext, _, _ in OUTPUT_FORMATS.values() if ext != "png")  # jpg, webp
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class Service:
         self.files = settings.files
         self._cleanup_lock = threading.Lock()
         self._last_cleanup = 0.0
+        # one encoding per result and format at a time: the others wait, then find the file
+        self._encode_locks = [threading.Lock() for _ in range(64)]
 
     # ------------------------------------------------------------------ colouring
     def colorize(
@@ -74,9 +81,9 @@ class Service:
         path, filename = save_upload(self.files, file)
         upload_id = new_id()
         try:
-            check_header(path, filename, self.settings.max_pixels)
+            _, width, height = check_header(path, filename, self.settings.max_pixels)
             # decoding, colouring and writing hold the slot: together they are the memory
-            with self.engine.slot():
+            with self.engine.slot(width * height):
                 photo = decode(path, filename)
                 outputs = self._colour(photo, filename, models, size)
                 view = self._keep_view(upload_id, photo) if keep else None
@@ -102,7 +109,7 @@ class Service:
             raise WebError(404, "this photo has expired; upload it again")
         models = [r["model"] for r in job["results"] if r["model"] in self.engine.colorizers]
         models = models or self.compared_models()  # its models were all taken away: new ones
-        with self.engine.slot():
+        with self.engine.slot(job["width"] * job["height"]):
             outputs = self._colour(decode(path, job["filename"]), job["filename"], models, size)
             results = self._results(outputs, keep=True)
         return self._add_job(job["upload_id"], results, size)
@@ -152,17 +159,42 @@ class Service:
         assert found is not None, "a job just written must be readable"
         return found
 
+    # ------------------------------------------------------------------ downloads
+    def encoded(self, result: dict[str, Any], fmt: str) -> Path:
+        """A kept result's file in `fmt`: the PNG itself, or its JPEG/WebP, encoded on first
+        request inside an inference slot (a 25 MP encode is a second of CPU and ~100 MB) and
+        kept beside it until the upload expires."""
+        png = self.files / result["file"]
+        _, ext, _, _ = OUTPUT_FORMATS[fmt]
+        if ext == "png":
+            return png
+        path = png.with_suffix(f".{ext}")
+        with self._encode_locks[hash(path.name) % len(self._encode_locks)]:
+            if path.is_file():
+                return path
+            if not png.is_file():
+                raise WebError(404, "this photo has expired; upload it again")
+            with self.engine.slot(result["width"] * result["height"]):
+                with Image.open(png) as img:
+                    data = encode(img, fmt)
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)  # whole or absent, never half a file
+        return path
+
     # ------------------------------------------------------------------ expiry
     def cleanup(self, now: float | None = None) -> int:
         """Delete expired uploads and their files, and stray files older than the TTL."""
         now = time.time() if now is None else now
         removed = 0
         for name in self.store.expire(now):
-            try:
-                (self.files / name).unlink()
-                removed += 1
-            except FileNotFoundError:
-                pass
+            derived = [f"{name[:-4]}.{ext}" for ext in DERIVED] if name.endswith(".png") else []
+            for each in (name, *derived):  # a result's PNG and its downloaded encodings
+                try:
+                    (self.files / each).unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    pass
         # files a crash left without a database row (nothing lives longer than the TTL)
         cutoff = now - self.settings.file_ttl - 60
         if self.files.is_dir():

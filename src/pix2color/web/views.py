@@ -7,7 +7,6 @@ application/json`, and puts the returned card into the page.
 
 from __future__ import annotations
 
-import io
 import tempfile
 import time
 import zipfile
@@ -24,9 +23,8 @@ from flask import (
     send_from_directory,
     url_for,
 )
-from PIL import Image
 
-from pix2color.web.downloads import OUTPUT_FORMATS, download_name, encode, parse_format
+from pix2color.web.downloads import OUTPUT_FORMATS, download_name, parse_format
 from pix2color.web.errors import WebError, wants_json
 from pix2color.web.jobs import current_service
 from pix2color.web.security import csrf_required, owns, page_owner, rate_limited
@@ -213,12 +211,8 @@ def download(result_id: str):
     name = download_name(r["filename"], label, ext)
     if not r["file"]:
         raise WebError(404, "this result has no stored image (it was coloured through the API)")
-    path = current_service().files / r["file"]
-    if fmt == "png":
-        return send_file(path, mimetype=mime, as_attachment=True, download_name=name)
-    with Image.open(path) as img:
-        data = encode(img, fmt)
-    return send_file(io.BytesIO(data), mimetype=mime, as_attachment=True, download_name=name)
+    path = current_service().encoded(r, fmt)  # a re-encoding takes a slot, once per format
+    return send_file(path, mimetype=mime, as_attachment=True, download_name=name)
 
 
 @bp.get("/download")
@@ -245,17 +239,13 @@ def download_all():
             while name in used:  # two photos with one name: family.jpg, family.jpg
                 name, n = f"{stem} ({n}).{ext}", n + 1
             used.add(name)
-            entries.append((name, files / r["file"]))
+            entries.append((name, dict(r, width=job["width"], height=job["height"])))
     if not entries:
         raise WebError(404, "none of these photos is here any more; upload them again")
     out = tempfile.SpooledTemporaryFile(max_size=64 * 2**20)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:  # PNG/JPEG: packed
-        for name, path in entries:
-            if fmt == "png":
-                zf.write(path, name)
-            else:
-                with Image.open(path) as img:
-                    zf.writestr(name, encode(img, fmt))
+        for name, result in entries:
+            zf.write(svc.encoded(result, fmt), name)  # kept encodings, made in slots
     out.seek(0)
     return send_file(
         out,
