@@ -199,3 +199,11 @@ def test_a_download_is_encoded_once_in_a_slot_and_expires_with_its_photo(app, cl
     assert len(slots) == 2  # only B's JPEG was new
     assert service.cleanup(now=time.time() + 601) == 4 + 2  # upload, view, 2 PNGs, 2 JPEGs
     assert list(service.files.iterdir()) == []
+
+
+def test_malloc_arenas_can_be_limited_on_glibc():
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert engine_module.limit_malloc_arenas(8) is True  # glibc's own limit on 1 CPU

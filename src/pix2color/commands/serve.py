@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--connections-per-client",
         type=int,
-        help="open connections per client address; more are closed at once (default: 16; "
+        help="open connections per client address; more are closed at once (default: 32; "
         "0 behind a reverse proxy, TRUSTED_PROXIES: there every client has the proxy's "
         "address, and the proxy caps them)",
     )
@@ -76,9 +76,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from pix2color.web import create_app
+    from pix2color.web.engine import limit_malloc_arenas
     from pix2color.web.server import make_server
     from pix2color.web.store import StoreError
 
+    # before any thread starts: few malloc arenas, so freed memory is reused and trimmed
+    limit_malloc_arenas(2)
     given = {
         key: value
         for key, value in (
@@ -111,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     behind_proxy = bool(app.config["TRUSTED_PROXIES"])
     per_client = args.connections_per_client
     if per_client is None:
-        per_client = 0 if behind_proxy else 16
+        per_client = 0 if behind_proxy else 32
     print(
         f"pix2color serving http://{args.host}:{args.port}/  "
         f"models: {', '.join(service.engine.names)}; store: {service.store.describe()}; "

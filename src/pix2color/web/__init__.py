@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = dict(
     MAX_CONTENT_LENGTH=50 * 2**20,  # bytes per request (413 above)
     MAX_PIXELS=25_000_000,  # per photo (413 above): colouring takes ~100 MB per megapixel
     INFERENCE_SLOTS=2,  # photos decoded and coloured (or results encoded) at once
-    INFERENCE_QUEUE=8,  # requests that may wait for a slot; one more is busy (503) at once
+    INFERENCE_QUEUE=16,  # requests that may wait for a slot; one more is busy (503) at once
     BUSY_TIMEOUT=10.0,  # seconds a request waits for a slot before 503
     COLORIZE_PER_MINUTE=60,  # per client address (429 above)
     # per client address (429 above): a person rates each of up to 3 results and picks one,

@@ -73,18 +73,33 @@ def load_colorizers(specs: list[str], size: int) -> dict[str, Colorizer]:
     return colorizers
 
 
-def _libc_malloc_trim():
-    """glibc's malloc_trim, or None (musl, macOS: nothing to call)."""
+def _libc(name: str):
+    """A glibc function, or None (musl, macOS: nothing to call)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
 
 
-_MALLOC_TRIM = _libc_malloc_trim()
+_MALLOC_TRIM = _libc("malloc_trim")
+if _MALLOC_TRIM is not None:
+    _MALLOC_TRIM.argtypes, _MALLOC_TRIM.restype = [ctypes.c_size_t], ctypes.c_int
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """At most `arenas` glibc malloc arenas (call before the request threads start).
+
+    glibc gives threads up to 8 arenas per CPU; each keeps freed memory of its own, so a
+    server with many request threads grows after bursts. False where there is no mallopt.
+    """
+    mallopt = _libc("mallopt")
+    if mallopt is None:
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_ARENA_MAX, arenas))
+
+
 BIG_PIXELS = 2_000_000  # after heavy work on a photo this big, give freed memory back
 
 
