@@ -207,3 +207,31 @@ def test_malloc_arenas_can_be_limited_on_glibc():
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
     assert engine_module.limit_malloc_arenas(8) is True  # glibc's own limit on 1 CPU
+
+
+def test_a_freed_slot_goes_to_the_longest_waiting_request():
+    slots = engine_module.FairSlots(1)
+    assert slots.acquire(timeout=1)
+    order, started = [], []
+
+    def waiter(i):
+        started.append(i)
+        if slots.acquire(timeout=10):
+            order.append(i)
+            time.sleep(0.01)
+            slots.release()
+
+    threads = []
+    for i in range(5):
+        t = threading.Thread(target=waiter, args=(i,))
+        t.start()
+        threads.append(t)
+        while len(started) <= i:
+            time.sleep(0.001)
+        time.sleep(0.02)  # queued in this order
+    assert not slots.acquire(timeout=0.01)  # timing out leaves the queue as it was
+    slots.release()
+    for t in threads:
+        t.join(10)
+    assert order == [0, 1, 2, 3, 4]
+    assert slots.acquire(timeout=0.1)  # and the slot is free again
