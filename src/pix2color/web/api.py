@@ -16,7 +16,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request, send_file
 
 from pix2color import __version__
-from pix2color.web.downloads import OUTPUT_FORMATS, download_name, encode, parse_format
+from pix2color.web.downloads import OUTPUT_FORMATS, download_name, parse_format
 from pix2color.web.errors import WebError
 from pix2color.web.jobs import current_service
 from pix2color.web.openapi import openapi_spec
@@ -40,15 +40,18 @@ def colorize():
     size = svc.settings.size(request.values.get("size"))
     fmt = parse_format(request.values.get("format"))
     token, owner = new_api_token()
-    done = svc.colorize(
-        request.files.get("image"), size=size, models=[model], keep=False, owner=owner
+    done = svc.colorize(  # the answer is encoded in the colouring's slot: heavy work too
+        request.files.get("image"),
+        size=size,
+        models=[model],
+        keep=False,
+        owner=owner,
+        encode_as=fmt,
     )
     _, ext, mime, _ = OUTPUT_FORMATS[fmt]
-    image = done.outputs[0].image
-    with svc.engine.slot(image.width * image.height):  # a big encode is heavy work too
-        data = encode(image, fmt)
+    assert done.encoded is not None
     response = send_file(
-        io.BytesIO(data),
+        io.BytesIO(done.encoded),
         mimetype=mime,
         as_attachment=True,
         download_name=download_name(done.job["filename"], None, ext),

@@ -54,6 +54,7 @@ class Colouring:
 
     job: dict[str, Any]
     outputs: list[Output]
+    encoded: bytes | None = None  # the first output in the format asked for (the API)
 
 
 class Service:
@@ -69,7 +70,14 @@ class Service:
 
     # ------------------------------------------------------------------ colouring
     def colorize(
-        self, file: FileStorage | None, *, size: int, models: list[str], keep: bool, owner: str
+        self,
+        file: FileStorage | None,
+        *,
+        size: int,
+        models: list[str],
+        keep: bool,
+        owner: str,
+        encode_as: str | None = None,
     ) -> Colouring:
         """Check, decode and colour an upload with each model, and record it as a new job.
 
@@ -77,6 +85,8 @@ class Service:
         every file goes at once and only the rows stay (the API).
         owner: the digest of the sender's secret (security.page_owner, new_api_token): only
         its holder may rate the results or re-run the photo.
+        encode_as: also encode the first result in this download format, in the same slot
+        (the API's answer: a second wait for a slot would put it at the back of the queue).
         """
         path, filename = save_upload(self.files, file)
         upload_id = new_id()
@@ -88,6 +98,7 @@ class Service:
                 outputs = self._colour(photo, filename, models, size)
                 view = self._keep_view(upload_id, photo) if keep else None
                 results = self._results(outputs, keep)
+                data = encode(outputs[0].image, encode_as) if encode_as else None
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -100,7 +111,7 @@ class Service:
                  width=width, height=height, format=fmt, source="web" if keep else "api",
                  created_at=now, expires_at=now + self.settings.file_ttl, owner=owner)
         )  # fmt: skip
-        return Colouring(self._add_job(upload_id, results, size), outputs)
+        return Colouring(self._add_job(upload_id, results, size), outputs, data)
 
     def rerun(self, job: dict[str, Any], size: int) -> dict[str, Any]:
         """Colour a kept upload again at another working size -> a new job (new labels)."""
