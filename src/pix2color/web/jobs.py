@@ -4,10 +4,11 @@
 card, the API answers with the image and keeps only the rows (so that it can be rated).
 
 Files live in the instance folder under random names: the upload as sent (`<id>.upload`, never
-served), a browser-friendly copy of it (`<id>-view.jpg|png`), one PNG per result, and the
-result's JPEG or WebP once somebody downloads it in that format (`<result id>.jpg|webp`: encoded
-once, in an inference slot, then sent from the file). They expire FILE_TTL seconds after the
-upload; ratings do not.
+served), a browser-friendly copy of it (`<id>-view.jpg|png`), one PNG per result, a thumbnail
+of the view and of each result (`...-thumb.webp`, THUMB_SIDE px at most: what the page shows
+until someone asks for full size), and the result's JPEG or WebP once somebody downloads it in
+that format (`<result id>.jpg|webp`: encoded once, in an inference slot, then sent from the
+file). They expire FILE_TTL seconds after the upload; ratings do not.
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ log = logging.getLogger(__name__)
 
 LABELS = "ABCDEFGH"
 DERIVED = tuple(ext for _, ext, _, _ in OUTPUT_FORMATS.values() if ext != "png")  # jpg, webp
+THUMB_SIDE = 1280  # the page shows thumbnails this long at most; full size only when asked
+
+
+def thumb_name(name: str) -> str:
+    """`<id>.png` -> `<id>-thumb.webp`: the page's copy of an image (WebP keeps alpha)."""
+    return f"{name.rsplit('.', 1)[0]}-thumb.webp"
+
+
+def derived_names(name: str) -> list[str]:
+    """The files made from a kept file, which expire with it: its thumbnail, its downloads."""
+    stem = name.rsplit(".", 1)[0]
+    return [n for n in (thumb_name(name), *(f"{stem}.{ext}" for ext in DERIVED)) if n != name]
 
 
 @dataclass(frozen=True)
@@ -146,8 +159,18 @@ class Service:
         """The page's "before": upright and 8-bit, JPEG unless it has transparency."""
         alpha = photo.alpha is not None
         name = f"{upload_id}-view.{'png' if alpha else 'jpg'}"
-        view_image(photo).save(self.files / name, **({} if alpha else {"quality": 90}))
+        view = view_image(photo)
+        view.save(self.files / name, **({} if alpha else {"quality": 90}))
+        self._save_thumb(view, name)
         return name
+
+    def _save_thumb(self, image: Image.Image, name: str) -> None:
+        """The page's copy: THUMB_SIDE px at most (a view and its results get the same size)."""
+        w, h = image.size
+        scale = min(1.0, THUMB_SIDE / max(w, h))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        thumb = image if scale == 1.0 else image.resize(size, Image.Resampling.BICUBIC, None, 2.0)
+        thumb.save(self.files / thumb_name(name), format="WEBP", quality=85)
 
     def _results(self, outputs: list[Output], keep: bool) -> list[dict[str, Any]]:
         """Result rows labelled A, B, ... in random order; with keep, each written as a PNG."""
@@ -159,6 +182,7 @@ class Service:
             row = dict(id=rid, model=out.model, label=label, seconds=out.seconds)
             if keep:
                 out.image.save(self.files / f"{rid}.png", format="PNG", compress_level=3)
+                self._save_thumb(out.image, f"{rid}.png")
                 row["file"] = f"{rid}.png"
             results.append(row)
         return results
@@ -199,8 +223,7 @@ class Service:
         now = time.time() if now is None else now
         removed = 0
         for name in self.store.expire(now):
-            derived = [f"{name[:-4]}.{ext}" for ext in DERIVED] if name.endswith(".png") else []
-            for each in (name, *derived):  # a result's PNG and its downloaded encodings
+            for each in (name, *derived_names(name)):  # with its thumbnail and downloads
                 try:
                     (self.files / each).unlink()
                     removed += 1

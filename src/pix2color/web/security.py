@@ -111,10 +111,13 @@ def csrf_required(view: View) -> View:
 
 
 # ---------------------------------------------------------------- owners
-def page_owner() -> str:
-    """The owner digest of this browser session's photos (its secret is made on first use)."""
+def page_owner(create: bool = True) -> str | None:
+    """The owner digest of this browser session's photos (its secret is made on first use;
+    with create=False, None for a session that has sent none)."""
     secret = session.get("owner")
     if not secret:
+        if not create:
+            return None
         secret = session["owner"] = secrets.token_urlsafe(24)
     return owner_digest("page", secret)
 

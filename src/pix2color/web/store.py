@@ -297,6 +297,18 @@ class Store:
             job["ratings"] = {r["model"]: r for r in cur.fetchall()}
         return job
 
+    def jobs_of(self, owner: str, now: float | None = None, limit: int = 100) -> list[str]:
+        """The live jobs of an owner's uploads, newest first (the page lists its session's)."""
+        now = time.time() if now is None else now
+        with self.transaction() as cur:
+            cur.execute(
+                "SELECT j.id FROM jobs j JOIN uploads u ON u.id = j.upload_id"
+                " WHERE u.owner = ? AND u.expires_at > ? ORDER BY j.created_at DESC, j.id"
+                " LIMIT ?",
+                [owner, now, limit],
+            )
+            return [row["id"] for row in cur.fetchall()]
+
     def get_result(self, result_id: str, now: float | None = None) -> dict[str, Any] | None:
         """A live result with its job's working size and its upload's name and size."""
         now = time.time() if now is None else now

@@ -26,7 +26,7 @@ from flask import (
 
 from pix2color.web.downloads import OUTPUT_FORMATS, download_name, parse_format
 from pix2color.web.errors import WebError, wants_json
-from pix2color.web.jobs import current_service
+from pix2color.web.jobs import current_service, thumb_name
 from pix2color.web.security import csrf_required, owns, page_owner, rate_limited
 from pix2color.web.store import check_score
 
@@ -54,7 +54,7 @@ def _job(job_id: str) -> dict[str, Any]:
 def _own_job(job_id: str, action: str) -> dict[str, Any]:
     """A job this browser session sent (403 for anyone else's: only its sender may judge it)."""
     job = _job(job_id)
-    if not owns(job, page_owner()):
+    if not owns(job, page_owner(create=False) or ""):
         raise WebError(
             403,
             f"only the person who uploaded this photo can {action} it, in the browser it was "
@@ -103,8 +103,12 @@ def _job_response(job: dict[str, Any], status: int = 201):
 def index():
     svc = current_service()
     settings, names = svc.settings, svc.engine.names
+    owner = page_owner(create=False)
+    ids = svc.store.jobs_of(owner, limit=settings.max_files_per_zip) if owner else []
+    jobs = [job for job in map(svc.store.get_job, ids) if job is not None]
     return render_template(
         "index.html",
+        cards=[card(job) for job in jobs],  # this session's photos, newest first
         n_models=len(names),
         compare_models=min(len(names), settings.compare_models),
         sizes=SIZE_CHOICES,
@@ -189,6 +193,20 @@ def original(job_id: str):
     return _send(view, "image/png" if view.endswith(".png") else "image/jpeg")
 
 
+def _send_thumb(name: str | None, full_mimetype: str) -> Response:
+    """An image's thumbnail (what the page shows), or the image itself where it has none."""
+    thumb = thumb_name(name) if name else None
+    if thumb and (current_service().files / thumb).is_file():
+        return _send(thumb, "image/webp")
+    return _send(name, full_mimetype)
+
+
+@bp.get("/jobs/<job_id>/original/thumb")
+def original_thumb(job_id: str):
+    view = _job(job_id)["view"] or ""
+    return _send_thumb(view, "image/png" if view.endswith(".png") else "image/jpeg")
+
+
 def _result(result_id: str) -> dict[str, Any]:
     result = current_service().store.get_result(result_id)
     if result is None:
@@ -200,6 +218,11 @@ def _result(result_id: str) -> dict[str, Any]:
 def result_image(result_id: str):
     r = _result(result_id)
     return _send(r["file"], "image/png")
+
+
+@bp.get("/results/<result_id>/thumb")
+def result_thumb(result_id: str):
+    return _send_thumb(_result(result_id)["file"], "image/png")
 
 
 @bp.get("/results/<result_id>/download")
