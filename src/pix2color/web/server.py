@@ -139,6 +139,10 @@ def make_server(app: Flask, *, per_client: int = 0, **adjustments: Any):
     per_client: at most this many open connections per client address (0: no cap).
     """
     adjustments.setdefault("max_request_body_size", int(app.config["MAX_CONTENT_LENGTH"]) + 1)
+    if int(app.config.get("TRUSTED_PROXIES") or 0):
+        # waitress deletes every X-Forwarded-* header unless told whom to trust; the app's
+        # ProxyFix believes exactly TRUSTED_PROXIES of them, so waitress must pass them on
+        adjustments.setdefault("clear_untrusted_proxy_headers", False)
     sockets: dict = {}
     server = create_server(app, map=sockets, **adjustments)
     clients = ClientCount(per_client)
