@@ -147,7 +147,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0, help="time limit per client count")
     p.add_argument("--size", type=int, default=256, help="working size sent with each request")
     p.add_argument("--slots", type=int, default=2, help="the server's inference slots")
-    p.add_argument("--threads", type=int, default=8, help="the server's request threads")
+    p.add_argument(
+        "--threads", type=int, help="the server's request threads (default: the server's own)"
+    )
     p.add_argument("--busy-timeout", type=float, default=10.0, help="seconds before 503")
     p.add_argument("--big", action="store_true", help="add a 12 Mpx photo to the mix")
     args = p.parse_args()
@@ -174,8 +176,7 @@ def main() -> None:
                 instance,
                 "--slots",
                 str(args.slots),
-                "--threads",
-                str(args.threads),
+                *(["--threads", str(args.threads)] if args.threads else []),
                 "--models",
                 *models,
             ],
@@ -204,8 +205,9 @@ def main() -> None:
             ]
             run_level(f"{base}/api/v1/colorize", 1, 2, 30, bodies, server.pid)  # warm-up
             print(
-                f"pix2color serve (waitress, {args.threads} threads, {args.slots} inference "
-                f"slots, busy timeout {args.busy_timeout:g} s), models {', '.join(models)}, "
+                f"pix2color serve (waitress, {args.threads or 'default'} threads, "
+                f"{args.slots} inference slots, busy timeout {args.busy_timeout:g} s), "
+                f"models {', '.join(models)}, "
                 f"working size {args.size}; {platform.processor() or platform.machine()}, "
                 f"{os.cpu_count()} CPUs; photos: {', '.join(n for n, _ in photos(args.big))} "
                 f"(grey JPEG) -> JPEG; idle server RSS {idle:.0f} MB"

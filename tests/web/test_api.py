@@ -224,13 +224,23 @@ def test_models_lists_names_sizes_and_limits(client):
     assert body["limits"]["max_pixels"] == 1_000_000
 
 
+def colorized_job(client, **fields) -> tuple[str, str]:
+    """Colour a photo through the API -> (its job id, its rating token)."""
+    r = colorize(client, photo_bytes(), **fields)
+    assert r.status_code == 200, r.json
+    return r.headers["X-Job-Id"], r.headers["X-Rating-Token"]
+
+
 def test_ratings_api_records_scores_and_choices(app, client):
-    job = colorize(client, photo_bytes()).headers["X-Job-Id"]
-    r = client.post("/api/v1/ratings", json={"job": job, "score": 4})
+    job, token = colorized_job(client)
+    r = client.post("/api/v1/ratings", json={"job": job, "token": token, "score": 4})
     assert r.status_code == 201 and r.json["saved"] == {"score": {"model": "alpha", "score": 4}}
-    client.post("/api/v1/ratings", json={"job": job, "model": "A", "score": 2})  # changed mind
-    stats = app.extensions["pix2color"].store.model_stats()
-    assert stats["alpha"]["n"] == 1 and stats["alpha"]["total"] == 2
+    changed = {"job": job, "token": token, "model": "A", "score": 2}  # a changed mind
+    assert client.post("/api/v1/ratings", json=changed).status_code == 201
+    store = app.extensions["pix2color"].store
+    assert store.model_stats("named")["alpha"]["n"] == 1
+    assert store.model_stats("named")["alpha"]["total"] == 2
+    assert store.model_stats("blind") == {}  # the caller chose the model: not a blind rating
 
 
 @pytest.mark.parametrize(
@@ -241,16 +251,18 @@ def test_ratings_api_records_scores_and_choices(app, client):
         ({"job": "JOB", "score": True}, 400, "score must be"),
         ({"job": "JOB"}, 400, "say what to record"),
         ({"job": "JOB", "best": "alpha"}, 400, "best needs a comparison"),
-        ({"job": "JOB", "score": 3, "model": "gamma"}, 400, "is not a result of this job"),
+        ({"job": "JOB", "score": 3, "model": "gamma"}, 400, "its results are A"),
         ({"job": "JOB", "stars": 3}, 400, "unknown field(s) ['stars']"),
+        ({"job": "JOB", "token": None, "score": 3}, 403, "X-Rating-Token"),
+        ({"job": "JOB", "token": "guess", "score": 3}, 403, "cannot be rated with that token"),
         (["JOB"], 400, "not a JSON object"),
     ],
 )
 def test_ratings_api_refusals(client, body, status, message):
-    job = colorize(client, photo_bytes()).headers["X-Job-Id"]
-    body = (
-        {k: job if v == "JOB" else v for k, v in body.items()} if isinstance(body, dict) else body
-    )
+    job, token = colorized_job(client)
+    if isinstance(body, dict):
+        body = {"token": token, **body, "job": job if body["job"] == "JOB" else body["job"]}
+        body = {k: v for k, v in body.items() if v is not None}
     r = client.post("/api/v1/ratings", json=body)
     assert r.status_code == status and message in r.json["error"], r.json
 

@@ -164,16 +164,22 @@ def test_statistics_page_and_csv_show_the_ratings(client, page_job):
     client.post(f"/jobs/{job}/rate", data={"result": a, "score": "5"}, headers=headers)
     client.post(f"/jobs/{job}/rate", data={"result": b, "score": "2"}, headers=headers)
     client.post(f"/jobs/{job}/rate", data={"best": a}, headers=headers)
-    rows = {r["model"]: r for r in client.get("/admin/stats.json", headers=BEARER).json["models"]}
+    stats = client.get("/admin/stats.json", headers=BEARER).json
+    rows = {r["model"]: r for r in stats["blind"]}
+    assert all(r["n"] == 0 for r in stats["named"])
     winner = next(m for m, r in rows.items() if r["wins"] == 1)
     assert rows[winner]["mos"] == 5 and rows[winner]["win_rate"] == 1.0
     assert sum(r["comparisons"] for r in rows.values()) == 2
     html = client.get("/admin/stats", headers=BEARER).get_data(as_text=True)
     assert "2 star ratings and\n    1 blind comparison" in html and "5.00" in html
+    assert "Named ratings (the API)" in html and "0 star ratings so far" in html
     csv = client.get("/admin/ratings.csv", headers=BEARER)
     assert csv.mimetype == "text/csv" and "attachment" in csv.headers["Content-Disposition"]
     lines = csv.get_data(as_text=True).strip().splitlines()
-    assert lines[0] == "id,created_at,updated_at,job_id,model,label,size,score,best,compared,source"
+    assert lines[0] == (
+        "id,created_at,updated_at,job_id,model,label,size,score,best,compared,source,blind,rater"
+    )
+    assert {line.split(",")[11] for line in lines[1:]} == {"1"}  # page ratings are blind
     assert len(lines) == 3 and all(f",{job}," in line for line in lines[1:])
     assert {line.split(",")[7] for line in lines[1:]} == {"5", "2"}
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -296,6 +297,38 @@ def use_the_page(page, server: str, tmp_path: Path, shots: Path) -> None:
         page.locator("#zip-link").click()
     assert info.value.suggested_filename == "pix2color-colorized.zip"
 
+    # a reload lists the session's photo with its judgement; thumbnails until full size
+    page.reload()
+    page.locator(".card[data-job]").wait_for()
+    assert page.locator(".card[data-job]").count() == 1
+    assert page.locator(".result.is-best").get_attribute("data-label") == "B"
+    assert page.inner_text("#toolbar-count") == "1 photo coloured"
+    after = ".result[data-label=A] .compare-after"
+    assert page.locator(after).get_attribute("src").endswith("/thumb")
+    page.locator(".result[data-label=A] .js-fullsize").click()
+    wait_until(page, f"document.querySelector('{after}').getAttribute('src').endsWith('/image')")
+    wait_until(page, f"document.querySelector('{after}').complete")
+    page.locator(".result[data-label=A] .js-fullsize").click()
+
+    # re-run at another size: the new colouring is added beside the first, both in the zip
+    first = page.locator(".card[data-job]").first
+    first.locator(".rerun select").select_option("128")
+    first.locator(".rerun button").click()
+    wait_until(page, "document.querySelectorAll('.card[data-job]').length === 2")
+    cards = page.locator(".card[data-job]")
+    assert "working size 128 px" in cards.nth(0).inner_text()
+    assert "working size 192 px" in cards.nth(1).inner_text()
+    assert page.inner_text("#toolbar-count") == "2 photos coloured"
+    with page.expect_download() as info:
+        page.locator("#zip-link").click()
+    both = tmp_path / "both.zip"
+    info.value.save_as(both)
+    with zipfile.ZipFile(both) as zf:
+        assert len(zf.namelist()) == 4  # A and B of each colouring
+    page.reload()
+    page.locator(".card[data-job]").first.wait_for()
+    assert page.locator(".card[data-job]").count() == 2
+
     # a file that is no photo gets an explanation, not a broken card
     bad = tmp_path / "notes.png"
     bad.write_text("<svg xmlns='http://www.w3.org/2000/svg'></svg>")
@@ -308,13 +341,16 @@ def use_the_page(page, server: str, tmp_path: Path, shots: Path) -> None:
     page.goto(f"{server}/admin")
     page.fill("input[name=token]", ADMIN)
     page.click("button[type=submit]")
-    page.locator("table.stats").wait_for()
-    text = page.inner_text("table.stats")
-    assert page.locator("tr[data-model]").count() == 2
-    rated = page.locator("tr[data-model]", has_text="4.00")
+    blind = page.locator("table.stats[data-kind=blind]")
+    blind.wait_for()
+    text = blind.inner_text()
+    assert blind.locator("tr[data-model]").count() == 2
+    rated = blind.locator("tr[data-model]", has_text="4.00")
     assert rated.count() == 1  # A: 4 stars
-    assert page.locator("tr[data-model]", has_text="100%").count() == 1  # B: 1 win of 1
+    assert blind.locator("tr[data-model]", has_text="100%").count() == 1  # B: 1 win of 1
     assert "alpha" in text and "beta" in text
+    named = page.locator("table.stats[data-kind=named]")  # the API's, counted apart: none
+    assert named.locator("tr[data-model]", has_text="–").count() == 2
     page.screenshot(path=str(shots / "4-statistics.png"), full_page=True)
 
 

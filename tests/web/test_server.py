@@ -119,3 +119,24 @@ def test_uploads_within_the_limit_still_work(served):
     status, headers, payload = exchange(served, head, body)
     assert status == 200 and headers["content-type"] == "image/png"
     assert payload.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("trusted", [0, 1])
+def test_forwarded_headers_reach_the_app_through_waitress_only_when_trusted(make_app, trusted):
+    """waitress drops X-Forwarded-* by default; behind a trusted proxy the app needs them."""
+    app = make_app({"TRUSTED_PROXIES": trusted})
+    server = make_server(app, host="127.0.0.1", port=0, threads=2)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        status, headers, _ = exchange(
+            server.effective_port,
+            "GET / HTTP/1.1\nHost: x\nX-Forwarded-Proto: https\nX-Forwarded-For: 203.0.113.7\n"
+            "Connection: close\n",
+        )
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown()
+        thread.join(10)
+    assert status == 200
+    assert ("Secure" in headers["set-cookie"]) == bool(trusted)

@@ -11,7 +11,15 @@ import pytest
 from PIL import Image
 
 from tests.conftest import real_photo
-from tests.web.conftest import ADMIN_TOKEN, csrf, decoded, photo_bytes, result_ids, upload
+from tests.web.conftest import (
+    ADMIN_TOKEN,
+    csrf,
+    decoded,
+    page_headers,
+    photo_bytes,
+    result_ids,
+    upload,
+)
 
 
 def test_index_page_has_no_inline_code_and_a_csrf_token(client):
@@ -140,7 +148,7 @@ def test_a_rating_survives_a_restart(make_app, backend, request):
     # a new app on the same instance folder and database: a restarted server
     again = make_app(config).test_client()
     stats = again.get("/admin/stats.json", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    assert sum(row["n"] for row in stats.json["models"]) == 1
+    assert sum(row["n"] for row in stats.json["blind"]) == 1
     assert again.get(f"/jobs/{job}").status_code == 200  # and the photo is still there
 
 
@@ -211,14 +219,14 @@ def test_files_expire_but_ratings_stay(app, client, page_job):
     client.post(f"/jobs/{job}/rate", data={"result": a, "score": "3"}, headers=headers)
     files = app.extensions["pix2color"].files
     kept = sorted(p.name for p in files.iterdir())
-    assert len(kept) == 4  # the upload, its view copy, two results
+    assert len(kept) == 7  # the upload, its view copy, two results, and their 3 thumbnails
     stray = files / "left-by-a-crash.png"
     stray.write_bytes(b"x")
     os.utime(stray, (time.time() - 3600, time.time() - 3600))
     service = app.extensions["pix2color"]
     assert service.cleanup(now=time.time() + 60) == 1  # only the stray file is old enough
     assert client.get(f"/jobs/{job}").status_code == 200
-    assert service.cleanup(now=time.time() + 601) == 4  # past FILE_TTL (600 s)
+    assert service.cleanup(now=time.time() + 601) == 7  # past FILE_TTL (600 s)
     assert list(files.iterdir()) == []
     gone = client.get(f"/jobs/{job}", headers={"Accept": "application/json"})
     assert gone.status_code == 404 and "kept for 10 minutes" in gone.json["error"]
@@ -234,3 +242,57 @@ def test_cleanup_runs_on_requests(app, client, page_job, monkeypatch):
     client.get("/")
     client.get("/")  # within CLEANUP_INTERVAL: not again
     assert len(calls) == 1
+
+
+def test_the_home_page_lists_this_session_s_photos_after_a_reload(app, client):
+    headers = page_headers(client)
+    first = client.post("/jobs", data={"image": upload(photo_bytes(), "one.jpg")}, headers=headers)
+    second = client.post("/jobs", data={"image": upload(photo_bytes(), "two.jpg")}, headers=headers)
+    html = client.get("/").get_data(as_text=True)  # a reload
+    listed = re.findall(r'<article class="card" id="job-([^"]+)"', html)
+    assert listed == [second.json["job"], first.json["job"]]  # newest first
+    assert 'id="toolbar" data-zip-url="/download">' in html  # shown, not hidden
+    stranger = app.test_client()
+    other = stranger.get("/").get_data(as_text=True)
+    assert '<article class="card"' not in other  # another session sees none of them
+    assert 'id="toolbar" data-zip-url="/download" hidden>' in other
+
+
+def test_a_rerun_is_kept_beside_the_first_and_both_go_in_the_zip(client, page_job):
+    job, _, headers = page_job
+    again = client.post(f"/jobs/{job}/rerun", data={"size": "128"}, headers=headers).json["job"]
+    html = client.get("/").get_data(as_text=True)
+    assert re.findall(r'<article class="card" id="job-([^"]+)"', html) == [again, job]
+    r = client.get(f"/download?format=png&jobs={again},{job}")
+    with zipfile.ZipFile(io.BytesIO(r.data)) as zf:
+        assert len(zf.namelist()) == 4  # two results of each
+
+
+def test_the_page_shows_thumbnails_and_full_size_only_when_asked(client):
+    from pix2color.web.jobs import THUMB_SIDE
+
+    headers = page_headers(client)
+    big = photo_bytes(size=(1600, 600))  # under the tests' 1 MP limit
+    r = client.post("/jobs", data={"image": upload(big, "big.jpg")}, headers=headers)
+    job, html = r.json["job"], r.json["html"]
+    rid = result_ids(html)[0]
+    assert (
+        f'src="/jobs/{job}/original/thumb"' in html and f'data-full="/jobs/{job}/original"' in html
+    )
+    assert f'src="/results/{rid}/thumb"' in html and f'data-full="/results/{rid}/image"' in html
+    assert 'width="1600" height="600"' in html  # the page keeps the photo's proportions
+    for url in (f"/jobs/{job}/original/thumb", f"/results/{rid}/thumb"):
+        thumb = client.get(url)
+        assert (
+            thumb.mimetype == "image/webp" and thumb.headers["Cache-Control"] == "private, no-store"
+        )
+        assert decoded(thumb.data).size == (THUMB_SIDE, THUMB_SIDE * 600 // 1600)
+    assert decoded(client.get(f"/results/{rid}/image").data).size == (1600, 600)
+
+
+def test_a_photo_without_a_thumbnail_shows_the_full_image(app, client, page_job):
+    _, (a, _), _ = page_job
+    files = app.extensions["pix2color"].files
+    (files / f"{a}-thumb.webp").unlink()  # coloured before thumbnails existed
+    r = client.get(f"/results/{a}/thumb")
+    assert r.status_code == 200 and r.mimetype == "image/png"

@@ -34,10 +34,14 @@ DEFAULTS: dict[str, Any] = dict(
     COMPARE_MODELS=3,  # a page upload is coloured by this many models (random ones if more)
     MAX_CONTENT_LENGTH=50 * 2**20,  # bytes per request (413 above)
     MAX_PIXELS=25_000_000,  # per photo (413 above): colouring takes ~100 MB per megapixel
-    INFERENCE_SLOTS=2,  # photos decoded and coloured at once
+    INFERENCE_SLOTS=2,  # photos decoded and coloured (or results encoded) at once
+    INFERENCE_QUEUE=16,  # requests that may wait for a slot; one more is busy (503) at once
     BUSY_TIMEOUT=10.0,  # seconds a request waits for a slot before 503
     COLORIZE_PER_MINUTE=60,  # per client address (429 above)
-    RATINGS_PER_MINUTE=120,
+    # per client address (429 above): a person rates each of up to 3 results and picks one,
+    # 4 requests a photo, a photo every 10 s or more; a script gets no further
+    RATINGS_PER_MINUTE=30,
+    RATINGS_PER_HOUR=300,
     FILE_TTL=3600,  # seconds uploads and results are kept
     CLEANUP_INTERVAL=60,  # seconds between sweeps of expired files
     MAX_FILES_PER_ZIP=100,
@@ -123,7 +127,12 @@ def create_app(
                 "configs/pix2pix-scratch.toml) and pass it: --models runs/pix2pix-scratch/model"
             )
         colorizers = load_colorizers(list(specs), size=settings.default_size)
-    engine = Engine(colorizers, slots=settings.inference_slots, wait=settings.busy_timeout)
+    engine = Engine(
+        colorizers,
+        slots=settings.inference_slots,
+        wait=settings.busy_timeout,
+        queue=settings.inference_queue,
+    )
     store = Store.open(app.config["DATABASE_URL"], instance)
     app.extensions["pix2color"] = Service(store, engine, settings)
     app.extensions["pix2color.settings"] = settings

@@ -2,6 +2,10 @@
 
 Browsers log in once with a form (the session remembers); scripts send
 `Authorization: Bearer <token>`. Without a configured token the pages say how to set one.
+
+Blind ratings (the page: names hidden until judged) and named ones (the API: the caller chose
+the model) are counted apart, in two tables and under two keys of stats.json; only the blind
+ones compare models fairly. The CSV has a `blind` column (1 or 0) and the rater's digest.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from pix2color.web.security import (
     token_matches,
 )
 from pix2color.web.stats import summarize
-from pix2color.web.store import RATING_COLUMNS
+from pix2color.web.store import KINDS, RATING_COLUMNS
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -82,27 +86,39 @@ def logout():
     return redirect(url_for("views.index"), code=303)
 
 
-def _rows() -> list[dict]:
+def _rows() -> dict[str, list[dict]]:
+    """The statistics rows of each kind of rating: blind, named."""
     svc = current_service()
-    return summarize(svc.store.model_stats(), svc.engine.names)
+    return {kind: summarize(svc.store.model_stats(kind), svc.engine.names) for kind in KINDS}
 
 
 @bp.get("/stats")
 @admin_required
 def stats():
-    rows = _rows()
-    return render_template(
-        "stats.html",
-        rows=rows,
-        total_scores=sum(r["n"] for r in rows),
-        total_comparisons=sum(r["wins"] for r in rows),  # one winner per comparison
-    )
+    tables = _rows()
+    totals = {
+        kind: dict(
+            scores=sum(r["n"] for r in rows),
+            comparisons=sum(r["wins"] for r in rows),  # one winner per comparison
+        )
+        for kind, rows in tables.items()
+    }
+    return render_template("stats.html", tables=tables, totals=totals)
 
 
 @bp.get("/stats.json")
 @admin_required
 def stats_json():
-    return jsonify(models=_rows())
+    tables = _rows()
+    return jsonify(
+        blind=tables["blind"],
+        named=tables["named"],
+        about={
+            "blind": "page ratings: the model names were hidden until the person had judged; "
+            "these compare the models",
+            "named": "API ratings: the caller chose the model by name; counted apart",
+        },
+    )
 
 
 def _iso(t: float | None) -> str:

@@ -2,6 +2,10 @@
 
 Stateless for the caller: no cookies, no CSRF token (a cross-site form cannot send JSON, and
 `colorize` changes nothing a person owns). Every refusal is `{"error": message, "status": code}`.
+
+Ratings: `colorize` answers with X-Job-Id and X-Rating-Token; only that token rates that job,
+so nobody rates another's colouring, nor a page upload (the page's own session rates those). The
+caller chose the model, so API ratings are "named" and counted apart from the page's blind ones.
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ from typing import Any
 from flask import Blueprint, jsonify, request, send_file
 
 from pix2color import __version__
-from pix2color.web.downloads import OUTPUT_FORMATS, download_name, encode, parse_format
+from pix2color.web.downloads import OUTPUT_FORMATS, download_name, parse_format
 from pix2color.web.errors import WebError
 from pix2color.web.jobs import current_service
 from pix2color.web.openapi import openapi_spec
-from pix2color.web.security import rate_limited
-from pix2color.web.store import SCORES, StoreError, check_score
+from pix2color.web.security import new_api_token, owns, rate_limited
+from pix2color.web.store import SCORES, StoreError, check_score, owner_digest
 
 bp = Blueprint("api", __name__)
 
@@ -35,15 +39,25 @@ def colorize():
         )
     size = svc.settings.size(request.values.get("size"))
     fmt = parse_format(request.values.get("format"))
-    done = svc.colorize(request.files.get("image"), size=size, models=[model], keep=False)
+    token, owner = new_api_token()
+    done = svc.colorize(  # the answer is encoded in the colouring's slot: heavy work too
+        request.files.get("image"),
+        size=size,
+        models=[model],
+        keep=False,
+        owner=owner,
+        encode_as=fmt,
+    )
     _, ext, mime, _ = OUTPUT_FORMATS[fmt]
+    assert done.encoded is not None
     response = send_file(
-        io.BytesIO(encode(done.outputs[0].image, fmt)),
+        io.BytesIO(done.encoded),
         mimetype=mime,
         as_attachment=True,
         download_name=download_name(done.job["filename"], None, ext),
     )
     response.headers["X-Job-Id"] = done.job["id"]
+    response.headers["X-Rating-Token"] = token  # the one key to rate this job
     response.headers["X-Model"] = model
     response.headers["X-Working-Size"] = str(size)
     response.headers["Cache-Control"] = "no-store"
@@ -84,6 +98,7 @@ def models():
             max_pixels=settings.max_pixels,
             colorize_per_minute=settings.colorize_per_minute,
             ratings_per_minute=settings.ratings_per_minute,
+            ratings_per_hour=settings.ratings_per_hour,
         ),
     )
 
@@ -93,8 +108,17 @@ def _result_of(job: dict[str, Any], ref: Any, field: str) -> dict[str, Any]:
     for r in job["results"]:
         if ref in (r["model"], r["label"]):
             return r
-    names = ", ".join(f"{r['label']} ({r['model']})" for r in job["results"])
-    raise WebError(400, f"{field} {str(ref)[:60]!r} is not a result of this job; it has {names}")
+    # labels only: behind a label a model's name may be hidden (blind comparisons)
+    labels = ", ".join(r["label"] for r in job["results"])
+    raise WebError(
+        400, f"{field} {str(ref)[:60]!r} is not a result of this job; its results are {labels}"
+    )
+
+
+NO_TOKEN = (
+    "this job cannot be rated with that token: send the X-Rating-Token header that "
+    "POST /api/v1/colorize answered with for this job, as the field token"
+)
 
 
 @bp.post("/api/v1/ratings")
@@ -105,9 +129,11 @@ def ratings():
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise WebError(400, 'the body is not a JSON object like {"job": "...", "score": 4}')
-    unknown = set(data) - {"job", "model", "score", "best"}
+    unknown = set(data) - {"job", "token", "model", "score", "best"}
     if unknown:
-        raise WebError(400, f"unknown field(s) {sorted(unknown)}; use job, model, score, best")
+        raise WebError(
+            400, f"unknown field(s) {sorted(unknown)}; use job, token, model, score, best"
+        )
     if "score" not in data and "best" not in data:
         raise WebError(
             400,
@@ -117,6 +143,8 @@ def ratings():
     job = current_service().store.get_job(str(data.get("job", "")))
     if job is None:
         raise WebError(404, "no such job (jobs can be rated until their photo expires)")
+    if not owns(job, owner_digest("api", str(data.get("token", "")))):
+        raise WebError(403, NO_TOKEN)
     store, saved = current_service().store, {}
     if "score" in data:
         score = check_score(data["score"])

@@ -4,8 +4,11 @@
 card, the API answers with the image and keeps only the rows (so that it can be rated).
 
 Files live in the instance folder under random names: the upload as sent (`<id>.upload`, never
-served), a browser-friendly copy of it (`<id>-view.jpg|png`), and one PNG per result. They
-expire FILE_TTL seconds after the upload; ratings do not.
+served), a browser-friendly copy of it (`<id>-view.jpg|png`), one PNG per result, a thumbnail
+of the view and of each result (`...-thumb.webp`, THUMB_SIDE px at most: what the page shows
+until someone asks for full size), and the result's JPEG or WebP once somebody downloads it in
+that format (`<result id>.jpg|webp`: encoded once, in an inference slot, then sent from the
+file). They expire FILE_TTL seconds after the upload; ratings do not.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import current_app
@@ -23,6 +27,7 @@ from PIL import Image
 from werkzeug.datastructures import FileStorage
 
 from pix2color.data.images import Photo
+from pix2color.web.downloads import OUTPUT_FORMATS, encode
 from pix2color.web.engine import Engine
 from pix2color.web.errors import WebError
 from pix2color.web.settings import WebSettings
@@ -32,6 +37,19 @@ from pix2color.web.uploads import check_header, decode, new_id, save_upload, vie
 log = logging.getLogger(__name__)
 
 LABELS = "ABCDEFGH"
+DERIVED = tuple(ext for _, ext, _, _ in OUTPUT_FORMATS.values() if ext != "png")  # jpg, webp
+THUMB_SIDE = 1280  # the page shows thumbnails this long at most; full size only when asked
+
+
+def thumb_name(name: str) -> str:
+    """`<id>.png` -> `<id>-thumb.webp`: the page's copy of an image (WebP keeps alpha)."""
+    return f"{name.rsplit('.', 1)[0]}-thumb.webp"
+
+
+def derived_names(name: str) -> list[str]:
+    """The files made from a kept file, which expire with it: its thumbnail, its downloads."""
+    stem = name.rsplit(".", 1)[0]
+    return [n for n in (thumb_name(name), *(f"{stem}.{ext}" for ext in DERIVED)) if n != name]
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,7 @@ class Colouring:
 
     job: dict[str, Any]
     outputs: list[Output]
+    encoded: bytes | None = None  # the first output in the format asked for (the API)
 
 
 class Service:
@@ -59,26 +78,40 @@ class Service:
         self.files = settings.files
         self._cleanup_lock = threading.Lock()
         self._last_cleanup = 0.0
+        # one encoding per result and format at a time: the others wait, then find the file
+        self._encode_locks = [threading.Lock() for _ in range(64)]
 
     # ------------------------------------------------------------------ colouring
     def colorize(
-        self, file: FileStorage | None, *, size: int, models: list[str], keep: bool
+        self,
+        file: FileStorage | None,
+        *,
+        size: int,
+        models: list[str],
+        keep: bool,
+        owner: str,
+        encode_as: str | None = None,
     ) -> Colouring:
         """Check, decode and colour an upload with each model, and record it as a new job.
 
         keep: keep the upload, a view copy of it and each result as files (the page); else
         every file goes at once and only the rows stay (the API).
+        owner: the digest of the sender's secret (security.page_owner, new_api_token): only
+        its holder may rate the results or re-run the photo.
+        encode_as: also encode the first result in this download format, in the same slot
+        (the API's answer: a second wait for a slot would put it at the back of the queue).
         """
         path, filename = save_upload(self.files, file)
         upload_id = new_id()
         try:
-            check_header(path, filename, self.settings.max_pixels)
+            _, width, height = check_header(path, filename, self.settings.max_pixels)
             # decoding, colouring and writing hold the slot: together they are the memory
-            with self.engine.slot():
+            with self.engine.slot(width * height):
                 photo = decode(path, filename)
                 outputs = self._colour(photo, filename, models, size)
                 view = self._keep_view(upload_id, photo) if keep else None
                 results = self._results(outputs, keep)
+                data = encode(outputs[0].image, encode_as) if encode_as else None
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -89,9 +122,9 @@ class Service:
         self.store.add_upload(
             dict(id=upload_id, filename=filename, stored=path.name if keep else None, view=view,
                  width=width, height=height, format=fmt, source="web" if keep else "api",
-                 created_at=now, expires_at=now + self.settings.file_ttl)
+                 created_at=now, expires_at=now + self.settings.file_ttl, owner=owner)
         )  # fmt: skip
-        return Colouring(self._add_job(upload_id, results, size), outputs)
+        return Colouring(self._add_job(upload_id, results, size), outputs, data)
 
     def rerun(self, job: dict[str, Any], size: int) -> dict[str, Any]:
         """Colour a kept upload again at another working size -> a new job (new labels)."""
@@ -100,7 +133,7 @@ class Service:
             raise WebError(404, "this photo has expired; upload it again")
         models = [r["model"] for r in job["results"] if r["model"] in self.engine.colorizers]
         models = models or self.compared_models()  # its models were all taken away: new ones
-        with self.engine.slot():
+        with self.engine.slot(job["width"] * job["height"]):
             outputs = self._colour(decode(path, job["filename"]), job["filename"], models, size)
             results = self._results(outputs, keep=True)
         return self._add_job(job["upload_id"], results, size)
@@ -126,8 +159,18 @@ class Service:
         """The page's "before": upright and 8-bit, JPEG unless it has transparency."""
         alpha = photo.alpha is not None
         name = f"{upload_id}-view.{'png' if alpha else 'jpg'}"
-        view_image(photo).save(self.files / name, **({} if alpha else {"quality": 90}))
+        view = view_image(photo)
+        view.save(self.files / name, **({} if alpha else {"quality": 90}))
+        self._save_thumb(view, name)
         return name
+
+    def _save_thumb(self, image: Image.Image, name: str) -> None:
+        """The page's copy: THUMB_SIDE px at most (a view and its results get the same size)."""
+        w, h = image.size
+        scale = min(1.0, THUMB_SIDE / max(w, h))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        thumb = image if scale == 1.0 else image.resize(size, Image.Resampling.BICUBIC, None, 2.0)
+        thumb.save(self.files / thumb_name(name), format="WEBP", quality=85)
 
     def _results(self, outputs: list[Output], keep: bool) -> list[dict[str, Any]]:
         """Result rows labelled A, B, ... in random order; with keep, each written as a PNG."""
@@ -139,6 +182,7 @@ class Service:
             row = dict(id=rid, model=out.model, label=label, seconds=out.seconds)
             if keep:
                 out.image.save(self.files / f"{rid}.png", format="PNG", compress_level=3)
+                self._save_thumb(out.image, f"{rid}.png")
                 row["file"] = f"{rid}.png"
             results.append(row)
         return results
@@ -150,17 +194,41 @@ class Service:
         assert found is not None, "a job just written must be readable"
         return found
 
+    # ------------------------------------------------------------------ downloads
+    def encoded(self, result: dict[str, Any], fmt: str) -> Path:
+        """A kept result's file in `fmt`: the PNG itself, or its JPEG/WebP, encoded on first
+        request inside an inference slot (a 25 MP encode is a second of CPU and ~100 MB) and
+        kept beside it until the upload expires."""
+        png = self.files / result["file"]
+        _, ext, _, _ = OUTPUT_FORMATS[fmt]
+        if ext == "png":
+            return png
+        path = png.with_suffix(f".{ext}")
+        with self._encode_locks[hash(path.name) % len(self._encode_locks)]:
+            if path.is_file():
+                return path
+            if not png.is_file():
+                raise WebError(404, "this photo has expired; upload it again")
+            with self.engine.slot(result["width"] * result["height"]):
+                with Image.open(png) as img:
+                    data = encode(img, fmt)
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)  # whole or absent, never half a file
+        return path
+
     # ------------------------------------------------------------------ expiry
     def cleanup(self, now: float | None = None) -> int:
         """Delete expired uploads and their files, and stray files older than the TTL."""
         now = time.time() if now is None else now
         removed = 0
         for name in self.store.expire(now):
-            try:
-                (self.files / name).unlink()
-                removed += 1
-            except FileNotFoundError:
-                pass
+            for each in (name, *derived_names(name)):  # with its thumbnail and downloads
+                try:
+                    (self.files / each).unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    pass
         # files a crash left without a database row (nothing lives longer than the TTL)
         cutoff = now - self.settings.file_ttl - 60
         if self.files.is_dir():

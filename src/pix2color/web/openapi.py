@@ -77,10 +77,16 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {
-                            "description": "The coloured photo, with headers X-Job-Id (to rate "
-                            "it), X-Model and X-Working-Size.",
+                            "description": "The coloured photo, with headers X-Job-Id and "
+                            "X-Rating-Token (to rate it), X-Model and X-Working-Size.",
                             "headers": {
                                 "X-Job-Id": {"schema": {"type": "string"}},
+                                "X-Rating-Token": {
+                                    "description": "The secret that rates this job (POST "
+                                    "/api/v1/ratings, field token); only its holder can rate "
+                                    "the job. Keep it private.",
+                                    "schema": {"type": "string"},
+                                },
                                 "X-Model": {"schema": {"type": "string"}},
                                 "X-Working-Size": {"schema": {"type": "integer"}},
                             },
@@ -117,8 +123,13 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                 "post": {
                     "summary": "Record a person's judgement of a job's results",
                     "description": f"A {SCORES[0]}-{SCORES[-1]} score for one result and/or "
-                    "which result was best. Rating the same job and model again replaces the "
-                    "earlier answer.",
+                    "which result was best, for a job this caller coloured: send the job's "
+                    "X-Job-Id and X-Rating-Token from POST /api/v1/colorize. One rating per "
+                    "result: rating it again replaces the earlier answer, never adds one. The "
+                    "caller chose the model, so API ratings are counted as named ratings, apart "
+                    "from the page's blind ones. At most "
+                    f"{settings.ratings_per_minute} ratings a minute and "
+                    f"{settings.ratings_per_hour} an hour per client address (429 above).",
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -131,6 +142,7 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
                         "400": _error("A missing or invalid field."),
+                        "403": _error("The token is missing or is not this job's."),
                         "404": _error("No such job, or it has expired."),
                         "415": _error("The body is not JSON."),
                         "429": too_many,
@@ -168,10 +180,14 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                 },
                 "Rating": {
                     "type": "object",
-                    "required": ["job"],
+                    "required": ["job", "token"],
                     "additionalProperties": False,
                     "properties": {
                         "job": {"type": "string", "description": "X-Job-Id of a colouring."},
+                        "token": {
+                            "type": "string",
+                            "description": "X-Rating-Token of the same colouring.",
+                        },
                         "model": {
                             "type": "string",
                             "description": "The rated result: model name or label (A, B...).",

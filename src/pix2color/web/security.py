@@ -9,8 +9,12 @@
 - CSRF: the page's forms and fetches carry a per-session token (a hidden field or the
   X-CSRF-Token header), compared in constant time. The JSON API needs none: it uses no cookies,
   and a cross-site form cannot send `application/json`.
-- Rate limits: a sliding window per client address and per kind of action, in memory (so per
-  server process: N processes allow N times the rate).
+- Rate limits: sliding windows per client address and per kind of action, in memory (so per
+  server process: N processes allow N times the rate). Ratings have two: RATINGS_PER_MINUTE
+  for bursts and RATINGS_PER_HOUR for a steady trickle.
+- Owners: only the sender of a photo may rate its results or re-run it. The page's session
+  holds a random owner secret (`page_owner`); the API's colorize call returns a fresh rating
+  token (`new_api_token`). The store keeps only their digests (store.owner_digest).
 - Cookies: the session cookie is HttpOnly, SameSite=Lax, and Secure whenever the request came
   over HTTPS: directly, or through a reverse proxy that says so in X-Forwarded-Proto when the
   operator trusts it (TRUSTED_PROXIES = the number of proxies in front; then werkzeug's ProxyFix
@@ -37,6 +41,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from pix2color.web.errors import WebError
 from pix2color.web.settings import WebSettings, current_settings
+from pix2color.web.store import owner_digest
 
 View = Callable[..., Any]
 
@@ -105,6 +110,30 @@ def csrf_required(view: View) -> View:
     return guarded
 
 
+# ---------------------------------------------------------------- owners
+def page_owner(create: bool = True) -> str | None:
+    """The owner digest of this browser session's photos (its secret is made on first use;
+    with create=False, None for a session that has sent none)."""
+    secret = session.get("owner")
+    if not secret:
+        if not create:
+            return None
+        secret = session["owner"] = secrets.token_urlsafe(24)
+    return owner_digest("page", secret)
+
+
+def new_api_token() -> tuple[str, str]:
+    """A fresh rating token for an API colouring -> (token for the caller, its owner digest)."""
+    token = secrets.token_urlsafe(24)
+    return token, owner_digest("api", token)
+
+
+def owns(job: dict[str, Any], digest: str) -> bool:
+    """Whether `digest` is the job's owner (constant time; a job without an owner has none)."""
+    owner = job.get("owner") or ""
+    return bool(owner) and hmac.compare_digest(owner, digest)
+
+
 # ---------------------------------------------------------------- rate limits
 class RateLimiter:
     """At most `limit` hits per `window` seconds per key (a sliding window of timestamps)."""
@@ -139,12 +168,15 @@ class RateLimiter:
                 del self._hits[k]
 
 
-def make_limiters(settings: WebSettings) -> dict[str, RateLimiter]:
-    """One limiter per kind of action that `rate_limited` names."""
+def make_limiters(settings: WebSettings) -> dict[str, list[RateLimiter]]:
+    """The limiters of each kind of action that `rate_limited` names (all must allow a hit)."""
     return {
-        "colorize": RateLimiter(settings.colorize_per_minute, 60.0),
-        "rate": RateLimiter(settings.ratings_per_minute, 60.0),
-        "login": RateLimiter(10, 60.0),
+        "colorize": [RateLimiter(settings.colorize_per_minute, 60.0)],
+        "rate": [
+            RateLimiter(settings.ratings_per_minute, 60.0),
+            RateLimiter(settings.ratings_per_hour, 3600.0),
+        ],
+        "login": [RateLimiter(10, 60.0)],
     }
 
 
@@ -154,8 +186,13 @@ def rate_limited(kind: str) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            limiter: RateLimiter = current_app.extensions["pix2color.limits"][kind]
-            wait = limiter.hit(request.remote_addr or "unknown")
+            limiters: list[RateLimiter] = current_app.extensions["pix2color.limits"][kind]
+            client = request.remote_addr or "unknown"
+            wait = 0.0
+            for limiter in limiters:  # a refused hit is not counted by the later windows
+                wait = limiter.hit(client)
+                if wait:
+                    break
             if wait:
                 raise WebError(
                     429,

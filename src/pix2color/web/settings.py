@@ -28,9 +28,11 @@ class WebSettings:
     max_bytes: int  # per request (Flask's MAX_CONTENT_LENGTH)
     max_pixels: int  # per photo
     inference_slots: int
+    inference_queue: int  # requests that may wait for a slot (more: busy at once)
     busy_timeout: float
     colorize_per_minute: int
     ratings_per_minute: int
+    ratings_per_hour: int
     file_ttl: float  # seconds uploads and results are kept
     cleanup_interval: float
     max_files_per_zip: int
@@ -54,9 +56,11 @@ class WebSettings:
             max_bytes=number("MAX_CONTENT_LENGTH"),
             max_pixels=number("MAX_PIXELS"),
             inference_slots=number("INFERENCE_SLOTS"),
+            inference_queue=number("INFERENCE_QUEUE"),
             busy_timeout=number("BUSY_TIMEOUT", float),
             colorize_per_minute=number("COLORIZE_PER_MINUTE"),
             ratings_per_minute=number("RATINGS_PER_MINUTE"),
+            ratings_per_hour=number("RATINGS_PER_HOUR"),
             file_ttl=number("FILE_TTL", float),
             cleanup_interval=number("CLEANUP_INTERVAL", float),
             max_files_per_zip=number("MAX_FILES_PER_ZIP"),

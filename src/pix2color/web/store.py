@@ -15,11 +15,23 @@ What lives where:
   updates the row. Ratings keep the model name and never reference the files, so they outlive
   the photos, which expire.
 
+Who may rate: an upload has an `owner`, the digest (owner_digest) of a secret only its sender
+holds: the page's session, or the token the API's colorize call returned. A job is rated only
+by its owner, so a result has at most one rating, and that rating's `rater` is the owner.
+A rating is `blind` when the result was shown under a neutral label with the names hidden
+(an upload from the page), named when the caller chose the model (the API); the statistics
+keep the two apart, since a named rating can be given by someone with a stake in a model.
+
+Older databases are brought up to date when the store opens (`_migrate`): missing columns are
+added, every rating is kept, and a rating from before is blind when it came from the page
+(`source = 'web'`), named otherwise.
+
 SQL is written once with `?` placeholders; the PostgreSQL backend turns them into `%s`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import threading
@@ -42,7 +54,8 @@ CREATE TABLE IF NOT EXISTS uploads (
     format TEXT,
     source TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL,
-    expires_at DOUBLE PRECISION NOT NULL
+    expires_at DOUBLE PRECISION NOT NULL,
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS uploads_expires ON uploads (expires_at);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -73,6 +86,8 @@ CREATE TABLE IF NOT EXISTS ratings (
     source TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL,
     updated_at DOUBLE PRECISION NOT NULL,
+    blind INTEGER CHECK (blind IN (0, 1)),
+    rater TEXT,
     UNIQUE (job_id, model)
 );
 CREATE INDEX IF NOT EXISTS ratings_model ON ratings (model);
@@ -80,8 +95,16 @@ CREATE INDEX IF NOT EXISTS ratings_model ON ratings (model);
 
 RATING_COLUMNS = (
     "id", "created_at", "updated_at", "job_id", "model", "label", "size", "score", "best",
-    "compared", "source",
+    "compared", "source", "blind", "rater",
 )  # fmt: skip
+
+# columns added since the first schema: (table, column, type, how existing rows are filled)
+_ADDED_COLUMNS = (
+    ("uploads", "owner", "TEXT", None),  # older uploads have no owner: nobody can rate them
+    ("ratings", "blind", "INTEGER", "CASE WHEN source = 'web' THEN 1 ELSE 0 END"),
+    ("ratings", "rater", "TEXT", None),  # unknown for ratings from before
+)
+KINDS = ("blind", "named")  # the two kinds of rating the statistics keep apart
 
 
 SCORES = range(1, 6)  # a rating's stars, the one range the page, the API and the table use
@@ -102,6 +125,11 @@ def check_score(score: object) -> int:
             f"score must be a whole number from {SCORES[0]} to {SCORES[-1]} stars; got {score!r}"
         )
     return score
+
+
+def owner_digest(kind: str, secret: str) -> str:
+    """What the store keeps of an owner's secret: `page` sessions and `api` tokens never match."""
+    return hashlib.sha256(f"pix2color-owner:{kind}:{secret}".encode()).hexdigest()
 
 
 def _ddl(id_column: str) -> list[str]:
@@ -191,9 +219,24 @@ class Store:
         self._local = threading.local()
 
     def create_schema(self) -> None:
+        """Create missing tables and bring an older database's tables up to date, at once."""
         with self.transaction() as cur:
             for statement in self._ddl():
                 cur.execute(statement)
+            self._migrate(cur)
+            # after _migrate: an older uploads table gets its owner column there
+            cur.execute("CREATE INDEX IF NOT EXISTS uploads_owner ON uploads (owner)")
+
+    def _migrate(self, cur: _Cursor) -> None:
+        """Add the columns an older schema lacks, filling them for the rows already there."""
+        for table, column, kind, fill in _ADDED_COLUMNS:
+            cur.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+            if column in cur.column_names():
+                continue
+            cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            if fill:
+                cur.execute(f"UPDATE {table} SET {column} = {fill}")
+            log.info("database updated: %s.%s added", table, column)
 
     def ping(self) -> None:
         """Raise StoreError if the database cannot answer a query."""
@@ -240,7 +283,7 @@ class Store:
         with self.transaction() as cur:
             cur.execute(
                 "SELECT j.id, j.size, j.created_at, j.upload_id, u.filename, u.stored, u.view,"
-                " u.width, u.height, u.format, u.source, u.expires_at"
+                " u.width, u.height, u.format, u.source, u.expires_at, u.owner"
                 " FROM jobs j JOIN uploads u ON u.id = j.upload_id"
                 " WHERE j.id = ? AND u.expires_at > ?",
                 [job_id, now],
@@ -253,6 +296,18 @@ class Store:
             cur.execute("SELECT model, score, best FROM ratings WHERE job_id = ?", [job_id])
             job["ratings"] = {r["model"]: r for r in cur.fetchall()}
         return job
+
+    def jobs_of(self, owner: str, now: float | None = None, limit: int = 100) -> list[str]:
+        """The live jobs of an owner's uploads, newest first (the page lists its session's)."""
+        now = time.time() if now is None else now
+        with self.transaction() as cur:
+            cur.execute(
+                "SELECT j.id FROM jobs j JOIN uploads u ON u.id = j.upload_id"
+                " WHERE u.owner = ? AND u.expires_at > ? ORDER BY j.created_at DESC, j.id"
+                " LIMIT ?",
+                [owner, now, limit],
+            )
+            return [row["id"] for row in cur.fetchall()]
 
     def get_result(self, result_id: str, now: float | None = None) -> dict[str, Any] | None:
         """A live result with its job's working size and its upload's name and size."""
@@ -278,18 +333,22 @@ class Store:
         source: str = "web",
         now: float | None = None,
     ) -> None:
-        """Record (or change) a score (SCORES) for one model's result on a job."""
+        """Record (or change) a score (SCORES) for one model's result on a job.
+
+        The caller has checked that the rater owns the job; a second rating of the same result
+        replaces the first (one rating per result and rater).
+        """
         check_score(score)
         result = _result_for(job, model)
         now = time.time() if now is None else now
         with self.transaction() as cur:
             cur.execute(
                 "INSERT INTO ratings (job_id, model, label, size, score, best, compared, source,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)"
-                " ON CONFLICT (job_id, model) DO UPDATE SET score = excluded.score,"
+                " created_at, updated_at, blind, rater) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?,"
+                " ?, ?) ON CONFLICT (job_id, model) DO UPDATE SET score = excluded.score,"
                 " updated_at = excluded.updated_at",
                 [job["id"], model, result["label"], job["size"], score, len(job["results"]),
-                 source, now, now],
+                 source, now, now, _blind(job), job.get("owner")],
             )  # fmt: skip
 
     def choose_best(
@@ -306,20 +365,27 @@ class Store:
             for r in job["results"]:
                 cur.execute(
                     "INSERT INTO ratings (job_id, model, label, size, score, best, compared,"
-                    " source, created_at, updated_at) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (job_id, model) DO UPDATE SET best = excluded.best,"
-                    " updated_at = excluded.updated_at",
+                    " source, created_at, updated_at, blind, rater) VALUES (?, ?, ?, ?, NULL, ?,"
+                    " ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, model) DO UPDATE SET"
+                    " best = excluded.best, updated_at = excluded.updated_at",
                     [job["id"], r["model"], r["label"], job["size"], int(r["model"] == winner),
-                     len(job["results"]), source, now, now],
+                     len(job["results"]), source, now, now, _blind(job), job.get("owner")],
                 )  # fmt: skip
 
-    def model_stats(self) -> dict[str, dict[str, float]]:
-        """Per model: n scores, their sum and sum of squares, comparisons and wins."""
+    def model_stats(self, kind: str | None = None) -> dict[str, dict[str, float]]:
+        """Per model: n scores, their sum and sum of squares, comparisons and wins.
+
+        kind: "blind" (names hidden: the page), "named" (the API), or None for both together.
+        """
+        if kind not in (None, *KINDS):
+            raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
+        where = "" if kind is None else f" WHERE blind = {int(kind == 'blind')}"
         with self.transaction() as cur:
             cur.execute(
                 "SELECT model, COUNT(score) AS n, COALESCE(SUM(score), 0) AS total,"
                 " COALESCE(SUM(score * score), 0) AS total_sq, COUNT(best) AS comparisons,"
-                " COALESCE(SUM(best), 0) AS wins FROM ratings GROUP BY model ORDER BY model"
+                f" COALESCE(SUM(best), 0) AS wins FROM ratings{where}"
+                " GROUP BY model ORDER BY model"
             )
             rows = cur.fetchall()
         return {r.pop("model"): {k: int(v) for k, v in r.items()} for r in rows}
@@ -373,6 +439,11 @@ def _result_for(job: dict[str, Any], model: str) -> dict[str, Any]:
     raise RatingError(f"model {model!r} has no result in job {job['id']}")
 
 
+def _blind(job: dict[str, Any]) -> int:
+    """1 when the job's results were shown with hidden names (a page upload), else 0."""
+    return int(job.get("source") == "web")
+
+
 class _Cursor:
     """A DB-API cursor that speaks `?` placeholders and returns rows as dicts."""
 
@@ -384,6 +455,10 @@ class _Cursor:
 
     def _names(self) -> list[str]:
         return [d[0] for d in self._cur.description]
+
+    def column_names(self) -> list[str]:
+        """The columns of the last query's result (for a SELECT with no rows too)."""
+        return self._names()
 
     def fetchone(self) -> dict[str, Any] | None:
         row = self._cur.fetchone()

@@ -7,7 +7,6 @@ application/json`, and puts the returned card into the page.
 
 from __future__ import annotations
 
-import io
 import tempfile
 import time
 import zipfile
@@ -24,12 +23,11 @@ from flask import (
     send_from_directory,
     url_for,
 )
-from PIL import Image
 
-from pix2color.web.downloads import OUTPUT_FORMATS, download_name, encode, parse_format
+from pix2color.web.downloads import OUTPUT_FORMATS, download_name, parse_format
 from pix2color.web.errors import WebError, wants_json
-from pix2color.web.jobs import current_service
-from pix2color.web.security import csrf_required, rate_limited
+from pix2color.web.jobs import current_service, thumb_name
+from pix2color.web.security import csrf_required, owns, page_owner, rate_limited
 from pix2color.web.store import check_score
 
 bp = Blueprint("views", __name__)
@@ -50,6 +48,18 @@ def _job(job_id: str) -> dict[str, Any]:
     job = current_service().store.get_job(job_id)
     if job is None:
         raise _gone()
+    return job
+
+
+def _own_job(job_id: str, action: str) -> dict[str, Any]:
+    """A job this browser session sent (403 for anyone else's: only its sender may judge it)."""
+    job = _job(job_id)
+    if not owns(job, page_owner(create=False) or ""):
+        raise WebError(
+            403,
+            f"only the person who uploaded this photo can {action} it, in the browser it was "
+            "uploaded from; upload your own photo to take part",
+        )
     return job
 
 
@@ -93,8 +103,12 @@ def _job_response(job: dict[str, Any], status: int = 201):
 def index():
     svc = current_service()
     settings, names = svc.settings, svc.engine.names
+    owner = page_owner(create=False)
+    ids = svc.store.jobs_of(owner, limit=settings.max_files_per_zip) if owner else []
+    jobs = [job for job in map(svc.store.get_job, ids) if job is not None]
     return render_template(
         "index.html",
+        cards=[card(job) for job in jobs],  # this session's photos, newest first
         n_models=len(names),
         compare_models=min(len(names), settings.compare_models),
         sizes=SIZE_CHOICES,
@@ -118,7 +132,9 @@ def create_job():
     svc = current_service()
     size = svc.settings.size(request.form.get("size"))
     models = svc.compared_models()
-    done = svc.colorize(request.files.get("image"), size=size, models=models, keep=True)
+    done = svc.colorize(
+        request.files.get("image"), size=size, models=models, keep=True, owner=page_owner()
+    )
     return _job_response(done.job)
 
 
@@ -126,7 +142,7 @@ def create_job():
 @rate_limited("colorize")
 @csrf_required
 def rerun(job_id: str):
-    job = _job(job_id)
+    job = _own_job(job_id, "re-run")
     svc = current_service()
     return _job_response(svc.rerun(job, svc.settings.size(request.form.get("size"))))
 
@@ -135,7 +151,7 @@ def rerun(job_id: str):
 @rate_limited("rate")
 @csrf_required
 def rate(job_id: str):
-    job = _job(job_id)
+    job = _own_job(job_id, "rate")
     by_id = {r["id"]: r for r in job["results"]}
     store = current_service().store
     if request.form.get("best"):
@@ -177,6 +193,20 @@ def original(job_id: str):
     return _send(view, "image/png" if view.endswith(".png") else "image/jpeg")
 
 
+def _send_thumb(name: str | None, full_mimetype: str) -> Response:
+    """An image's thumbnail (what the page shows), or the image itself where it has none."""
+    thumb = thumb_name(name) if name else None
+    if thumb and (current_service().files / thumb).is_file():
+        return _send(thumb, "image/webp")
+    return _send(name, full_mimetype)
+
+
+@bp.get("/jobs/<job_id>/original/thumb")
+def original_thumb(job_id: str):
+    view = _job(job_id)["view"] or ""
+    return _send_thumb(view, "image/png" if view.endswith(".png") else "image/jpeg")
+
+
 def _result(result_id: str) -> dict[str, Any]:
     result = current_service().store.get_result(result_id)
     if result is None:
@@ -190,6 +220,11 @@ def result_image(result_id: str):
     return _send(r["file"], "image/png")
 
 
+@bp.get("/results/<result_id>/thumb")
+def result_thumb(result_id: str):
+    return _send_thumb(_result(result_id)["file"], "image/png")
+
+
 @bp.get("/results/<result_id>/download")
 def download(result_id: str):
     r = _result(result_id)
@@ -199,12 +234,8 @@ def download(result_id: str):
     name = download_name(r["filename"], label, ext)
     if not r["file"]:
         raise WebError(404, "this result has no stored image (it was coloured through the API)")
-    path = current_service().files / r["file"]
-    if fmt == "png":
-        return send_file(path, mimetype=mime, as_attachment=True, download_name=name)
-    with Image.open(path) as img:
-        data = encode(img, fmt)
-    return send_file(io.BytesIO(data), mimetype=mime, as_attachment=True, download_name=name)
+    path = current_service().encoded(r, fmt)  # a re-encoding takes a slot, once per format
+    return send_file(path, mimetype=mime, as_attachment=True, download_name=name)
 
 
 @bp.get("/download")
@@ -231,17 +262,13 @@ def download_all():
             while name in used:  # two photos with one name: family.jpg, family.jpg
                 name, n = f"{stem} ({n}).{ext}", n + 1
             used.add(name)
-            entries.append((name, files / r["file"]))
+            entries.append((name, dict(r, width=job["width"], height=job["height"])))
     if not entries:
         raise WebError(404, "none of these photos is here any more; upload them again")
     out = tempfile.SpooledTemporaryFile(max_size=64 * 2**20)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:  # PNG/JPEG: packed
-        for name, path in entries:
-            if fmt == "png":
-                zf.write(path, name)
-            else:
-                with Image.open(path) as img:
-                    zf.writestr(name, encode(img, fmt))
+        for name, result in entries:
+            zf.write(svc.encoded(result, fmt), name)  # kept encodings, made in slots
     out.seek(0)
     return send_file(
         out,

@@ -187,6 +187,7 @@
     link.href = `${toolbar.dataset.zipUrl}?format=${encodeURIComponent(format)}&jobs=${jobs.map(encodeURIComponent).join(",")}`;
   }
   document.getElementById("zip-format")?.addEventListener("change", updateToolbar);
+  updateToolbar(); // the session's photos the server listed
 
   // ------------------------------------------------------------ the cards
   document.addEventListener("input", (event) => {
@@ -199,6 +200,12 @@
     if (!button) return;
     const figure = button.closest(".result").querySelector(".compare");
     const full = figure.classList.toggle("is-full");
+    // the page shows thumbnails; the full-resolution images are loaded only now, when asked
+    if (full) {
+      for (const img of figure.querySelectorAll("img[data-full]")) {
+        if (img.getAttribute("src") !== img.dataset.full) img.src = img.dataset.full;
+      }
+    }
     button.setAttribute("aria-pressed", String(full));
     button.textContent = full ? "Fit to width" : "Full size";
   });
@@ -250,9 +257,12 @@
       for (let attempt = 0; ; attempt++) {
         const res = await send(target.action, new FormData(target));
         if (res.ok) {
-          card.replaceWith(fromHTML(res.data.html));
+          // the new colouring goes beside the old one (newest first, as a reload lists
+          // them); both are kept, and both go into the zip
+          card.classList.remove("is-working");
+          setStatus(card, "");
+          card.before(fromHTML(res.data.html));
           updateToolbar();
-          if (!form) history.replaceState(null, "", res.data.url);
           return;
         }
         if ((res.status === 503 || res.status === 429) && attempt < 6) {
