@@ -11,6 +11,7 @@ from PIL import Image
 
 from pix2color.color import gray_to_L, rgb_to_lab
 from pix2color.errors import EXIT_USAGE, UsageError
+from pix2color.evaluate import simulated_points
 from pix2color.hints import (
     HintsError,
     Point,
@@ -31,6 +32,7 @@ from pix2color.propagate import (
     propagate,
     solve_difference,
 )
+from tests.conftest import real_photo
 
 BLUE = (32, 80, 192)
 
@@ -114,7 +116,7 @@ def two_regions(h=32, w=48):
 def test_a_point_colours_its_region_and_barely_the_other():
     L = two_regions()
     auto = torch.zeros(2, *L.shape)
-    out = propagate(L, auto, [(5.0, 16.0, 1.0)], [BLUE])
+    out = propagate(L, auto, [(5.0, 16.0, 1.0)], [BLUE], pull=1e-6)  # reach: the whole object
     target = torch.from_numpy(color_ab([BLUE])[0])[:, None]  # (2, 1)
     left, right = out[:, :, :24].reshape(2, -1), out[:, :, 24:].reshape(2, -1)
     assert (left - target).abs().max() < 0.2 * target.abs().max()  # the whole object, even far
@@ -191,3 +193,15 @@ def test_the_colorizer_without_points_is_unchanged(colorizer):
 def test_the_colorizer_refuses_points_outside_the_photo(colorizer):
     with pytest.raises(HintsError, match="outside the photo"):
         colorizer(_grey_two_halves(), points=[Point(96, 3, BLUE)])
+
+
+def test_simulated_points_are_reproducible_and_nested():
+    truth = real_photo("coffee")[:64, :96]
+    five, ten = simulated_points(truth, 5, "a/b"), simulated_points(truth, 10, "a/b")
+    assert ten[:5] == five and simulated_points(truth, 5, "a/b") == five
+    assert simulated_points(truth, 5, "other") != five
+    p = five[0]
+    assert 0 <= p.x < 96 and 0 <= p.y < 64 and p.radius == 2
+    lab = rgb_to_lab(truth)[int(p.y) - 1 : int(p.y) + 2, int(p.x) - 1 : int(p.x) + 2]
+    a, b = color_ab([p.color])[0]
+    assert abs(a - lab[..., 1].mean()) < 8 and abs(b - lab[..., 2].mean()) < 8
