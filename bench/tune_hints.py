@@ -24,7 +24,7 @@ from pix2color.data.images import photo_from_image
 from pix2color.evaluate import load_test_split, simulated_points
 from pix2color.hints import to_working
 from pix2color.inference import Colorizer
-from pix2color.propagate import propagate
+from pix2color.propagate import DIRECT_PIXELS, FINE_ITERATIONS, propagate
 
 
 def main() -> None:
@@ -34,6 +34,13 @@ def main() -> None:
     p.add_argument("--counts", type=int, nargs="+", default=[5, 20])
     p.add_argument("--sigmas", type=float, nargs="+", default=[0.03, 0.05, 0.1])
     p.add_argument("--pulls", type=float, nargs="+", default=[1e-5, 1e-4, 1e-3, 1e-2])
+    p.add_argument(
+        "--direct-pixels",
+        type=int,
+        default=DIRECT_PIXELS,
+        help="solve directly up to this many pixels (a huge value: the exact solution)",
+    )
+    p.add_argument("--iterations", type=int, default=FINE_ITERATIONS)
     p.add_argument("--limit", type=int, default=0, help="only the first N val photos")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -52,7 +59,10 @@ def main() -> None:
     auto = psnr(
         [np.asarray(c.join(ph, ab, s)) for ph, (ab, s) in zip(photos, predicted, strict=True)]
     )
-    print(f"{n} val photos, {args.model}; no points: PSNR {auto:.2f} dB\n")
+    print(
+        f"{n} val photos, {args.model}; no points: PSNR {auto:.2f} dB; direct solve up to "
+        f"{args.direct_pixels} pixels, then {args.iterations} iterations\n"
+    )
     print("| sigma | pull | " + " | ".join(f"N={k}" for k in args.counts) + " | ms/photo |")
     print("|---|---|" + "---|" * (len(args.counts) + 1))
     for sigma, pull in itertools.product(args.sigmas, args.pulls):
@@ -63,7 +73,16 @@ def main() -> None:
                 pts = pool[:k]
                 t0 = time.perf_counter()
                 centres = to_working(pts, ph.size, tuple(ab.shape[-2:]))
-                ab_k = propagate(s, ab, centres, [q.color for q in pts], sigma=sigma, pull=pull)
+                ab_k = propagate(
+                    s,
+                    ab,
+                    centres,
+                    [q.color for q in pts],
+                    sigma=sigma,
+                    pull=pull,
+                    direct_pixels=args.direct_pixels,
+                    fine_iterations=args.iterations,
+                )
                 spent += time.perf_counter() - t0
                 images.append(np.asarray(c.join(ph, ab_k, s)))
             row.append(psnr(images))

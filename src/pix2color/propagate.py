@@ -32,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 import torch
 
 from pix2color.color import rgb_to_lab_t
@@ -40,8 +42,8 @@ SIGMA = 0.05  # L edge scale, L in [0, 1]
 PULL = 1e-3  # weight of "stay automatic" per pixel, for a 256-pixel long side
 STIFFNESS = 50.0  # weight of "be the point's colour" per patch pixel (near a hard constraint)
 REFERENCE_SIDE = 256
-COARSEST_SIDE = 32  # the pyramid stops when the long side is at most this
-COARSE_ITERATIONS, FINE_ITERATIONS, TOLERANCE = 400, 50, 1e-4
+DIRECT_PIXELS = 20_000  # the pyramid stops at this size, solved directly (about 30 ms)
+FINE_ITERATIONS, TOLERANCE = 30, 1e-4
 
 
 def color_ab(colors: Sequence[tuple[int, int, int]]) -> np.ndarray:
@@ -74,15 +76,37 @@ def patches(
     return np.minimum(weight, 1.0), target
 
 
+def affinities(L: np.ndarray, sigma: float = SIGMA) -> tuple[np.ndarray, np.ndarray]:
+    """L (h, w) in [0, 100] -> the neighbours' weights: wx (h, w-1) between each pixel and the
+    one on its right, wy (h-1, w) and the one below; 1 where L is flat, near 0 across edges."""
+    g = np.asarray(L, np.float32) * np.float32(1 / 100)
+    scale = np.float32(-0.5 / sigma**2)
+    return np.exp(np.square(g[:, 1:] - g[:, :-1]) * scale), np.exp(
+        np.square(g[1:] - g[:-1]) * scale
+    )
+
+
+def _coarser(wx: np.ndarray, wy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weights between 2x2 blocks: the mean of the two fine weights crossing between them,
+    so that an edge that cuts the fine grid cuts the coarse one too (an average of L would blur
+    it away or invent one inside a block)."""
+    h, w = wx.shape[0], wy.shape[1]
+    hc, wc = (h + 1) // 2, (w + 1) // 2
+    across = wx[:, 1::2][:, : wc - 1]  # (h, wc-1): the fine edges between blocks J and J+1
+    if h % 2:
+        across = np.concatenate([across, across[-1:]])
+    down = wy[1::2][: hc - 1]  # (hc-1, w)
+    if w % 2:
+        down = np.concatenate([down, down[:, -1:]], axis=1)
+    return 0.5 * (across[::2] + across[1::2]), 0.5 * (down[:, ::2] + down[:, 1::2])
+
+
 class _Grid:
     """The system's matrix on one level: A = Laplacian(w) + diag(pull + stiffness * m)."""
 
-    def __init__(self, L: np.ndarray, mask: np.ndarray, pull: float, stiffness: float, sigma):
-        g = L * np.float32(1 / 100)  # (h, w) in [0, 1]
-        scale = np.float32(-0.5 / sigma**2)
-        self.wx = np.exp(np.square(g[:, 1:] - g[:, :-1]) * scale)  # (h, w-1): i and its right
-        self.wy = np.exp(np.square(g[1:] - g[:-1]) * scale)  # (h-1, w): i and the one below
-        diag = np.full(g.shape, pull, np.float32)
+    def __init__(self, wx: np.ndarray, wy: np.ndarray, mask: np.ndarray, pull, stiffness):
+        self.wx, self.wy = wx, wy
+        diag = np.full(mask.shape, pull, np.float32)
         diag += stiffness * mask
         diag[:, 1:] += self.wx
         diag[:, :-1] += self.wx
@@ -99,6 +123,25 @@ class _Grid:
         y[:, :-1] -= self.wy * x[:, 1:]
         y[:, 1:] -= self.wy * x[:, :-1]
         return y
+
+    def solve_direct(self, b: np.ndarray) -> np.ndarray:
+        """A^-1 b for b (2, h, w) by a sparse LU factorisation (one for both channels)."""
+        h, w = self.diag.shape
+        n = h * w
+        idx = np.arange(n).reshape(h, w)
+        rows = np.concatenate([idx[:, 1:].ravel(), idx[1:].ravel()])
+        cols = np.concatenate([idx[:, :-1].ravel(), idx[:-1].ravel()])
+        off = np.concatenate([self.wx.ravel(), self.wy.ravel()]).astype(np.float64)
+        A = sp.csc_matrix(
+            (np.concatenate([self.diag.ravel().astype(np.float64), -off, -off]),
+             (np.concatenate([idx.ravel(), rows, cols]),
+              np.concatenate([idx.ravel(), cols, rows]))),
+            shape=(n, n),
+        )  # fmt: skip
+        # the matrix is symmetric: an ordering of A + A^T and diagonal pivots keep the fill low
+        lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+        x = lu.solve(b.reshape(2, n).T.astype(np.float64))  # (n, 2)
+        return np.ascontiguousarray(x.T.reshape(2, h, w), dtype=np.float32)
 
     def solve(self, b: np.ndarray, x: np.ndarray, iterations: int, tol: float) -> np.ndarray:
         """Preconditioned conjugate gradients from x, per channel, until the residual is under
@@ -145,27 +188,26 @@ def solve_difference(
     pull: float = PULL,
     stiffness: float = STIFFNESS,
     fine_iterations: int = FINE_ITERATIONS,
+    direct_pixels: int = DIRECT_PIXELS,
 ) -> np.ndarray:
     """L (h, w) in [0, 100], patch weight mask (h, w) in [0, 1], target difference (2, h, w)
     -> the propagated difference (2, h, w) float32 (the energy in the module docstring)."""
-    L = np.asarray(L, np.float32)
     mask = np.asarray(mask, np.float32)
-    pull_here = pull * (REFERENCE_SIDE / max(L.shape)) ** 2
+    pull_here = pull * (REFERENCE_SIDE / max(mask.shape)) ** 2
     # the pyramid: each level's pixel stands for 4 of the finer level's, so the per-pixel
     # terms (pull, stiffness) weigh 4x; the neighbour term is scale-free in 2D and stays
-    levels = [(L, mask, mask * target, pull_here, stiffness)]
-    while max(levels[-1][0].shape) > COARSEST_SIDE:
-        Lc, mc, mtc, pc, sc = levels[-1]
-        levels.append((_halve(Lc), _halve(mc), _halve(mtc), 4 * pc, 4 * sc))
+    levels = [(*affinities(L, sigma), mask, mask * target, pull_here, stiffness)]
+    while levels[-1][2].size > direct_pixels:
+        wx, wy, m, mt, pc, sc = levels[-1]
+        levels.append((*_coarser(wx, wy), _halve(m), _halve(mt), 4 * pc, 4 * sc))
     x = None
-    for Lc, mc, mtc, pc, sc in reversed(levels):
-        grid = _Grid(Lc, mc, pc, sc, sigma)
-        b = (sc * mtc).astype(np.float32)  # stiffness * m * t: the patches' pull
+    for wx, wy, m, mt, pc, sc in reversed(levels):
+        grid = _Grid(wx, wy, m, pc, sc)
+        b = (sc * mt).astype(np.float32)  # stiffness * m * t: the patches' pull
         if x is None:
-            x = np.zeros_like(b)
-            x = grid.solve(b, x, COARSE_ITERATIONS, TOLERANCE)
+            x = grid.solve_direct(b)
         else:
-            x = grid.solve(b, _double(x, Lc.shape), fine_iterations, TOLERANCE)
+            x = grid.solve(b, _double(x, m.shape), fine_iterations, TOLERANCE)
     return x.astype(np.float32, copy=False)
 
 
