@@ -24,7 +24,7 @@ from pix2color.data.images import photo_from_image
 from pix2color.evaluate import load_test_split, simulated_points
 from pix2color.hints import to_working
 from pix2color.inference import Colorizer
-from pix2color.propagate import DIRECT_PIXELS, FINE_ITERATIONS, propagate
+from pix2color.propagate import DIRECT_PIXELS, ITERATIONS, propagate
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
         default=DIRECT_PIXELS,
         help="solve directly up to this many pixels (a huge value: the exact solution)",
     )
-    p.add_argument("--iterations", type=int, default=FINE_ITERATIONS)
+    p.add_argument("--iterations", type=int, default=ITERATIONS)
     p.add_argument("--limit", type=int, default=0, help="only the first N val photos")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -81,7 +81,7 @@ def main() -> None:
                     sigma=sigma,
                     pull=pull,
                     direct_pixels=args.direct_pixels,
-                    fine_iterations=args.iterations,
+                    iterations=args.iterations,
                 )
                 spent += time.perf_counter() - t0
                 images.append(np.asarray(c.join(ph, ab_k, s)))

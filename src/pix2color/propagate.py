@@ -14,13 +14,16 @@ strong edge w is near 0, so a point's colour fills its own object and stops at i
 instead of spreading as a blob. The minimiser solves one sparse symmetric positive-definite
 system (Laplacian + pull + stiffness) d = stiffness * t per ab channel.
 
-A direct sparse solver took about 1 s for 256x256. Here: conjugate gradients with a Jacobi
-preconditioner, coarse to fine: the system is solved on a pyramid of 2x2-averaged copies, the
-coarsest (about 32 pixels) to convergence, and each finer level starts from the coarser
-solution, so the few iterations it runs only have to fix fine detail: about 50-70 ms for
-256x256 on one CPU, within about 0.5 ab units of the exact solution on average
-(bench/bench_hints.py, tests/test_propagate.py).
-numpy only: the arrays are small and every step is a whole-array operation.
+A direct sparse solver takes about 0.3-1 s for 256x256. Here: conjugate gradients preconditioned
+by a two-grid cycle. The coarse grid is the same system on blocks of f x f pixels (at most
+DIRECT_PIXELS blocks; between two blocks the sum of the weights crossing between them, so an edge
+that cuts the fine grid cuts the coarse one too), factorised once by sparse LU; each cycle is a
+damped Jacobi step (for the error that changes from pixel to pixel), the coarse solve (for the
+error smooth over an object, on which plain conjugate gradients need hundreds of steps), and
+Jacobi again. The coarse solution is the starting point. 15 steps on 256x192 take about 30-50 ms
+of one CPU and land within about 0.5 ab units (mean over the pixels) of the exact minimiser
+(tests/test_hints.py holds it to a direct solve; bench/bench_hints.py times it). numpy and
+scipy only: the arrays are small and every step is a whole-array operation.
 
 `pull` is given for a 256-pixel long side and scaled with the pixel area, so a point's reach is
 the same fraction of the photo at any working size. The defaults were chosen on the validation
@@ -42,8 +45,8 @@ SIGMA = 0.05  # L edge scale, L in [0, 1]
 PULL = 1e-3  # weight of "stay automatic" per pixel, for a 256-pixel long side
 STIFFNESS = 50.0  # weight of "be the point's colour" per patch pixel (near a hard constraint)
 REFERENCE_SIDE = 256
-DIRECT_PIXELS = 20_000  # the pyramid stops at this size, solved directly (about 30 ms)
-FINE_ITERATIONS, TOLERANCE = 30, 1e-4
+DIRECT_PIXELS = 5_000  # at most this many blocks (64x48 for 256x192), solved directly
+ITERATIONS, TOLERANCE, JACOBI_DAMPING = 15, 1e-5, 0.7
 
 
 def color_ab(colors: Sequence[tuple[int, int, int]]) -> np.ndarray:
@@ -86,34 +89,76 @@ def affinities(L: np.ndarray, sigma: float = SIGMA) -> tuple[np.ndarray, np.ndar
     )
 
 
-def _coarser(wx: np.ndarray, wy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The weights between 2x2 blocks: the mean of the two fine weights crossing between them,
-    so that an edge that cuts the fine grid cuts the coarse one too (an average of L would blur
-    it away or invent one inside a block)."""
-    h, w = wx.shape[0], wy.shape[1]
-    hc, wc = (h + 1) // 2, (w + 1) // 2
-    across = wx[:, 1::2][:, : wc - 1]  # (h, wc-1): the fine edges between blocks J and J+1
-    if h % 2:
-        across = np.concatenate([across, across[-1:]])
-    down = wy[1::2][: hc - 1]  # (hc-1, w)
-    if w % 2:
-        down = np.concatenate([down, down[:, -1:]], axis=1)
-    return 0.5 * (across[::2] + across[1::2]), 0.5 * (down[:, ::2] + down[:, 1::2])
+def _matrix(wx: np.ndarray, wy: np.ndarray, diag: np.ndarray) -> sp.csc_matrix:
+    """The (h*w, h*w) sparse matrix with `diag` on the diagonal and -w between neighbours."""
+    h, w = diag.shape
+    idx = np.arange(h * w).reshape(h, w)
+    rows = np.concatenate([idx[:, 1:].ravel(), idx[1:].ravel()])
+    cols = np.concatenate([idx[:, :-1].ravel(), idx[:-1].ravel()])
+    off = -np.concatenate([wx.ravel(), wy.ravel()]).astype(np.float64)
+    values = np.concatenate([diag.ravel().astype(np.float64), off, off])
+    where = (np.concatenate([idx.ravel(), rows, cols]), np.concatenate([idx.ravel(), cols, rows]))
+    return sp.csc_matrix((values, where), shape=(h * w, h * w))
+
+
+def _block_sums(x: np.ndarray, f: int) -> np.ndarray:
+    """(C, h, w) -> (C, ceil(h/f), ceil(w/f)): sums over f x f blocks (P^T x)."""
+    C, h, w = x.shape
+    hc, wc = -(-h // f), -(-w // f)
+    if (h, w) != (hc * f, wc * f):
+        x = np.pad(x, ((0, 0), (0, hc * f - h), (0, wc * f - w)))
+    return x.reshape(C, hc * f, wc, f).sum(axis=3).reshape(C, hc, f, wc).sum(axis=2)
+
+
+class _Coarse:
+    """The system on f x f blocks, factorised once: A_c = P^T A P with P the piecewise-constant
+    prolongation (a block's value on each of its pixels). Between two blocks, the weight is the
+    sum of the fine weights crossing between them, so an edge that cuts the fine grid cuts the
+    coarse one too."""
+
+    def __init__(self, wx: np.ndarray, wy: np.ndarray, extra: np.ndarray, f: int) -> None:
+        h, w = extra.shape
+        self.f, self.shape = f, (h, w)
+        hc, wc = -(-h // f), -(-w // f)
+        # the fine edges between block columns J and J + 1, then summed down each block row
+        across = np.pad(wx[:, f - 1 :: f][:, : wc - 1], ((0, hc * f - h), (0, 0)))
+        wxc = across.reshape(hc, f, wc - 1).sum(1)  # (hc, wc-1)
+        down = np.pad(wy[f - 1 :: f][: hc - 1], ((0, 0), (0, wc * f - w)))  # (hc-1, wc*f)
+        wyc = down.reshape(hc - 1, wc, f).sum(2)  # (hc-1, wc)
+        diag = _block_sums(extra[None], f)[0]
+        diag[:, 1:] += wxc
+        diag[:, :-1] += wxc
+        diag[1:] += wyc
+        diag[:-1] += wyc
+        # symmetric: an ordering of A + A^T and diagonal pivots keep the fill low
+        self.lu = spla.splu(
+            _matrix(wxc, wyc, diag), permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}
+        )
+        self.coarse_shape = (hc, wc)
+
+    def correct(self, r: np.ndarray) -> np.ndarray:
+        """P A_c^-1 P^T r for r (2, h, w): the residual's smooth part, solved on the blocks."""
+        rc = _block_sums(r, self.f).reshape(2, -1).T  # (n_c, 2)
+        xc = self.lu.solve(np.ascontiguousarray(rc)).T.reshape(2, *self.coarse_shape)
+        h, w = self.shape
+        fine = np.repeat(np.repeat(xc.astype(np.float32), self.f, axis=1), self.f, axis=2)
+        return fine[:, :h, :w]
 
 
 class _Grid:
-    """The system's matrix on one level: A = Laplacian(w) + diag(pull + stiffness * m)."""
+    """The system's matrix: A = Laplacian(w) + diag(pull + stiffness * m), on the working size."""
 
     def __init__(self, wx: np.ndarray, wy: np.ndarray, mask: np.ndarray, pull, stiffness):
         self.wx, self.wy = wx, wy
-        diag = np.full(mask.shape, pull, np.float32)
-        diag += stiffness * mask
+        self.extra = np.full(mask.shape, pull, np.float32)  # the diagonal beyond the Laplacian
+        self.extra += stiffness * mask
+        diag = self.extra.copy()
         diag[:, 1:] += self.wx
         diag[:, :-1] += self.wx
         diag[1:] += self.wy
         diag[:-1] += self.wy
         self.diag = diag
-        self.inv_diag = 1 / diag  # the Jacobi preconditioner
+        self.inv_diag = 1 / diag
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """A @ x for x (2, h, w)."""
@@ -126,29 +171,25 @@ class _Grid:
 
     def solve_direct(self, b: np.ndarray) -> np.ndarray:
         """A^-1 b for b (2, h, w) by a sparse LU factorisation (one for both channels)."""
-        h, w = self.diag.shape
-        n = h * w
-        idx = np.arange(n).reshape(h, w)
-        rows = np.concatenate([idx[:, 1:].ravel(), idx[1:].ravel()])
-        cols = np.concatenate([idx[:, :-1].ravel(), idx[:-1].ravel()])
-        off = np.concatenate([self.wx.ravel(), self.wy.ravel()]).astype(np.float64)
-        A = sp.csc_matrix(
-            (np.concatenate([self.diag.ravel().astype(np.float64), -off, -off]),
-             (np.concatenate([idx.ravel(), rows, cols]),
-              np.concatenate([idx.ravel(), cols, rows]))),
-            shape=(n, n),
-        )  # fmt: skip
-        # the matrix is symmetric: an ordering of A + A^T and diagonal pivots keep the fill low
-        lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
-        x = lu.solve(b.reshape(2, n).T.astype(np.float64))  # (n, 2)
-        return np.ascontiguousarray(x.T.reshape(2, h, w), dtype=np.float32)
+        return _Coarse(self.wx, self.wy, self.extra, 1).correct(b)
 
-    def solve(self, b: np.ndarray, x: np.ndarray, iterations: int, tol: float) -> np.ndarray:
-        """Preconditioned conjugate gradients from x, per channel, until the residual is under
-        tol times |b| or after `iterations` steps -> x (2, h, w)."""
+    def precondition(self, r: np.ndarray, coarse: _Coarse) -> np.ndarray:
+        """M^-1 r, a symmetric two-grid cycle: Jacobi, the coarse correction, Jacobi again.
+        Jacobi damps the error that changes from pixel to pixel, the blocks the error that is
+        smooth over an object: what conjugate gradients alone would take hundreds of steps on."""
+        z = JACOBI_DAMPING * self.inv_diag * r
+        z += coarse.correct(r - self.apply(z))
+        z += JACOBI_DAMPING * self.inv_diag * (r - self.apply(z))
+        return z
+
+    def solve(self, b: np.ndarray, coarse: _Coarse, iterations: int, tol: float) -> np.ndarray:
+        """Conjugate gradients preconditioned by the two-grid cycle, per channel, from the
+        coarse solution, until the residual is under tol times |b| or after `iterations` steps
+        -> x (2, h, w)."""
+        x = coarse.correct(b)
         r = b - self.apply(x)
         bound = tol * np.sqrt(np.square(b).sum(axis=(1, 2))) + 1e-12
-        z = self.inv_diag * r
+        z = self.precondition(r, coarse)
         p = z.copy()
         rz = (r * z).sum(axis=(1, 2))
         for _ in range(iterations):
@@ -158,25 +199,11 @@ class _Grid:
             alpha = rz / np.maximum((p * q).sum(axis=(1, 2)), 1e-30)
             x += alpha[:, None, None] * p
             r -= alpha[:, None, None] * q
-            z = self.inv_diag * r
+            z = self.precondition(r, coarse)
             rz_new = (r * z).sum(axis=(1, 2))
             p = z + (rz_new / np.maximum(rz, 1e-30))[:, None, None] * p
             rz = rz_new
         return x
-
-
-def _halve(x: np.ndarray) -> np.ndarray:
-    """(..., h, w) -> (..., ceil(h/2), ceil(w/2)): 2x2 means (the last row/column repeated)."""
-    h, w = x.shape[-2:]
-    if h % 2 or w % 2:
-        pad = [(0, 0)] * (x.ndim - 2) + [(0, h % 2), (0, w % 2)]
-        x = np.pad(x, pad, mode="edge")
-    return 0.25 * (x[..., ::2, ::2] + x[..., 1::2, ::2] + x[..., ::2, 1::2] + x[..., 1::2, 1::2])
-
-
-def _double(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(2, h, w) -> (2, *shape): each value repeated 2x2, cut to shape (a warm start only)."""
-    return np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)[:, : shape[0], : shape[1]].copy()
 
 
 def solve_difference(
@@ -187,28 +214,23 @@ def solve_difference(
     sigma: float = SIGMA,
     pull: float = PULL,
     stiffness: float = STIFFNESS,
-    fine_iterations: int = FINE_ITERATIONS,
+    iterations: int = ITERATIONS,
     direct_pixels: int = DIRECT_PIXELS,
 ) -> np.ndarray:
     """L (h, w) in [0, 100], patch weight mask (h, w) in [0, 1], target difference (2, h, w)
     -> the propagated difference (2, h, w) float32 (the energy in the module docstring)."""
     mask = np.asarray(mask, np.float32)
-    pull_here = pull * (REFERENCE_SIDE / max(mask.shape)) ** 2
-    # the pyramid: each level's pixel stands for 4 of the finer level's, so the per-pixel
-    # terms (pull, stiffness) weigh 4x; the neighbour term is scale-free in 2D and stays
-    levels = [(*affinities(L, sigma), mask, mask * target, pull_here, stiffness)]
-    while levels[-1][2].size > direct_pixels:
-        wx, wy, m, mt, pc, sc = levels[-1]
-        levels.append((*_coarser(wx, wy), _halve(m), _halve(mt), 4 * pc, 4 * sc))
-    x = None
-    for wx, wy, m, mt, pc, sc in reversed(levels):
-        grid = _Grid(wx, wy, m, pc, sc)
-        b = (sc * mt).astype(np.float32)  # stiffness * m * t: the patches' pull
-        if x is None:
-            x = grid.solve_direct(b)
-        else:
-            x = grid.solve(b, _double(x, m.shape), fine_iterations, TOLERANCE)
-    return x.astype(np.float32, copy=False)
+    h, w = mask.shape
+    pull_here = pull * (REFERENCE_SIDE / max(h, w)) ** 2
+    grid = _Grid(*affinities(L, sigma), mask, pull_here, stiffness)
+    b = (stiffness * mask * target).astype(np.float32)  # the patches' pull
+    if h * w <= direct_pixels:
+        return grid.solve_direct(b)
+    f = 2
+    while -(-h // f) * -(-w // f) > direct_pixels:
+        f *= 2
+    coarse = _Coarse(grid.wx, grid.wy, grid.extra, f)
+    return grid.solve(b, coarse, iterations, TOLERANCE)
 
 
 def propagate(
