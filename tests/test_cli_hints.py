@@ -87,7 +87,7 @@ def test_a_bad_hints_file_for_one_photo(folder, model_dir, tmp_path, capsys, con
     code = _colorize(folder / "a.jpg", "-o", tmp_path / "out", "--hints", hints,
                      model_dir=model_dir)  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 1 and str(hints) in err and message in err
+    assert code == 1 and f"{folder / 'a.jpg'}: not coloured: {hints}" in err and message in err
     assert not (tmp_path / "out" / "a.jpg").exists()
 
 

@@ -224,12 +224,15 @@ class Hints:
 
     def points(self, photo) -> list:
         """The photo's points, checked against its size (a HintsError names the file)."""
-        from pix2color.hints import check_points
+        from pix2color.hints import HintsError, check_points
 
         source, points = self.files.get(photo.path, (None, None))
         if not points:
             return []
-        check_points(points, photo.size, str(source))
+        try:
+            check_points(points, photo.size, str(source))
+        except HintsError as e:
+            raise HintsError(f"{photo.path}: not coloured: {e}") from None
         return points
 
     def describe(self, path: Path) -> str:
