@@ -42,7 +42,7 @@ import torch
 from pix2color.color import rgb_to_lab_t
 
 SIGMA = 0.05  # L edge scale, L in [0, 1]
-PULL = 1e-3  # weight of "stay automatic" per pixel, for a 256-pixel long side
+PULL = 3e-5  # weight of "stay automatic" per pixel, for a 256-pixel long side
 STIFFNESS = 50.0  # weight of "be the point's colour" per patch pixel (near a hard constraint)
 REFERENCE_SIDE = 256
 DIRECT_PIXELS = 5_000  # at most this many blocks (64x48 for 256x192), solved directly
@@ -215,6 +215,7 @@ def solve_difference(
     pull: float = PULL,
     stiffness: float = STIFFNESS,
     iterations: int = ITERATIONS,
+    tol: float = TOLERANCE,
     direct_pixels: int = DIRECT_PIXELS,
 ) -> np.ndarray:
     """L (h, w) in [0, 100], patch weight mask (h, w) in [0, 1], target difference (2, h, w)
@@ -230,7 +231,7 @@ def solve_difference(
     while -(-h // f) * -(-w // f) > direct_pixels:
         f *= 2
     coarse = _Coarse(grid.wx, grid.wy, grid.extra, f)
-    return grid.solve(b, coarse, iterations, TOLERANCE)
+    return grid.solve(b, coarse, iterations, tol)
 
 
 def propagate(
