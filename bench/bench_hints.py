@@ -10,6 +10,9 @@ median over --repeat runs of each step, in the process's wall time:
 - propagation: the points spread over the working-size colour (pix2color.propagate),
 - join: the colour brought to full size (guided by L) and joined with the photo's own L,
 - re-colouring: propagation + join, what one more point costs; first colouring: all three.
+Each cell is wall time (process CPU time in brackets: on a machine shared with other work, the
+CPU time is what the step would take on a free CPU; the join uses every CPU, so its CPU time can
+exceed its wall time).
 """
 
 from __future__ import annotations
@@ -67,21 +70,28 @@ def main() -> None:
             for _ in range(args.points)
         ]  # fmt: skip
         times: dict[str, list[float]] = {"network": [], "propagation": [], "join": []}
+        cpu_times: dict[str, list[float]] = {k: [] for k in times}
         for _ in range(args.repeat + 1):  # the first run warms up and is not counted
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             [(ab, s)] = c.predict_photos([photo])
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             ab_p = c.apply_points(photo, ab, s, points)
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             c.join(photo, ab_p, s)
-            t3 = time.perf_counter()
-            for k, t in zip(times, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            t3, c3 = time.perf_counter(), time.process_time()
+            for k, t, cpu in zip(times, (t1 - t0, t2 - t1, t3 - t2), (c1 - c0, c2 - c1, c3 - c2),
+                                 strict=True):  # fmt: skip
                 times[k].append(t)
-        med = {k: statistics.median(v[1:]) for k, v in times.items()}
-        again = med["propagation"] + med["join"]
-        first = again + med["network"]
-        cells = [med["network"], med["propagation"], med["join"], again, first]
-        print(f"| {W}x{H} | " + " | ".join(f"{1000 * v:.0f} ms" for v in cells) + " |")
+                cpu_times[k].append(cpu)
+        cells = []
+        for table in (times, cpu_times):
+            med = {k: statistics.median(v[1:]) for k, v in table.items()}
+            again = med["propagation"] + med["join"]
+            cells.append([med["network"], med["propagation"], med["join"], again,
+                          again + med["network"]])  # fmt: skip
+        print(f"| {W}x{H} | " + " | ".join(
+            f"{1000 * wall:.0f} ms ({1000 * cpu:.0f})" for wall, cpu in zip(*cells, strict=True)
+        ) + " |")  # fmt: skip
 
 
 if __name__ == "__main__":
