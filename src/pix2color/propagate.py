@@ -21,7 +21,7 @@ that cuts the fine grid cuts the coarse one too), factorised once by sparse LU; 
 damped Jacobi step (for the error that changes from pixel to pixel), the coarse solve (for the
 error smooth over an object, on which plain conjugate gradients need hundreds of steps), and
 Jacobi again. The coarse solution is the starting point. 15 steps on 256x192 take about 30-50 ms
-of one CPU and land within about 0.5 ab units (mean over the pixels) of the exact minimiser
+of one CPU and land within about 0.8 ab units (mean over the pixels) of the exact minimiser
 (tests/test_hints.py holds it to a direct solve; bench/bench_hints.py times it). numpy and
 scipy only: the arrays are small and every step is a whole-array operation.
 
