@@ -57,8 +57,10 @@ def test_one_photo_with_a_hints_file(folder, model_dir, tmp_path, capsys):
 def test_a_folder_with_a_bad_hints_file_colours_the_others(folder, model_dir, tmp_path, capsys):
     hints = tmp_path / "hints"
     _write(hints / "a.json", [{"x": 4, "y": 3, "color": "#2050c0"}])
-    _write(hints / "b.json", [{"x": 4, "y": 3, "color": "#2050c0"}, {"x": 4, "y": 3,
-                                                                     "color": "#zz0000"}])
+    _write(
+        hints / "b.json",
+        [{"x": 4, "y": 3, "color": "#2050c0"}, {"x": 4, "y": 3, "color": "#zz0000"}],
+    )
     _write(hints / "typo.json", [])
     code = _colorize(folder, "-o", tmp_path / "out", "--hints", hints, model_dir=model_dir)
     captured = capsys.readouterr()
