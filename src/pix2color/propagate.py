@@ -86,9 +86,9 @@ def affinities(L: np.ndarray, sigma: float = SIGMA) -> tuple[np.ndarray, np.ndar
     one on its right, wy (h-1, w) and the one below; 1 where L is flat, near 0 across edges."""
     g = np.asarray(L, np.float32) * np.float32(1 / 100)
     scale = np.float32(-0.5 / sigma**2)
-    return np.exp(np.square(g[:, 1:] - g[:, :-1]) * scale), np.exp(
-        np.square(g[1:] - g[:-1]) * scale
-    )
+    wx = np.exp(np.square(g[:, 1:] - g[:, :-1]) * scale)
+    wy = np.exp(np.square(g[1:] - g[:-1]) * scale)
+    return wx, wy
 
 
 def _matrix(wx: np.ndarray, wy: np.ndarray, diag: np.ndarray) -> sp.csc_matrix:
