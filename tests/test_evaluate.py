@@ -298,3 +298,19 @@ def test_split_val_scores_the_validation_photos_for_choosing(tmp_path, model_dir
     assert code == 0, stderr
     report = json.loads((out / "report.json").read_text())
     assert report["n"] == n_val == 5 and report["protocol"]["split"] == "val"
+
+
+def test_hints_curve_scores_each_number_of_simulated_points(tmp_path, model_dir):
+    root = make_prepared(tmp_path / "photos", n_test=2)
+    out = tmp_path / "report"
+    code, stdout, stderr = run("--data", str(root), "--models", str(model_dir), "--size", "32",
+                               "--hints", "0,5,50", "-o", str(out))  # fmt: skip
+    assert code == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    hints = report["protocol"]["hints"]
+    assert hints["counts"] == [0, 5, 50]
+    rows = hints["rows"][str(model_dir)]
+    psnr = [report["models"][rows[str(n)]]["psnr"] for n in (0, 5, 50)]
+    assert psnr[0] < psnr[1] < psnr[2]  # points from the truth bring the truth's colour
+    assert "Colour points" in (out / "report.md").read_text()
+    assert "colour points (simulated from the truth)" in stdout

@@ -7,6 +7,14 @@ ImageNet comparisons) or a folder of photos matched by name to a folder of resul
 Rec. 601 luma), what a user would give it, through `Colorizer.colorize_batch`, exactly as
 `pix2color colorize` does. Every evaluation scores a `grey` row too, the grey input itself as
 RGB: the floor every model must beat. `evaluate_report` writes the results as files.
+
+Colour points (`WithPoints`, `evaluate --hints`): a model is also scored with N points per photo
+simulated from the truth (`simulated_points`): positions uniform at random over the evaluated
+photo, drawn from a generator seeded by the photo's name (the same points for every model, run
+and N, and the first N of the 50 drawn, so the curve adds points rather than redrawing them);
+each a disc of radius HINT_RADIUS pixels (5x5 at 256x256, the middle of Zhang et al. 2017's 1x1
+to 9x9 patches); its colour the mean Lab of the truth over the disc (its ab is what counts; the
+photo keeps its own L), given as an 8-bit RGB colour as a person would.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +32,16 @@ import torch
 from PIL import Image
 
 from pix2color import metrics as M
+from pix2color.color import lab_to_rgb, rgb_to_lab
 from pix2color.data.dataset import MissingSplitError, centre_square, split_files
 from pix2color.data.images import IMAGE_EXTENSIONS, load_rgb, photo_from_image
 from pix2color.errors import UsageError
+from pix2color.hints import Point
 
 log = logging.getLogger(__name__)
 
+HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50)  # points per photo in `evaluate --hints`' curve
+HINT_RADIUS = 2  # pixels of the evaluated photo
 METRIC_KEYS = ("psnr", "ssim", "lpips", "fid", "kid", "colorfulness", "delta_cf", "ciede2000")
 GREY = "grey"  # the row of the grey input itself
 
@@ -230,6 +243,48 @@ def colorize_set(colorizer, grey: list[np.ndarray], batch_size: int = 8, bar=Non
     return out
 
 
+def simulated_points(truth: np.ndarray, n: int, name: str, radius: int = HINT_RADIUS):
+    """n colour points a person could give, from the truth (H, W, 3) uint8 (module docstring)
+    -> [Point]; the same name always gives the same points, the first n of one sequence."""
+    h, w = truth.shape[:2]
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    xy = rng.integers(0, (w, h), size=(max(n, max(HINT_COUNTS)), 2))[:n]
+    lab = rgb_to_lab(truth)  # (H, W, 3)
+    yy, xx = np.mgrid[0:h, 0:w]
+    points = []
+    for x, y in xy:
+        disc = (xx - x) ** 2 + (yy - y) ** 2 <= radius * radius
+        mean = lab[disc].mean(axis=0)  # (3,) L, a, b
+        rgb = np.clip(lab_to_rgb(mean[None, None]) * 255 + 0.5, 0, 255).astype(np.uint8)
+        points.append(Point(float(x), float(y), tuple(int(v) for v in rgb[0, 0]), radius))
+    return points
+
+
+class WithPoints:
+    """A Colorizer given n colour points per photo simulated from the truth: `evaluate` colours
+    a TestSet with it as with the Colorizer alone (one row of the --hints curve)."""
+
+    def __init__(self, colorizer, n: int, radius: int = HINT_RADIUS) -> None:
+        self.colorizer, self.n, self.radius = colorizer, n, radius
+
+    def colorize_set(self, test: TestSet, batch_size: int = 8, bar=None) -> list[np.ndarray]:
+        """Colour test.grey with each photo's simulated points -> [(H, W, 3) uint8 RGB]."""
+        out = []
+        for i in range(0, len(test.grey), batch_size):
+            photos = [
+                photo_from_image(Image.fromarray(g, "L")) for g in test.grey[i : i + batch_size]
+            ]
+            points = [
+                simulated_points(test.truth[k], self.n, test.names[k], self.radius)
+                for k in range(i, i + len(photos))
+            ]
+            images = self.colorizer.colorize_batch(photos, points=points)
+            out += [np.asarray(img.convert("RGB")) for img in images]
+            if bar is not None:
+                bar.update(len(photos))
+        return out
+
+
 # ---------------------------------------------------------------- the whole run
 @dataclass
 class Evaluation:
@@ -284,7 +339,10 @@ def evaluate(
             pred = value
         else:
             bar.set_description(f"colouring ({name})")
-            pred = colorize_set(value, test.grey, bar=bar)
+            if isinstance(value, WithPoints):
+                pred = value.colorize_set(test, bar=bar)
+            else:
+                pred = colorize_set(value, test.grey, bar=bar)
         colour_s = time.time() - t0
         bar.set_description(f"scoring {name}")
         models[name], per_image[name] = score(

@@ -167,6 +167,9 @@ def write_report(
         notes = notes[1:]
     for note in notes:
         lines += ["", note]
+    if p.get("hints"):
+        lines += ["", "## Colour points: quality against the number of points", ""]
+        lines += [p["hints"]["description"], "", hints_curve(report["models"], p["hints"])]
     lines += [
         "",
         "Protocol: RGB in [0, 1]; PSNR and SSIM (Gaussian 11x11, sigma 1.5) on RGB; LPIPS v0.1 "
@@ -189,6 +192,21 @@ def write_report(
             for name, per in per_model.items():
                 for i, photo in enumerate(photos):
                     w.writerow([split, name, photo, *(f"{per[k][i]:.6g}" for k in keys)])
+
+
+def hints_curve(models: dict[str, dict[str, Any]], hints: dict[str, Any]) -> str:
+    """The --hints curve as a Markdown table: one row per (model, number of points)."""
+    keys = [("psnr", "PSNR (dB) ↑", 2), ("lpips", "LPIPS ↓", 4), ("ciede2000", "CIEDE2000 ↓", 2),
+            ("colorfulness", "colourfulness", 2), ("kid", "KID ↓", 5)]  # fmt: skip
+    lines = ["| model | points | " + " | ".join(k[1] for k in keys) + " | ms/photo |",
+             "|---|---|" + "---|" * (len(keys) + 1)]  # fmt: skip
+    for model, rows in hints["rows"].items():
+        for n, name in rows.items():
+            m = models[name]
+            cells = [_fmt(m[k], d) for k, _, d in keys]
+            ms = m.get("colorize_ms_per_photo")
+            lines.append(f"| {model} | {n} | " + " | ".join(cells) + f" | {ms if ms else ''} |")
+    return "\n".join(lines)
 
 
 def write_bar_charts(models: dict[str, dict[str, Any]], path: Path) -> None:

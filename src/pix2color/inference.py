@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,14 +34,19 @@ from pix2color.color import (
 )
 from pix2color.data.images import ImageError, Photo, photo_from_image, read_photo
 from pix2color.errors import UsageError
+from pix2color.hints import HintsError, Point, check_points, to_working
 from pix2color.models.colour_settings import apply_colour_settings
 from pix2color.models.io import load_generator
 from pix2color.models.onnx_cache import fast_generator
+from pix2color.propagate import propagate
 from pix2color.upsample import DEFAULT_UPSAMPLING, UPSAMPLING, BandColour
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = 256
+# a photo's colour points, given the decoded photo (colorize_files, colorize_folder); it may
+# raise HintsError (points outside the photo, a bad file), which fails that photo only
+PointsOf = Callable[[Photo], Sequence[Point]]
 
 
 # Pixels of decoded photos colorize_folder holds at once (reader, queues, network, writer): a
@@ -272,6 +277,17 @@ class Colorizer:
             (ab[:, : s.shape[-2], : s.shape[-1]], s) for ab, s in zip(ab_small, smalls, strict=True)
         ]
 
+    def apply_points(
+        self, photo: Photo, ab: torch.Tensor, L_small: torch.Tensor, points: Sequence[Point] | None
+    ) -> torch.Tensor:
+        """The working-size ab (2, h, w) with the photo's colour points spread over the objects
+        they sit on (propagate.py); points are in the photo's pixels. No points: ab itself."""
+        if not points:
+            return ab
+        check_points(points, photo.size, f"{photo.path}: colour points")
+        centres = to_working(points, photo.size, tuple(ab.shape[-2:]))
+        return propagate(L_small, ab, centres, [p.color for p in points])
+
     def join(
         self, photo: Photo, ab: torch.Tensor, L_small: torch.Tensor, depth: int | str = 8
     ) -> Image.Image | np.ndarray:
@@ -286,38 +302,54 @@ class Colorizer:
         )
 
     def colorize_batch(
-        self, photos: list[Photo], depth: int | str = 8
+        self,
+        photos: list[Photo],
+        depth: int | str = 8,
+        points: Sequence[Sequence[Point] | None] | None = None,
     ) -> list[Image.Image | np.ndarray]:
-        """Colour several photos with one forward pass; each output has its photo's exact size."""
+        """Colour several photos with one forward pass; each output has its photo's exact size.
+        `points`: each photo's colour points (or None), in its own pixels."""
         predicted = self.predict_photos(photos)
-        return [self.join(p, ab, s, depth) for p, (ab, s) in zip(photos, predicted, strict=True)]
+        points = points if points is not None else [None] * len(photos)
+        return [
+            self.join(p, self.apply_points(p, ab, s, pts), s, depth)
+            for p, (ab, s), pts in zip(photos, predicted, points, strict=True)
+        ]
 
-    def colorize_photo(self, photo: Photo, depth: int | str = 8) -> Image.Image | np.ndarray:
-        """Colour one decoded photo (depth: see join)."""
-        return self.colorize_batch([photo], depth)[0]
+    def colorize_photo(
+        self, photo: Photo, depth: int | str = 8, points: Sequence[Point] | None = None
+    ) -> Image.Image | np.ndarray:
+        """Colour one decoded photo (depth: see join), with its colour points if any."""
+        return self.colorize_batch([photo], depth, [points])[0]
 
-    def __call__(self, image: Image.Image | str | Path) -> Image.Image:
-        """Colour a PIL image or a file: same width and height, same luminance, alpha kept."""
+    def __call__(
+        self, image: Image.Image | str | Path, points: Sequence[Point] | None = None
+    ) -> Image.Image:
+        """Colour a PIL image or a file: same width and height, same luminance, alpha kept.
+        `points`: colour points (hints.Point) in the image's pixels, spread edge-aware."""
         if isinstance(image, (str, Path)):
-            return self.colorize_photo(read_photo(image))
-        return self.colorize_photo(photo_from_pil(image))
+            return self.colorize_photo(read_photo(image), points=points)
+        return self.colorize_photo(photo_from_pil(image), points=points)
 
     def colorize_files(
         self,
         paths: Iterable[Path],
         batch_size: int = 4,
         depth: int | str | Callable[[Photo], int] = 8,
+        points: PointsOf | None = None,
     ) -> Iterator[tuple[Path, Image.Image | np.ndarray | None, Photo | None, str | None]]:
         """Yield (path, coloured image, photo, None) or (path, None, None, error) per file.
 
-        A file that cannot be read yields its error and the others go on. `depth` is 8, 16,
-        "input" (see join) or a function of the photo giving 8 or 16.
+        A file that cannot be read, or whose colour points cannot be used, yields its error and
+        the others go on. `depth` is 8, 16, "input" (see join) or a function of the photo giving
+        8 or 16. `points(photo)` gives a photo's colour points (none: automatic colour).
         """
-        pending: list[Photo] = []
+        pending: list[tuple[Photo, Sequence[Point]]] = []
         for path in paths:
             try:
-                pending.append(read_photo(path))
-            except ImageError as e:
+                photo = read_photo(path)
+                pending.append((photo, checked_points(photo, points)))
+            except (ImageError, HintsError) as e:
                 yield path, None, None, str(e)
                 continue
             if len(pending) >= batch_size:
@@ -335,6 +367,7 @@ class Colorizer:
         depth: int | str | Callable[[Photo], int] = 8,
         ahead: int = 4,
         max_pixels: int = PIXELS_IN_FLIGHT,
+        points: PointsOf | None = None,
     ) -> Iterator[tuple[Path, Path | None, str | None]]:
         """colorize_files and saving as a pipeline: yield (path, written, None) or (path, None,
         error) per file, in the order they finish.
@@ -346,23 +379,36 @@ class Colorizer:
         GIL) in bounded memory: about `max_pixels` pixels of decoded photos (or one photo)
         between the reader and the writer. Same results as colorize_files. A file that cannot
         be read, or whose `save` raises OSError or ImageError, yields its error and the others
-        go on; any other exception stops the pipeline and is raised here.
+        go on; any other exception stops the pipeline and is raised here. `points(photo)` gives
+        a photo's colour points (a HintsError fails that photo only).
         """
-        pipeline = _FolderPipeline(self, save, depth=depth, ahead=ahead, max_pixels=max_pixels)
+        pipeline = _FolderPipeline(
+            self, save, depth=depth, ahead=ahead, max_pixels=max_pixels, points=points
+        )
         return pipeline.run(paths, batch_size)
 
-    def _flush(self, photos: list[Photo], depth: int | str | Callable[[Photo], int]):
+    def _flush(self, pending: list[tuple[Photo, Sequence[Point]]], depth):
         # one forward pass for the batch, then one full-size output at a time
-        for photo, (ab, s) in zip(photos, self.predict_photos(photos), strict=True):
+        photos = [photo for photo, _ in pending]
+        for (photo, pts), (ab, s) in zip(pending, self.predict_photos(photos), strict=True):
             bits = depth(photo) if callable(depth) else depth
-            yield photo.path, self.join(photo, ab, s, bits), photo, None
+            yield (
+                photo.path,
+                self.join(photo, self.apply_points(photo, ab, s, pts), s, bits),
+                photo,
+                None,
+            )
 
 
 class _FolderPipeline:
     """The threads and queues of Colorizer.colorize_folder: read -> network -> write."""
 
-    def __init__(self, colorizer: Colorizer, save, *, depth, ahead: int, max_pixels: int) -> None:
+    def __init__(
+        self, colorizer: Colorizer, save, *, depth, ahead: int, max_pixels: int, points=None
+    ) -> None:
         self.c, self.save, self.depth, self.max_pixels = colorizer, save, depth, max_pixels
+        self.points_of = points
+        self.points: dict[int, Sequence[Point]] = {}  # id(photo) -> its points, reader to writer
         self.todo: queue.Queue = queue.Queue(maxsize=max(1, ahead))  # decoded photos
         self.ready: queue.Queue = queue.Queue(maxsize=max(1, ahead))  # predicted, to save
         self.done: queue.Queue = queue.Queue()  # (path, written, error): small, drained often
@@ -412,7 +458,8 @@ class _FolderPipeline:
                     return
                 try:
                     photo = read_photo(path)
-                except ImageError as e:
+                    self.points[id(photo)] = checked_points(photo, self.points_of)
+                except (ImageError, HintsError) as e:
                     self.done.put((Path(path), None, str(e)))
                     continue
                 self.take(photo.size[0] * photo.size[1])
@@ -436,6 +483,7 @@ class _FolderPipeline:
                 if item is None:
                     return
                 photo, ab, s = item
+                ab = self.c.apply_points(photo, ab, s, self.points.pop(id(photo), None))
                 bits = self.depth(photo) if callable(self.depth) else self.depth
                 bits = photo.bits if bits == "input" else int(bits)
                 img = join_colour(
@@ -513,6 +561,15 @@ class _FolderPipeline:
             yield from self.finished()
             if item is None:
                 break
+
+
+def checked_points(photo: Photo, points_of: PointsOf | None) -> Sequence[Point]:
+    """A photo's colour points, checked against its size (HintsError), () without any."""
+    if points_of is None:
+        return ()
+    points = points_of(photo)
+    check_points(points, photo.size, f"{photo.path}: colour points")
+    return points
 
 
 def photo_from_pil(image: Image.Image) -> Photo:

@@ -36,6 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "scans give 16-bit colour, 8-bit photos 8-bit); 16 bits only for TIFF and PNG outputs, "
         "JPEG and WebP stay 8-bit",
     )
+    c.add_argument(
+        "--hints",
+        metavar="FILE_OR_DIR",
+        help='colour points, "this spot is this colour": a JSON file for one photo, '
+        '{"points": [{"x": 120, "y": 80, "color": "#2050c0", "radius": 3}]} in the photo\'s own '
+        "pixels; or, for several photos, a folder holding one <photo stem>.json per photo (the "
+        "photo's path inside its input folder, with .json for its extension); photos without "
+        "one are coloured automatically",
+    )
     c.add_argument("--batch-size", type=int, default=4)
     c.add_argument("--device", default="cpu", help="cpu or cuda")
     c.add_argument(
@@ -136,6 +145,7 @@ def colorize(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
     )  # fmt: skip
     out_dir = Path(args.output)
     targets, todo, errors, skipped = plan(args, out_dir, shard)
+    hints = plan_hints(args.hints, out_dir, targets, todo, errors) if args.hints else None
 
     done, start = 0, time.time()
     bar = tqdm(total=len(todo), unit="photo", disable=args.quiet or len(todo) < 2, file=sys.stderr)
@@ -150,7 +160,9 @@ def colorize(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
             raise ImageError(f"{photo.path}: cannot write {targets[photo.path]} ({e})") from None
 
     # decoding, the network and encoding overlap (Colorizer.colorize_folder)
-    results = colorizer.colorize_folder(todo, save, batch_size=args.batch_size, depth=depth)
+    results = colorizer.colorize_folder(
+        todo, save, batch_size=args.batch_size, depth=depth, points=hints.points if hints else None
+    )
     for path, written, err in results:
         bar.update(1)
         if err is not None:
@@ -158,7 +170,9 @@ def colorize(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
             bar.write(f"error: {err}", file=sys.stderr)
             continue
         done += 1
-        if not args.quiet and len(todo) < 2:
+        if hints is not None and not args.quiet:
+            bar.write(f"{path} -> {written} ({hints.describe(path)})", file=sys.stdout)
+        elif not args.quiet and len(todo) < 2:
             print(f"{path} -> {written}")
     bar.close()
     secs = time.time() - start
@@ -209,6 +223,77 @@ def plan(
         todo = [src for src in todo if output_written(targets[src]) is None]
         skipped = before - len(todo)
     return targets, todo, errors, skipped
+
+
+class Hints:
+    """The colour points of the photos to colour: {photo: (hints file, its points or None)}."""
+
+    def __init__(self, files: dict[Path, tuple[Path, list | None]]) -> None:
+        self.files = files
+
+    def points(self, photo) -> list:
+        """The photo's points, checked against its size (a HintsError names the file)."""
+        from pix2color.hints import HintsError, check_points
+
+        source, points = self.files.get(photo.path, (None, None))
+        if not points:
+            return []
+        try:
+            check_points(points, photo.size, str(source))
+        except HintsError as e:
+            raise HintsError(f"{photo.path}: not coloured: {e}") from None
+        return points
+
+    def describe(self, path: Path) -> str:
+        source, points = self.files[path]
+        if points is None:
+            return f"automatic colour: no {source}"
+        return f"{len(points)} colour point(s) from {source}"
+
+
+def plan_hints(
+    hints: str,
+    out_dir: Path,
+    targets: dict[Path, Path],
+    todo: list[Path],
+    errors: list[str],
+) -> Hints:
+    """--hints FILE (one photo) or DIR (<path inside the input folder>.json per photo) ->
+    Hints. A photo whose hints file cannot be used gets its error line and leaves `todo`."""
+    from pix2color.hints import HintsError, read_points
+
+    where = Path(hints)
+    if not where.exists():
+        raise UsageError(f"--hints {where}: no such file or folder")
+    if where.is_dir():
+        # the output mirrors the photo's path inside its input folder: so does its hints file
+        files = {src: where / targets[src].relative_to(out_dir).with_suffix(".json")
+                 for src in todo}  # fmt: skip
+    else:
+        if len(todo) > 1:
+            raise UsageError(
+                f"--hints {where}: a file gives the points of one photo, and {len(todo)} are to be "
+                "coloured; give a folder holding one <photo stem>.json per photo"
+            )
+        files = {src: where for src in todo}
+    found: dict[Path, tuple[Path, list | None]] = {}
+    for src, file in files.items():
+        if not file.is_file():
+            found[src] = (file, None)
+            continue
+        try:
+            found[src] = (file, read_points(file))
+        except HintsError as e:
+            errors.append(f"{src}: not coloured: {e}")
+            print_error(errors[-1])
+    todo[:] = [src for src in todo if src in found]
+    if where.is_dir():  # a typo in a file name would otherwise go unnoticed
+        used = {(where / dst.relative_to(out_dir).with_suffix(".json")).resolve()
+                for dst in targets.values()}  # fmt: skip
+        for extra in sorted(where.rglob("*.json")):
+            if extra.resolve() not in used:
+                print(f"note: {extra} matches no photo to colour; it is not used")
+    return Hints(found)
 
 
 def network_threads() -> int:

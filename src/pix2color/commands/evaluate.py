@@ -30,13 +30,22 @@ from pix2color.data.leakage import Leak, find_leaks, leak_message
 from pix2color.errors import EXIT_OK, Pix2ColorError, UsageError, WorkFailed
 from pix2color.evaluate import (
     GREY,
+    HINT_COUNTS,
+    HINT_RADIUS,
     TestSet,
+    WithPoints,
     evaluate,
     has_split,
     load_pairs,
     load_test_split,
 )
-from pix2color.evaluate_report import grey_lines, markdown_table, write_json, write_report_folder
+from pix2color.evaluate_report import (
+    grey_lines,
+    hints_curve,
+    markdown_table,
+    write_json,
+    write_report_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +76,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(it is what training and calibration select on), test only for the final figures",
     )
     p.add_argument("--size", type=int, default=256, help="centre square side (default: 256)")
+    p.add_argument(
+        "--hints",
+        nargs="?",
+        const=",".join(map(str, HINT_COUNTS)),
+        metavar="N,N,...",
+        help="with --data: also score each model given N colour points per photo, simulated "
+        "from the truth (random positions seeded by the photo's name, 5x5 discs, the truth's "
+        "mean colour there; pix2color.evaluate), for each N of the list (alone: "
+        f"{','.join(map(str, HINT_COUNTS))}); the report adds the curve",
+    )
     p.add_argument("--pred", type=Path, help="folder of coloured results to score")
     p.add_argument("--truth", type=Path, help="folder of the true colour photos for --pred")
     p.add_argument("-o", "--output", type=Path, required=True, help="report folder")
@@ -135,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
             print(note)
     for line in grey_lines(evaluation):
         print(line)
+    if protocol.get("hints"):
+        print("colour points (simulated from the truth):")
+        print(hints_curve(report["models"], protocol["hints"]))
     print(f"wrote {args.output}/report.md, report.json, per_image.csv, metrics.png and "
           f"{len(report['sheets'])} comparison sheet(s) in {report['seconds']:.0f} s")  # fmt: skip
     return EXIT_OK
@@ -178,7 +200,35 @@ def _data_form(args: argparse.Namespace) -> Inputs:
         "leakage_checked": leaks is not None,
         "leakage": [vars(x) for x in leaks or []],
     }
-    return test, colorizers, protocol, _leakage_notes(args, leaks), in_source
+    predictions: dict[str, Any] = dict(colorizers)
+    if args.hints is not None:
+        counts = parse_counts(args.hints)
+        rows = {m: {n: f"{m} +{n} points" for n in counts} for m in names}
+        predictions = {rows[m][n]: WithPoints(c, n) for m, c in colorizers.items() for n in counts}
+        protocol["hints"] = {
+            "counts": counts,
+            "radius": HINT_RADIUS,
+            "rows": rows,
+            "description": f"Each model given N colour points per photo (N = "
+            f"{', '.join(map(str, counts))}), simulated from the truth: positions uniform at "
+            "random over the photo (a generator seeded by the photo's name: the same points for "
+            f"every model and run, the first N of one sequence), discs of radius {HINT_RADIUS} "
+            "pixels, colour the truth's mean Lab over the disc, spread by the classical "
+            "edge-aware propagation (pix2color.propagate). Points come from the truth: an upper "
+            "bound on what a careful person gives.",
+        }
+    return test, predictions, protocol, _leakage_notes(args, leaks), in_source
+
+
+def parse_counts(text: str) -> list[int]:
+    """'0,1,2,5' -> [0, 1, 2, 5]; a UsageError for anything else."""
+    try:
+        counts = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--hints {text!r}: give numbers of points, e.g. 0,1,2,5,10") from None
+    if not counts or min(counts) < 0 or max(counts) > 1000 or len(set(counts)) != len(counts):
+        raise UsageError(f"--hints {text}: give distinct numbers of points from 0 to 1000")
+    return counts
 
 
 def _leakage_notes(args: argparse.Namespace, leaks: list[Leak] | None) -> list[str]:
@@ -203,6 +253,8 @@ def _folder_form(args: argparse.Namespace) -> Inputs:
     """--pred/--truth -> (truth set, {pred folder name: images}, protocol, notes)."""
     if args.pred is None or args.truth is None:
         raise UsageError("--pred and --truth go together")
+    if args.hints is not None:
+        raise UsageError("--hints goes with --data and --models: points are simulated per model")
     metrics.lpips_state_dict(args.lpips_net)
     metrics.inception_weights_path()
     test, pred = load_pairs(args.pred, args.truth)
