@@ -1,7 +1,7 @@
 """Photos per second colouring a folder: the sequential path against the pipeline.
 
     python bench/bench_folder.py                   # 50 grey 1024x768 JPEGs, default model
-    python bench/bench_folder.py --n 20 --threads 1 2 --repeat 2
+    python bench/bench_folder.py --n 20 --threads 1 2 --repeat 2 --backend torch onnx
 
 The photos are scikit-image's sample photos, cropped to 4:3 and resized to 1024x768, grey,
 JPEG quality 90. "sequential" is what `pix2color colorize` did before the pipeline: read a
@@ -16,6 +16,7 @@ CPU time / wall time: 2.0 means both cores of a 2-core machine busy). The load a
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import shutil
@@ -83,6 +84,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--code", nargs="+", default=["sequential", "pipeline"])
+    ap.add_argument("--backend", nargs="+", default=["torch", "onnx"], help="what runs the network")
     ap.add_argument("--repeat", type=int, default=2, help="runs per case; the fastest is shown")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "pix2color-folder"))
     args = ap.parse_args()
@@ -90,7 +92,7 @@ def main() -> None:
     work = Path(args.work)
     paths = make_folder(work / "in", args.n)
     out = work / "out"
-    c = Colorizer.from_pretrained(args.model)
+    colorizers = {b: Colorizer.from_pretrained(args.model, backend=b) for b in args.backend}
     load = os.getloadavg()
     print(
         f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPUs "
@@ -99,29 +101,31 @@ def main() -> None:
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     print()
-    print("| code | torch threads | photos/s | wall | CPU time | CPU use (CPU / wall) |")
-    print("|---|---|---|---|---|---|")
-    for threads in args.threads:
+    print("| code | backend | threads | photos/s | wall | CPU time | CPU use (CPU / wall) |")
+    print("|---|---|---|---|---|---|---|")
+    for threads, backend, label in itertools.product(args.threads, args.backend, args.code):
         torch.set_num_threads(threads)
-        for label in args.code:
-            fn = {"sequential": sequential, "pipeline": pipeline}[label]
-            fn(c, paths[:4], out, args.batch_size)  # warm-up
-            best = None
-            for _ in range(args.repeat):
-                shutil.rmtree(out, ignore_errors=True)
-                out.mkdir(parents=True)
-                w0, c0 = time.perf_counter(), time.process_time()
-                n = fn(c, paths, out, args.batch_size)
-                wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-                assert n == len(paths), f"{label}: {n} of {len(paths)} written"
-                if best is None or wall < best[0]:
-                    best = (wall, cpu)
-            wall, cpu = best
-            print(
-                f"| {label} | {threads} | {len(paths) / wall:.1f} | {wall:.2f} s | {cpu:.2f} s "
-                f"| {cpu / wall:.2f} |",
-                flush=True,
-            )
+        c = colorizers[backend]
+        if backend == "onnx":  # the session's threads were fixed when it was made
+            c.net = Colorizer.from_pretrained(args.model, backend="onnx").net
+        fn = {"sequential": sequential, "pipeline": pipeline}[label]
+        fn(c, paths[:4], out, args.batch_size)  # warm-up
+        best = None
+        for _ in range(args.repeat):
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            w0, c0 = time.perf_counter(), time.process_time()
+            n = fn(c, paths, out, args.batch_size)
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+            assert n == len(paths), f"{label}: {n} of {len(paths)} written"
+            if best is None or wall < best[0]:
+                best = (wall, cpu)
+        wall, cpu = best
+        print(
+            f"| {label} | {backend} | {threads} | {len(paths) / wall:.1f} | {wall:.2f} s "
+            f"| {cpu:.2f} s | {cpu / wall:.2f} |",
+            flush=True,
+        )
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
