@@ -313,14 +313,17 @@
   const hex = (rgb) => "#" + rgb.map((v) => v.toString(16).padStart(2, "0")).join("");
   const rgbOf = (h) => [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16));
 
-  // the same hue at a higher chroma, as far as the screen can show it
+  // the same hue at a higher chroma, as far as the screen can show it. Only a point's chroma
+  // counts (the photo keeps its lightness), so a swatch is shown at a lightness of 45-75, where
+  // its hue can be seen even when the spot is nearly black or white.
   function bolder(rgb, factor) {
-    const [L, a, b] = rgbToLab(rgb);
-    for (let k = factor; k > 1; k -= 0.1) {
+    const [L0, a, b] = rgbToLab(rgb);
+    const L = Math.min(75, Math.max(45, L0));
+    for (let k = factor; k > 0.5; k -= 0.1) {
       const out = labToRgb([L, a * k, b * k]);
       if (out) return out;
     }
-    return rgb;
+    return labToRgb([L, 0, 0]);
   }
 
   // the colour the result has now around (x, y): a 5x5 mean of the displayed image
@@ -410,7 +413,7 @@
     const now = colourAt(ed.result, x, y);
     if (!now) { ed.suggested = []; return null; }
     ed.suggested = [
-      [hex(now), "the colour here now"],
+      [hex(bolder(now, 1)), "the colour here now"],
       [hex(bolder(now, 1.6)), "bolder"],
       [hex(bolder(now, 2.4)), "much bolder"],
       [hex(bolder(now, 3.5)), "boldest"],
@@ -570,6 +573,7 @@
     if (ed.selected < 0) return;
     ed.points[ed.selected].color = picker.value;
     ed.layer.querySelector(`.point[data-index="${ed.selected}"]`)?.style.setProperty("--c", picker.value);
+    for (const b of ed.panel.querySelectorAll(".swatch")) b.classList.toggle("is-on", b.dataset.color === picker.value);
     recolourSoon(ed, 400);
   });
   document.addEventListener("change", (event) => {
