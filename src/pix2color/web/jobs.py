@@ -194,13 +194,14 @@ class Service:
         self._save_thumb(view, name)
         return name
 
-    def _save_thumb(self, image: Image.Image, name: str) -> None:
-        """The page's copy: THUMB_SIDE px at most (a view and its results get the same size)."""
+    def _save_thumb(self, image: Image.Image, name: str, method: int = 4) -> None:
+        """The page's copy: THUMB_SIDE px at most (a view and its results get the same size).
+        method: WebP's effort, 0-6 (0: about 4x faster, files ~20 % larger)."""
         w, h = image.size
         scale = min(1.0, THUMB_SIDE / max(w, h))
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         thumb = image if scale == 1.0 else image.resize(size, Image.Resampling.BICUBIC, None, 2.0)
-        thumb.save(self.files / thumb_name(name), format="WEBP", quality=85)
+        thumb.save(self.files / thumb_name(name), format="WEBP", quality=85, method=method)
 
     def _results(
         self, outputs: list[Output], keep: bool, points: Sequence[Point] | None = None
@@ -286,7 +287,7 @@ class Service:
                 tmp = self.files / f".{name}.{secrets.token_hex(4)}"
                 image.save(tmp, format="PNG", compress_level=1)  # fast: it changes often
                 os.replace(tmp, self.files / name)
-                self._save_thumb(image, name)
+                self._save_thumb(image, name, method=0)  # what the person waits to see
                 for ext in DERIVED:  # made from the old colour: encoded again when asked for
                     (self.files / f"{stem}.{ext}").unlink(missing_ok=True)
                 t4 = time.perf_counter()
