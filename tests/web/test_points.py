@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.web.conftest import decoded, photo_bytes, upload
+from tests.web.conftest import decoded, photo_bytes, result_ids, upload
 
 BLUE = "#2050c0"
 
@@ -258,3 +258,15 @@ def test_the_openapi_description_has_the_points_field(client):
     assert set(schema["properties"]["points"]["items"]["required"]) == {"x", "y", "color"}
     limits = client.get("/api/v1/models").json["limits"]
     assert limits["max_points"] == 200 and limits["recolor_per_minute"] == 120
+
+
+def test_a_rerun_keeps_each_models_points(app, client, page_job):
+    job, (a, _), headers = page_job
+    store = app.extensions["pix2color"].store
+    post_points(client, a, headers, points((60, 40, BLUE, 4)))
+    r = client.post(f"/jobs/{job}/rerun", data={"size": "128"}, headers=headers)
+    assert r.status_code == 201, r.json
+    for rid in result_ids(r.json["html"]):
+        same_model = store.get_result(rid)["model"] == store.get_result(a)["model"]
+        got = json.loads(client.get(f"/results/{rid}/points.json").data)["points"]
+        assert got == ([{"x": 60, "y": 40, "color": BLUE, "radius": 4}] if same_model else [])

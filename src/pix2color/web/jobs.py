@@ -21,7 +21,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,9 +130,10 @@ class Service:
                 photo = decode(path, filename)
                 if points:
                     check_points(points, photo.size, web_points.FIELD)
-                outputs = self._colour(photo, filename, models, size, points)
+                points_of = dict.fromkeys(models, points) if points else {}
+                outputs = self._colour(photo, filename, models, size, points_of)
                 view = self._keep_view(upload_id, photo) if keep else None
-                results = self._results(outputs, keep, points)
+                results = self._results(outputs, keep, points_of)
                 data = encode(outputs[0].image, encode_as) if encode_as else None
         except BaseException:
             path.unlink(missing_ok=True)
@@ -149,15 +150,18 @@ class Service:
         return Colouring(self._add_job(upload_id, results, size), outputs, data)
 
     def rerun(self, job: dict[str, Any], size: int) -> dict[str, Any]:
-        """Colour a kept upload again at another working size -> a new job (new labels)."""
+        """Colour a kept upload again at another working size -> a new job (new labels); each
+        model's colour points go with it (they are in the photo's pixels, at any size)."""
         path = self.files / (job["stored"] or "-")
         if not job["stored"] or not path.is_file():
             raise WebError(404, "this photo has expired; upload it again")
         models = [r["model"] for r in job["results"] if r["model"] in self.engine.colorizers]
         models = models or self.compared_models()  # its models were all taken away: new ones
+        points_of = {r["model"]: web_points.loads(r["points"]) for r in job["results"]}
         with self.engine.slot(job["width"] * job["height"]):
-            outputs = self._colour(decode(path, job["filename"]), job["filename"], models, size)
-            results = self._results(outputs, keep=True)
+            photo = decode(path, job["filename"])
+            outputs = self._colour(photo, job["filename"], models, size, points_of)
+            results = self._results(outputs, keep=True, points_of=points_of)
         return self._add_job(job["upload_id"], results, size)
 
     def compared_models(self) -> list[str]:
@@ -172,14 +176,15 @@ class Service:
         filename: str,
         models: list[str],
         size: int,
-        points: Sequence[Point] | None = None,
+        points_of: Mapping[str, Sequence[Point]] | None = None,
     ) -> list[Output]:
-        """Colour a decoded photo with each model; call inside `engine.slot()` (memory-bound)."""
+        """Colour a decoded photo with each model (with that model's colour points, if any);
+        call inside `engine.slot()` (memory-bound)."""
         outputs = []
         for model in models:
             t = time.perf_counter()
             ab, L_small = self.engine.predict(model, photo, size)
-            img = self.engine.join(model, photo, ab, L_small, points)
+            img = self.engine.join(model, photo, ab, L_small, (points_of or {}).get(model))
             outputs.append(Output(model, img, time.perf_counter() - t, ab, L_small))
         w, h = photo.size
         log.info("coloured %s (%dx%d) at %d with %s", filename, w, h, size, ", ".join(models))
@@ -204,7 +209,10 @@ class Service:
         thumb.save(self.files / thumb_name(name), format="WEBP", quality=85, method=method)
 
     def _results(
-        self, outputs: list[Output], keep: bool, points: Sequence[Point] | None = None
+        self,
+        outputs: list[Output],
+        keep: bool,
+        points_of: Mapping[str, Sequence[Point]] | None = None,
     ) -> list[dict[str, Any]]:
         """Result rows labelled A, B, ... in random order; with keep, each written as a PNG
         (with its working-size colour beside it, for re-colouring with colour points)."""
@@ -214,7 +222,7 @@ class Service:
         for label, i in zip(LABELS, order, strict=False):
             out, rid = outputs[i], new_id()
             row = dict(id=rid, model=out.model, label=label, seconds=out.seconds)
-            row["points"] = web_points.dumps(points)
+            row["points"] = web_points.dumps((points_of or {}).get(out.model))
             if keep:
                 out.image.save(self.files / f"{rid}.png", format="PNG", compress_level=3)
                 self._save_thumb(out.image, f"{rid}.png")
