@@ -270,3 +270,11 @@ def test_a_rerun_keeps_each_models_points(app, client, page_job):
         same_model = store.get_result(rid)["model"] == store.get_result(a)["model"]
         got = json.loads(client.get(f"/results/{rid}/points.json").data)["points"]
         assert got == ([{"x": 60, "y": 40, "color": BLUE, "radius": 4}] if same_model else [])
+
+
+def test_refused_points_take_no_slot(app, client, page_job, monkeypatch):
+    _, (a, _), headers = page_job
+    engine = app.extensions["pix2color"].engine
+    monkeypatch.setattr(engine, "slot", lambda pixels=0: pytest.fail("took a slot"))
+    for bad in (points((500, 5, BLUE, 0)), points((5, 5, "#zz0000", 0)), "{"):
+        assert post_points(client, a, headers, bad).status_code == 400

@@ -270,6 +270,8 @@ class Service:
             raise WebError(404, "this photo has expired; upload it again")
         if result["model"] not in self.engine.colorizers:
             raise WebError(409, "this result's model is not on this server any more; re-run it")
+        if points:  # the upload's row has the upright photo's size: refused before any slot
+            check_points(points, (job["width"], job["height"]), web_points.FIELD)
         name = result["file"]
         stem = name.rsplit(".", 1)[0]
         # the download encodings' locks, in one order (encoded() takes one, then a slot)
@@ -282,8 +284,6 @@ class Service:
             t0 = time.perf_counter()
             with self.engine.slot(job["width"] * job["height"]):
                 photo = decode(path, job["filename"])
-                if points:
-                    check_points(points, photo.size, web_points.FIELD)
                 t1 = time.perf_counter()
                 kept = self._load_colour(name)
                 if kept is None:
