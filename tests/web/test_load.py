@@ -197,8 +197,9 @@ def test_a_download_is_encoded_once_in_a_slot_and_expires_with_its_photo(app, cl
     assert (service.files / f"{a}.jpg").is_file()
     client.get(f"/download?format=jpeg&jobs={r.json['job']}")  # the zip reuses it
     assert len(slots) == 2  # only B's JPEG was new
-    # upload, view, 2 PNGs, 2 JPEGs, the thumbnails of the view and of the 2 results
-    assert service.cleanup(now=time.time() + 601) == 4 + 2 + 3
+    # upload, view, 2 PNGs, 2 JPEGs, the thumbnails of the view and of the 2 results, and the
+    # 2 results' working-size colour
+    assert service.cleanup(now=time.time() + 601) == 4 + 2 + 3 + 2
     assert list(service.files.iterdir()) == []
 
 

@@ -196,6 +196,7 @@ def _old_database(database_url, tmp_path):
             f" 'JPEG', 'web', {now}, {now + 600})"
         )
         cur.execute(f"INSERT INTO jobs VALUES ('j1', 'u1', 256, {now})")
+        cur.execute("INSERT INTO results VALUES ('r1', 'j1', 'alpha', 'A', 'r1.png', 0.5)")
         for job, model, label, score, best, source in OLD_RATINGS:
             cur.execute(
                 "INSERT INTO ratings (job_id, model, label, size, score, best, compared, source,"
@@ -224,6 +225,9 @@ def test_an_older_database_is_migrated_without_losing_a_rating(database_url, tmp
         )
         job = store.get_job("j1")
         assert job is not None and job["owner"] is None  # nobody can rate an old upload
+        assert [r["points"] for r in job["results"]] == [None]  # no colour points before
+        store.set_points("r1", '{"points":[]}')
+        assert store.get_result("r1")["points"] == '{"points":[]}'
         # new rows go in beside the old ones, and opening again changes nothing
         store.add_upload(
             dict(id="u2", filename="b.jpg", stored=None, view=None, width=4, height=3,

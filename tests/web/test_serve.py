@@ -8,6 +8,7 @@ and read the statistics. Set PIX2COLOR_SCREENSHOTS=DIR to keep its screenshots.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -409,3 +410,178 @@ def test_the_page_blocks_nothing_it_needs_under_its_csp(server, browser):
     assert [p for p in problems if "404" not in p] == []
     assert page.locator("h1").inner_text() == "Not found"
     context.close()
+
+
+# the mean colour of the displayed coloured image around a photo pixel (5x5), read in the page
+READ_PIXELS = """([selector, x, y]) => {
+  const img = document.querySelector(selector);
+  const canvas = document.createElement("canvas");
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0);
+  const d = ctx.getImageData(x - 2, y - 2, 5, 5).data;
+  const sum = [0, 0, 0];
+  for (let i = 0; i < d.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += d[i + c];
+  return sum.map((v) => v / 25);
+}"""
+
+
+def lab_ab(rgb) -> tuple[float, float]:
+    """Pillow's 8-bit LAB of an (r, g, b): ab with 0 = grey."""
+    px = Image.new("RGB", (1, 1), tuple(round(v) for v in rgb)).convert("LAB").getpixel((0, 0))
+    return px[1] - 128, px[2] - 128
+
+
+def wait_recoloured(page, result, n_points: int, colour: str | None = None) -> int:
+    """Wait until the result shows its re-colouring with n points -> its time in ms."""
+    selector = f".result[data-label={result}]"
+    check = (
+        f"(() => {{ const r = document.querySelector('{selector}');"
+        " const p = JSON.parse(r.dataset.points || '[]');"
+        " return !r.classList.contains('is-recolouring') && r.dataset.recolourMs"
+        f" && p.length === {n_points}"
+        + (f" && p.some(q => q.color === '{colour}')" if colour else "")
+        + " })()"
+    )
+    wait_until(page, check)
+    return int(page.locator(selector).get_attribute("data-recolour-ms"))
+
+
+@pytest.mark.slow
+def test_a_person_places_moves_and_deletes_a_colour_point(server, browser, tmp_path, shots):
+    """Click the photo, pick a colour: that spot turns that colour in about a second; drag the
+    point, download the points, delete it; on a desktop and on a 390 px phone."""
+    photo = tmp_path / "astronaut.jpg"
+    img = Image.fromarray(real_photo("astronaut")).convert("L").resize((1024, 768))
+    img.save(photo, quality=92)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(server.url)
+        page.select_option("#size", "256")
+        page.set_input_files("#file-input", str(photo))
+        page.locator(".card[data-job]").wait_for()
+        after = ".result[data-label=A] .compare-after"
+        wait_until(page, f"document.querySelector('{after}').complete")
+        result = page.locator(".result[data-label=A]")
+        result.locator(".js-points").click()
+        layer = result.locator(".points-layer")
+        assert layer.is_visible() and result.locator(".points-panel").is_visible()
+
+        # a click on the displayed photo lands on the photo's own pixel (307, 307)
+        layer.scroll_into_view_if_needed()
+        box = layer.bounding_box()
+        assert box["width"] < 1024  # shown scaled down: the mapping has to scale up
+        x, y = 307, 307
+        before = page.evaluate(READ_PIXELS, [after, x, y])
+        page.mouse.click(
+            box["x"] + (x + 0.5) / 1024 * box["width"], box["y"] + (y + 0.5) / 768 * box["height"]
+        )
+        wait_recoloured(page, "A", 1)
+        pts = json.loads(result.get_attribute("data-points"))
+        assert (pts[0]["x"], pts[0]["y"], pts[0]["radius"]) == (x, y, 3), pts
+        swatches = result.locator(".swatch.from-photo")
+        assert swatches.count() == 4  # the colour there now and three bolder ones
+        assert result.locator(".swatch").count() == 10
+
+        # pick blue: the spot turns blue, the luminance stays
+        times = []
+        result.locator(".point-color").fill("#2050c0")
+        times.append(wait_recoloured(page, "A", 1, "#2050c0"))
+        now = page.evaluate(READ_PIXELS, [after, x, y])
+        a0, b0 = lab_ab(before)
+        a1, b1 = lab_ab(now)
+        want_a, want_b = lab_ab((0x20, 0x50, 0xC0))
+        # towards blue (the photo keeps its own lightness, so the exact ab is out of reach)
+        far, near = math.dist((a0, b0), (want_a, want_b)), math.dist((a1, b1), (want_a, want_b))
+        assert near < 0.75 * far and b1 < b0 - 10, (before, now)
+        assert "Re-coloured with 1 point in" in result.locator(".points-status").inner_text()
+        assert card_names_hidden(page)  # still blind: a point names no model
+        page.screenshot(path=str(shots / "points-desktop.png"))
+
+        # the other swatches re-colour too; a few rounds for the timing
+        for i in (1, 2, 3):
+            colour = result.locator(".swatch.from-photo").nth(i).get_attribute("data-color")
+            if colour == "#2050c0":
+                continue
+            result.locator(".swatch.from-photo").nth(i).click()
+            times.append(wait_recoloured(page, "A", 1, colour))
+        result.locator(".point-color").fill("#2050c0")
+        times.append(wait_recoloured(page, "A", 1, "#2050c0"))
+
+        # drag the point to 60 % / 60 %
+        dot = result.locator(".point").first
+        dbox = dot.bounding_box()
+        page.mouse.move(dbox["x"] + dbox["width"] / 2, dbox["y"] + dbox["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=6)
+        page.mouse.up()
+        wait_until(page, "JSON.parse(document.querySelector('.result[data-label=A]')"
+                         ".dataset.points)[0].x > 600")  # fmt: skip
+        times.append(wait_recoloured(page, "A", 1, "#2050c0"))
+        moved = json.loads(result.get_attribute("data-points"))[0]
+        assert abs(moved["x"] - 614) <= 2 and abs(moved["y"] - 460) <= 2, moved
+
+        # the points as a file, the CLI's format
+        with page.expect_download() as info:
+            result.locator("a", has_text="Points (JSON)").click()
+        assert info.value.suggested_filename.endswith("-points-A.json")
+        saved = tmp_path / "points.json"
+        info.value.save_as(saved)
+        assert json.loads(saved.read_text()) == {"points": [moved]}
+
+        # delete it: the automatic colour comes back
+        result.locator(".point").first.click()
+        result.locator(".js-delete-point").click()
+        wait_until(page, "document.querySelector('.result[data-label=A] .points-status')"
+                         ".textContent === 'Automatic colour again'")  # fmt: skip
+        back = page.evaluate(READ_PIXELS, [after, x, y])
+        assert max(abs(u - v) for u, v in zip(back, before, strict=True)) < 6, (before, back)
+        print(f"re-colouring 1024x768 through the page, request to image shown: {times} ms")
+        (shots / "points-timings.json").write_text(json.dumps(times))
+    except Exception:
+        page.screenshot(path=str(shots / "points-failure.png"), full_page=True)
+        print(f"console errors {problems}; server log:", server.log.read_text()[-3000:])
+        raise
+    finally:
+        context.close()
+    assert problems == []
+
+    # a phone: tap to place a point; nothing wider than the screen
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(server.url)  # another session: its own upload
+        page.set_input_files("#file-input", str(photo))
+        page.locator(".card[data-job]").wait_for()
+        result = page.locator(".result[data-label=A]")
+        result.locator(".js-points").tap()
+        layer = result.locator(".points-layer")
+        layer.scroll_into_view_if_needed()
+        box = layer.bounding_box()
+        page.touchscreen.tap(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+        wait_recoloured(page, "A", 1)
+        result.locator(".swatch").nth(5).tap()
+        wait_recoloured(page, "A", 1, result.locator(".swatch").nth(5).get_attribute("data-color"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        panel = result.locator(".points-panel").bounding_box()
+        assert panel["x"] >= 0 and panel["x"] + panel["width"] <= 390, panel
+        result.locator(".points-panel").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "points-phone.png"))
+    finally:
+        context.close()
+
+
+def card_names_hidden(page) -> bool:
+    return all(
+        page.locator(".model-name").nth(i).inner_text() == ""
+        for i in range(page.locator(".model-name").count())
+    )

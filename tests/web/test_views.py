@@ -219,14 +219,15 @@ def test_files_expire_but_ratings_stay(app, client, page_job):
     client.post(f"/jobs/{job}/rate", data={"result": a, "score": "3"}, headers=headers)
     files = app.extensions["pix2color"].files
     kept = sorted(p.name for p in files.iterdir())
-    assert len(kept) == 7  # the upload, its view copy, two results, and their 3 thumbnails
+    # the upload, its view copy, two results, their 3 thumbnails, the results' working colour
+    assert len(kept) == 9
     stray = files / "left-by-a-crash.png"
     stray.write_bytes(b"x")
     os.utime(stray, (time.time() - 3600, time.time() - 3600))
     service = app.extensions["pix2color"]
     assert service.cleanup(now=time.time() + 60) == 1  # only the stray file is old enough
     assert client.get(f"/jobs/{job}").status_code == 200
-    assert service.cleanup(now=time.time() + 601) == 7  # past FILE_TTL (600 s)
+    assert service.cleanup(now=time.time() + 601) == 9  # past FILE_TTL (600 s)
     assert list(files.iterdir()) == []
     gone = client.get(f"/jobs/{job}", headers={"Accept": "application/json"})
     assert gone.status_code == 404 and "kept for 10 minutes" in gone.json["error"]

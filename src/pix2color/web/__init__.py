@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = dict(
     INFERENCE_QUEUE=16,  # requests that may wait for a slot; one more is busy (503) at once
     BUSY_TIMEOUT=10.0,  # seconds a request waits for a slot before 503
     COLORIZE_PER_MINUTE=60,  # per client address (429 above)
+    RECOLOR_PER_MINUTE=120,  # re-colourings with new colour points, per client address
+    MAX_POINTS=200,  # colour points per photo and request (400 above)
     # per client address (429 above): a person rates each of up to 3 results and picks one,
     # 4 requests a photo, a photo every 10 s or more; a script gets no further
     RATINGS_PER_MINUTE=30,

@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request, send_file
 
 from pix2color import __version__
+from pix2color.web import points as web_points
 from pix2color.web.downloads import OUTPUT_FORMATS, download_name, parse_format
 from pix2color.web.errors import WebError
 from pix2color.web.jobs import current_service
@@ -39,6 +40,7 @@ def colorize():
         )
     size = svc.settings.size(request.values.get("size"))
     fmt = parse_format(request.values.get("format"))
+    points = web_points.parse_field(request.values.get("points"), svc.settings.max_points)
     token, owner = new_api_token()
     done = svc.colorize(  # the answer is encoded in the colouring's slot: heavy work too
         request.files.get("image"),
@@ -47,6 +49,7 @@ def colorize():
         keep=False,
         owner=owner,
         encode_as=fmt,
+        points=points,
     )
     _, ext, mime, _ = OUTPUT_FORMATS[fmt]
     assert done.encoded is not None
@@ -60,6 +63,7 @@ def colorize():
     response.headers["X-Rating-Token"] = token  # the one key to rate this job
     response.headers["X-Model"] = model
     response.headers["X-Working-Size"] = str(size)
+    response.headers["X-Colour-Points"] = str(len(points or ()))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -97,6 +101,8 @@ def models():
             max_bytes=settings.max_bytes,
             max_pixels=settings.max_pixels,
             colorize_per_minute=settings.colorize_per_minute,
+            recolor_per_minute=settings.recolor_per_minute,
+            max_points=settings.max_points,
             ratings_per_minute=settings.ratings_per_minute,
             ratings_per_hour=settings.ratings_per_hour,
         ),

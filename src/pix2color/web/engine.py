@@ -23,14 +23,16 @@ import ctypes.util
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from PIL import Image
 
 from pix2color.data.images import Photo
 from pix2color.errors import UsageError
+from pix2color.hints import Point, check_points
 from pix2color.inference import Colorizer
 
 log = logging.getLogger(__name__)
@@ -219,8 +221,33 @@ class Engine:
             "try again in a few seconds"
         )
 
-    def colorize(self, model: str, photo: Photo, size: int) -> Image.Image:
+    def colorize(
+        self, model: str, photo: Photo, size: int, points: Sequence[Point] | None = None
+    ) -> Image.Image:
         """Colour one photo with one model at a working size (call inside `slot()`)."""
-        base = self.colorizers[model]
+        ab, L_small = self.predict(model, photo, size)
+        return self.join(model, photo, ab, L_small, points)
+
+    def predict(self, model: str, photo: Photo, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's working-size colour -> (ab (2, h, w), L_small (1, h, w)); in a slot.
+
+        Kept per page result (jobs.py), so that new colour points re-colour the photo without
+        the network: propagation and the join only."""
         # the same network (torch or its onnxruntime twin); only the working size differs
-        return base.at_size(size).colorize_photo(photo)
+        return self.colorizers[model].at_size(size).predict_photos([photo])[0]
+
+    def join(
+        self,
+        model: str,
+        photo: Photo,
+        ab: torch.Tensor,
+        L_small: torch.Tensor,
+        points: Sequence[Point] | None = None,
+    ) -> Image.Image:
+        """Working-size colour (with colour points spread, if any) at the photo's full size."""
+        c = self.colorizers[model]
+        if points:  # checked by the caller against the photo's size (a HintsError otherwise)
+            check_points(points, photo.size, "points")
+        image = c.join(photo, c.apply_points(photo, ab, L_small, points), L_small)
+        assert isinstance(image, Image.Image)
+        return image

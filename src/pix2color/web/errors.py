@@ -13,6 +13,7 @@ import math
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from pix2color.hints import HintsError
 from pix2color.web.engine import Busy
 from pix2color.web.store import RatingError, StoreError
 
@@ -72,6 +73,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(RatingError)
     def _rating(e: RatingError):
+        return error_response(400, str(e))
+
+    @app.errorhandler(HintsError)
+    def _points(e: HintsError):  # colour points that cannot be used: the message names the field
         return error_response(400, str(e))
 
     @app.errorhandler(Busy)

@@ -8,7 +8,10 @@ served), a browser-friendly copy of it (`<id>-view.jpg|png`), one PNG per result
 of the view and of each result (`...-thumb.webp`, THUMB_SIDE px at most: what the page shows
 until someone asks for full size), and the result's JPEG or WebP once somebody downloads it in
 that format (`<result id>.jpg|webp`: encoded once, in an inference slot, then sent from the
-file). They expire FILE_TTL seconds after the upload; ratings do not.
+file), and the network's working-size colour of each result (`<result id>-ab.npy`: ab and the
+working-size L, (3, h, w) float32), so that new colour points re-colour a result with
+propagation and the join only, without the network (`Service.recolor`). They expire FILE_TTL
+seconds after the upload; ratings do not.
 """
 
 from __future__ import annotations
@@ -18,15 +21,20 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from flask import current_app
 from PIL import Image
 from werkzeug.datastructures import FileStorage
 
 from pix2color.data.images import Photo
+from pix2color.hints import Point, check_points
+from pix2color.web import points as web_points
 from pix2color.web.downloads import OUTPUT_FORMATS, encode
 from pix2color.web.engine import Engine
 from pix2color.web.errors import WebError
@@ -46,10 +54,17 @@ def thumb_name(name: str) -> str:
     return f"{name.rsplit('.', 1)[0]}-thumb.webp"
 
 
+def colour_name(name: str) -> str:
+    """`<id>.png` -> `<id>-ab.npy`: a result's working-size colour, for re-colouring."""
+    return f"{name.rsplit('.', 1)[0]}-ab.npy"
+
+
 def derived_names(name: str) -> list[str]:
-    """The files made from a kept file, which expire with it: its thumbnail, its downloads."""
+    """The files made from a kept file, which expire with it: its thumbnail, its downloads,
+    its working-size colour."""
     stem = name.rsplit(".", 1)[0]
-    return [n for n in (thumb_name(name), *(f"{stem}.{ext}" for ext in DERIVED)) if n != name]
+    made = (thumb_name(name), colour_name(name), *(f"{stem}.{ext}" for ext in DERIVED))
+    return [n for n in made if n != name]
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,8 @@ class Output:
     model: str
     image: Image.Image
     seconds: float
+    ab: torch.Tensor | None = None  # the network's working-size colour (2, h, w)
+    L_small: torch.Tensor | None = None  # the working-size L it was predicted from (1, h, w)
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,7 @@ class Service:
         keep: bool,
         owner: str,
         encode_as: str | None = None,
+        points: Sequence[Point] | None = None,
     ) -> Colouring:
         """Check, decode and colour an upload with each model, and record it as a new job.
 
@@ -100,6 +118,8 @@ class Service:
         its holder may rate the results or re-run the photo.
         encode_as: also encode the first result in this download format, in the same slot
         (the API's answer: a second wait for a slot would put it at the back of the queue).
+        points: colour points (web/points.py) for every model; checked against the upright
+        photo's size once it is decoded (a HintsError, answered 400).
         """
         path, filename = save_upload(self.files, file)
         upload_id = new_id()
@@ -108,9 +128,12 @@ class Service:
             # decoding, colouring and writing hold the slot: together they are the memory
             with self.engine.slot(width * height):
                 photo = decode(path, filename)
-                outputs = self._colour(photo, filename, models, size)
+                if points:
+                    check_points(points, photo.size, web_points.FIELD)
+                points_of = dict.fromkeys(models, points) if points else {}
+                outputs = self._colour(photo, filename, models, size, points_of)
                 view = self._keep_view(upload_id, photo) if keep else None
-                results = self._results(outputs, keep)
+                results = self._results(outputs, keep, points_of)
                 data = encode(outputs[0].image, encode_as) if encode_as else None
         except BaseException:
             path.unlink(missing_ok=True)
@@ -127,15 +150,18 @@ class Service:
         return Colouring(self._add_job(upload_id, results, size), outputs, data)
 
     def rerun(self, job: dict[str, Any], size: int) -> dict[str, Any]:
-        """Colour a kept upload again at another working size -> a new job (new labels)."""
+        """Colour a kept upload again at another working size -> a new job (new labels); each
+        model's colour points go with it (they are in the photo's pixels, at any size)."""
         path = self.files / (job["stored"] or "-")
         if not job["stored"] or not path.is_file():
             raise WebError(404, "this photo has expired; upload it again")
         models = [r["model"] for r in job["results"] if r["model"] in self.engine.colorizers]
         models = models or self.compared_models()  # its models were all taken away: new ones
+        points_of = {r["model"]: web_points.loads(r["points"]) for r in job["results"]}
         with self.engine.slot(job["width"] * job["height"]):
-            outputs = self._colour(decode(path, job["filename"]), job["filename"], models, size)
-            results = self._results(outputs, keep=True)
+            photo = decode(path, job["filename"])
+            outputs = self._colour(photo, job["filename"], models, size, points_of)
+            results = self._results(outputs, keep=True, points_of=points_of)
         return self._add_job(job["upload_id"], results, size)
 
     def compared_models(self) -> list[str]:
@@ -144,13 +170,22 @@ class Service:
         k = max(1, min(len(names), self.settings.compare_models))
         return secrets.SystemRandom().sample(names, k) if k < len(names) else names
 
-    def _colour(self, photo: Photo, filename: str, models: list[str], size: int) -> list[Output]:
-        """Colour a decoded photo with each model; call inside `engine.slot()` (memory-bound)."""
+    def _colour(
+        self,
+        photo: Photo,
+        filename: str,
+        models: list[str],
+        size: int,
+        points_of: Mapping[str, Sequence[Point]] | None = None,
+    ) -> list[Output]:
+        """Colour a decoded photo with each model (with that model's colour points, if any);
+        call inside `engine.slot()` (memory-bound)."""
         outputs = []
         for model in models:
             t = time.perf_counter()
-            img = self.engine.colorize(model, photo, size)
-            outputs.append(Output(model, img, time.perf_counter() - t))
+            ab, L_small = self.engine.predict(model, photo, size)
+            img = self.engine.join(model, photo, ab, L_small, (points_of or {}).get(model))
+            outputs.append(Output(model, img, time.perf_counter() - t, ab, L_small))
         w, h = photo.size
         log.info("coloured %s (%dx%d) at %d with %s", filename, w, h, size, ", ".join(models))
         return outputs
@@ -164,25 +199,35 @@ class Service:
         self._save_thumb(view, name)
         return name
 
-    def _save_thumb(self, image: Image.Image, name: str) -> None:
-        """The page's copy: THUMB_SIDE px at most (a view and its results get the same size)."""
+    def _save_thumb(self, image: Image.Image, name: str, method: int = 4) -> None:
+        """The page's copy: THUMB_SIDE px at most (a view and its results get the same size).
+        method: WebP's effort, 0-6 (0: about 4x faster, files ~20 % larger)."""
         w, h = image.size
         scale = min(1.0, THUMB_SIDE / max(w, h))
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         thumb = image if scale == 1.0 else image.resize(size, Image.Resampling.BICUBIC, None, 2.0)
-        thumb.save(self.files / thumb_name(name), format="WEBP", quality=85)
+        thumb.save(self.files / thumb_name(name), format="WEBP", quality=85, method=method)
 
-    def _results(self, outputs: list[Output], keep: bool) -> list[dict[str, Any]]:
-        """Result rows labelled A, B, ... in random order; with keep, each written as a PNG."""
+    def _results(
+        self,
+        outputs: list[Output],
+        keep: bool,
+        points_of: Mapping[str, Sequence[Point]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Result rows labelled A, B, ... in random order; with keep, each written as a PNG
+        (with its working-size colour beside it, for re-colouring with colour points)."""
         order = list(range(len(outputs)))
         secrets.SystemRandom().shuffle(order)  # neutral labels in a random order
         results = []
         for label, i in zip(LABELS, order, strict=False):
             out, rid = outputs[i], new_id()
             row = dict(id=rid, model=out.model, label=label, seconds=out.seconds)
+            row["points"] = web_points.dumps((points_of or {}).get(out.model))
             if keep:
                 out.image.save(self.files / f"{rid}.png", format="PNG", compress_level=3)
                 self._save_thumb(out.image, f"{rid}.png")
+                if out.ab is not None and out.L_small is not None:
+                    self._save_colour(f"{rid}.png", out.ab, out.L_small)
                 row["file"] = f"{rid}.png"
             results.append(row)
         return results
@@ -193,6 +238,76 @@ class Service:
         found = self.store.get_job(job["id"])
         assert found is not None, "a job just written must be readable"
         return found
+
+    # ------------------------------------------------------------------ colour points
+    def _save_colour(self, name: str, ab: torch.Tensor, L_small: torch.Tensor) -> None:
+        colour = torch.cat([ab, L_small]).numpy().astype(np.float32)  # (3, h, w)
+        path = self.files / colour_name(name)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        with open(tmp, "wb") as f:
+            np.save(f, colour)
+        os.replace(tmp, path)
+
+    def _load_colour(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        try:
+            colour = torch.from_numpy(np.load(self.files / colour_name(name)))
+        except (OSError, ValueError):  # not kept (a result from before), or half gone: predict
+            return None
+        return colour[:2], colour[2:]
+
+    def recolor(
+        self, job: dict[str, Any], result: dict[str, Any], points: Sequence[Point] | None
+    ) -> dict[str, Any]:
+        """Colour a page result again with new colour points (none: the automatic colour).
+
+        The network's working-size colour is kept per result, so this is the propagation and
+        the full-size join only (the network runs again only when that file is missing). The
+        result's PNG, thumbnail and points are replaced; its JPEG/WebP downloads are dropped
+        and made again when asked for. In an inference slot, like colouring. -> timings (s).
+        """
+        path = self.files / (job["stored"] or "-")
+        if not job["stored"] or not result["file"] or not path.is_file():
+            raise WebError(404, "this photo has expired; upload it again")
+        if result["model"] not in self.engine.colorizers:
+            raise WebError(409, "this result's model is not on this server any more; re-run it")
+        if points:  # the upload's row has the upright photo's size: refused before any slot
+            check_points(points, (job["width"], job["height"]), web_points.FIELD)
+        name = result["file"]
+        stem = name.rsplit(".", 1)[0]
+        # the download encodings' locks, in one order (encoded() takes one, then a slot)
+        locks = sorted(
+            {hash(f"{stem}.{ext}") % len(self._encode_locks) for ext in DERIVED}
+        )  # fmt: skip
+        for i in locks:
+            self._encode_locks[i].acquire()
+        try:
+            t0 = time.perf_counter()
+            with self.engine.slot(job["width"] * job["height"]):
+                photo = decode(path, job["filename"])
+                t1 = time.perf_counter()
+                kept = self._load_colour(name)
+                if kept is None:
+                    kept = self.engine.predict(result["model"], photo, job["size"])
+                    self._save_colour(name, *kept)
+                t2 = time.perf_counter()
+                image = self.engine.join(result["model"], photo, *kept, points)
+                t3 = time.perf_counter()
+                tmp = self.files / f".{name}.{secrets.token_hex(4)}"
+                image.save(tmp, format="PNG", compress_level=1)  # fast: it changes often
+                os.replace(tmp, self.files / name)
+                self._save_thumb(image, name, method=0)  # what the person waits to see
+                for ext in DERIVED:  # made from the old colour: encoded again when asked for
+                    (self.files / f"{stem}.{ext}").unlink(missing_ok=True)
+                t4 = time.perf_counter()
+        finally:
+            for i in reversed(locks):
+                self._encode_locks[i].release()
+        self.store.set_points(result["id"], web_points.dumps(points))
+        log.info(
+            "re-coloured result %s with %d colour point(s) in %.0f ms",
+            result["id"], len(points or ()), 1000 * (t4 - t0),
+        )  # fmt: skip
+        return dict(decode=t1 - t0, network=t2 - t1, colour=t3 - t2, save=t4 - t3, total=t4 - t0)
 
     # ------------------------------------------------------------------ downloads
     def encoded(self, result: dict[str, Any], fmt: str) -> Path:

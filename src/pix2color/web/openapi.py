@@ -70,6 +70,23 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                                             "enum": list(OUTPUT_FORMATS),
                                             "default": "png",
                                         },
+                                        "points": {
+                                            "type": "string",
+                                            "contentMediaType": "application/json",
+                                            "contentSchema": {
+                                                "$ref": "#/components/schemas/Points"
+                                            },
+                                            "description": "Colour points, as JSON text: "
+                                            '{"points": [{"x": 120, "y": 80, "color": '
+                                            '"#2050c0", "radius": 3}]} (the file `pix2color '
+                                            'colorize --hints` reads). Each says "this spot '
+                                            'is this colour"; the colour spreads over the '
+                                            "object the spot sits on and the rest keeps the "
+                                            "automatic colour. x, y in the photo's own pixels "
+                                            "(upright, after EXIF rotation; (0, 0) is the "
+                                            f"top-left pixel); at most {settings.max_points} "
+                                            "points. Only the colour's chroma is used.",
+                                        },
                                     },
                                 }
                             }
@@ -89,6 +106,10 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                                 },
                                 "X-Model": {"schema": {"type": "string"}},
                                 "X-Working-Size": {"schema": {"type": "integer"}},
+                                "X-Colour-Points": {
+                                    "description": "How many colour points were applied.",
+                                    "schema": {"type": "integer"},
+                                },
                             },
                             "content": {
                                 "image/png": {"schema": {"type": "string", "format": "binary"}},
@@ -96,7 +117,12 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                                 "image/webp": {"schema": {"type": "string", "format": "binary"}},
                             },
                         },
-                        "400": _error("No image, a damaged image, or a bad parameter."),
+                        "400": _error(
+                            "No image, a damaged image, or a bad parameter; colour points "
+                            "that cannot be used name the field, e.g. `points: points[2].color:"
+                            " '#zz0000' is not a colour; use '#rrggbb'` or `points: points[0]: "
+                            "(900, 10) is outside the photo (640x480: ...)`."
+                        ),
                         "413": _error("The file or its pixel count is over the limit."),
                         "415": _error("Not a supported photo (SVG, HTML, animated, ...)."),
                         "429": too_many,
@@ -201,6 +227,37 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                             "type": "string",
                             "description": "The result picked as best: model name or label.",
                         },
+                    },
+                },
+                "Points": {
+                    "type": "object",
+                    "required": ["points"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "points": {
+                            "type": "array",
+                            "maxItems": settings.max_points,
+                            "items": {
+                                "type": "object",
+                                "required": ["x", "y", "color"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "x": {"type": "number", "minimum": 0},
+                                    "y": {"type": "number", "minimum": 0},
+                                    "color": {
+                                        "type": "string",
+                                        "description": '"#rrggbb", "#rgb" or "rgb(r, g, b)".',
+                                    },
+                                    "radius": {
+                                        "type": "number",
+                                        "minimum": 0,
+                                        "maximum": 1000,
+                                        "default": 0,
+                                        "description": "The spot's size in photo pixels.",
+                                    },
+                                },
+                            },
+                        }
                     },
                 },
                 "Models": {

@@ -172,6 +172,7 @@ def make_limiters(settings: WebSettings) -> dict[str, list[RateLimiter]]:
     """The limiters of each kind of action that `rate_limited` names (all must allow a hit)."""
     return {
         "colorize": [RateLimiter(settings.colorize_per_minute, 60.0)],
+        "recolor": [RateLimiter(settings.recolor_per_minute, 60.0)],
         "rate": [
             RateLimiter(settings.ratings_per_minute, 60.0),
             RateLimiter(settings.ratings_per_hour, 3600.0),

@@ -31,6 +31,8 @@ class WebSettings:
     inference_queue: int  # requests that may wait for a slot (more: busy at once)
     busy_timeout: float
     colorize_per_minute: int
+    recolor_per_minute: int  # re-colourings with new colour points
+    max_points: int  # colour points per photo and request
     ratings_per_minute: int
     ratings_per_hour: int
     file_ttl: float  # seconds uploads and results are kept
@@ -59,6 +61,8 @@ class WebSettings:
             inference_queue=number("INFERENCE_QUEUE"),
             busy_timeout=number("BUSY_TIMEOUT", float),
             colorize_per_minute=number("COLORIZE_PER_MINUTE"),
+            recolor_per_minute=number("RECOLOR_PER_MINUTE"),
+            max_points=number("MAX_POINTS"),
             ratings_per_minute=number("RATINGS_PER_MINUTE"),
             ratings_per_hour=number("RATINGS_PER_HOUR"),
             file_ttl=number("FILE_TTL", float),

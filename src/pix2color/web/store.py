@@ -9,7 +9,8 @@ What lives where:
 - `uploads`: one photo a person sent (its file names in the instance folder, never the path
   they came from), with the time its files expire.
 - `jobs`: one colouring of an upload at one working size; a re-run is a new job.
-- `results`: one model's output for a job, under a neutral label (A, B, C) in shuffled order.
+- `results`: one model's output for a job, under a neutral label (A, B, C) in shuffled order,
+  with the colour points it was last coloured with (JSON text, web/points.py; NULL: none).
 - `ratings`: a person's judgement of one model on one job: a 1-5 score (SCORES) and/or whether
   it was picked as the best of the compared results. Keyed by (job, model), so changing one's mind
   updates the row. Ratings keep the model name and never reference the files, so they outlive
@@ -71,7 +72,8 @@ CREATE TABLE IF NOT EXISTS results (
     model TEXT NOT NULL,
     label TEXT NOT NULL,
     file TEXT,
-    seconds DOUBLE PRECISION NOT NULL
+    seconds DOUBLE PRECISION NOT NULL,
+    points TEXT
 );
 CREATE INDEX IF NOT EXISTS results_job ON results (job_id);
 CREATE TABLE IF NOT EXISTS ratings (
@@ -103,6 +105,7 @@ _ADDED_COLUMNS = (
     ("uploads", "owner", "TEXT", None),  # older uploads have no owner: nobody can rate them
     ("ratings", "blind", "INTEGER", "CASE WHEN source = 'web' THEN 1 ELSE 0 END"),
     ("ratings", "rater", "TEXT", None),  # unknown for ratings from before
+    ("results", "points", "TEXT", None),  # colour points: none before
 )
 KINDS = ("blind", "named")  # the two kinds of rating the statistics keep apart
 
@@ -266,10 +269,16 @@ class Store:
             )
             for r in results:
                 cur.execute(
-                    "INSERT INTO results (id, job_id, model, label, file, seconds)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    [r["id"], job["id"], r["model"], r["label"], r.get("file"), r["seconds"]],
-                )
+                    "INSERT INTO results (id, job_id, model, label, file, seconds, points)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [r["id"], job["id"], r["model"], r["label"], r.get("file"), r["seconds"],
+                     r.get("points")],
+                )  # fmt: skip
+
+    def set_points(self, result_id: str, points: str | None) -> None:
+        """Keep a result's colour points (points.dumps' JSON text; None: none)."""
+        with self.transaction() as cur:
+            cur.execute("UPDATE results SET points = ? WHERE id = ?", [points, result_id])
 
     def get_upload(self, upload_id: str, now: float | None = None) -> dict[str, Any] | None:
         now = time.time() if now is None else now

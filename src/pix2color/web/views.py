@@ -1,4 +1,4 @@
-"""The page people use: upload, compare, rate, re-run at another size, download.
+"""The page people use: upload, compare, rate, re-run at another size, colour points, download.
 
 Every action is a real form (it works without JavaScript: the server answers with a redirect to
 the photo's page); `static/app.js` sends the same forms with fetch and `Accept:
@@ -7,6 +7,8 @@ application/json`, and puts the returned card into the page.
 
 from __future__ import annotations
 
+import io
+import json
 import tempfile
 import time
 import zipfile
@@ -24,6 +26,7 @@ from flask import (
     url_for,
 )
 
+from pix2color.web import points as web_points
 from pix2color.web.downloads import OUTPUT_FORMATS, download_name, parse_format
 from pix2color.web.errors import WebError, wants_json
 from pix2color.web.jobs import current_service, thumb_name
@@ -76,6 +79,8 @@ def card(job: dict[str, Any]) -> dict[str, Any]:
                 score=rating.get("score"),
                 best=rating.get("best") == 1,
                 seconds=r["seconds"],
+                points=web_points.as_json(web_points.loads(r.get("points")))["points"],
+                file=r.get("file"),
             )
         )
     chose = any(r["best"] for r in results)
@@ -176,6 +181,43 @@ def rate(job_id: str):
         best=next((r["label"] for r in view["results"] if r["best"]), None),
         reveal={r["label"]: r["model"] for r in view["results"]} if view["reveal"] else None,
     )
+
+
+@bp.post("/results/<result_id>/points")
+@rate_limited("recolor")
+@csrf_required
+def set_points(result_id: str):
+    """Re-colour one result with the colour points in the form field `points` (the CLI's JSON;
+    empty or {"points": []}: the automatic colour again) and keep them with the result."""
+    svc = current_service()
+    result = _result(result_id)
+    job = _own_job(result["job_id"], "add colour points to")
+    points = web_points.parse_field(request.form.get("points"), svc.settings.max_points)
+    seconds = svc.recolor(job, result, points)
+    if not wants_json():
+        return redirect(url_for("views.job_page", job_id=job["id"]), code=303)
+    version = time.time_ns() // 1_000_000  # a new address: the browser fetches the new image
+    return jsonify(
+        result=result_id,
+        label=result["label"],  # never the model: the comparison may still be blind
+        points=web_points.as_json(points or [])["points"],
+        thumb=url_for("views.result_thumb", result_id=result_id, v=version),
+        image=url_for("views.result_image", result_id=result_id, v=version),
+        seconds={k: round(v, 4) for k, v in seconds.items()},
+    )
+
+
+@bp.get("/results/<result_id>/points.json")
+def points_json(result_id: str):
+    """A result's colour points as the file `pix2color colorize --hints` reads."""
+    r = _result(result_id)
+    label = r["label"] if r["siblings"] > 1 else None
+    name = download_name(r["filename"], label, "json").replace("-colorized", "-points")
+    body = json.dumps(web_points.as_json(web_points.loads(r["points"])), indent=1)
+    return send_file(
+        io.BytesIO(body.encode()), mimetype="application/json", as_attachment=True,
+        download_name=name,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- files
