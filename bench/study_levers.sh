@@ -14,11 +14,11 @@ common=(
   train.lr_encoder=2.5e-5 train.val_lpips=true 'train.early_stop_metric="lpips"' -q
 )
 for spec in \
-  "study-ft-gan|train.d_start_epoch=1 train.gan_mode=\"lsgan\" train.lr_d=1e-4 train.label_smoothing=0.1" \
   "study-ft-more|data.root=\"data/photos-more\"" \
   "study-ft-degrade|data.degrade=0.5" \
   "study-ft-frozen|train.train_encoder=\"none\"" \
-  "study-ft-feat|train.lambda_feat=100"; do
+  "study-ft-feat|train.lambda_feat=100" \
+  "study-ft-gan|train.d_start_epoch=1 train.gan_mode=\"lsgan\" train.lr_d=1e-4 train.label_smoothing=0.1"; do
   name=${spec%%|*}; read -r -a extra <<< "${spec#*|}"
   resume=(); [ -f runs/$name/last.pt ] && resume=(--resume)
   date; echo "== $name"
