@@ -25,9 +25,9 @@ TINY = {"decoder_channels": (16, 16, 8, 8, 8, 8), "pretrained": False}
 
 @pytest.fixture
 def auto_model(tmp_path):
-    """A tiny automatic model, saved, with non-trivial weights."""
+    """A tiny automatic model with a calibrated gain, saved."""
     torch.manual_seed(0)
-    G = MobileNetUNet(**TINY).eval()
+    G = MobileNetUNet(**TINY, ab_gain=1.3).eval()
     save_pretrained(G, tmp_path / "auto")
     return G, tmp_path / "auto"
 
@@ -37,6 +37,7 @@ def test_fresh_hint_net_from_an_automatic_model_returns_its_colour_without_guida
     H = HintUNet(**TINY)
     fresh = init_generator(H, folder)
     assert fresh and all(k.startswith(("refine.", "reference_mlp.")) for k in fresh)
+    assert H.ab_gain == 1.3 and H.config["ab_gain"] == 1.3  # the automatic model's, exactly
     H.eval()
     L = torch.rand(2, 1, 40, 36) * 2 - 1
     with torch.no_grad():
@@ -134,6 +135,7 @@ def test_training_feeds_the_hints_and_they_learn(tiny_config, tmp_path):
     cfg = tiny_config(*HINT_RUN, "train.lr_g=1e-3")
     summary = fit(cfg, tmp_path / "run", progress=False)
     assert summary["epochs_run"] == 1
+    assert "gain" not in summary  # it keeps the gain it was made with: no calibration
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
     assert "psnr_hints" in header and "val_l1_hints" in header
     G, _ = load_generator(tmp_path / "run" / "model")

@@ -239,8 +239,11 @@ def _save_epoch(
 
 def calibrate_best(run: Run, data: TrainingData) -> dict[str, float]:
     """Choose how bold the best generator's colour is, on the validation photos, and write it
-    into model/ -> the chosen setting ({} for a generator without a colour setting)."""
-    if colour_knob(run.G) is None or not run.best_path.is_file():
+    into model/ -> the chosen setting ({} for a generator without a colour setting).
+
+    A guided-colour model keeps the gain of the automatic model it was made from: its refiner
+    learned its corrections against that colour, which another gain would change."""
+    if colour_knob(run.G) is None or run.cfg.model.hints or not run.best_path.is_file():
         return {}
     run.G.load_state_dict(load_checkpoint(run.best_path)["G"])
     best, meta = calibrate(
