@@ -45,7 +45,8 @@ def main() -> None:
     G = G.to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(G.parameters(), 1e-4)
     data = HintCrops(photos, hints=HintSimulation(), crop=160, seed=0)
-    L, ab, hints, ref = (torch.stack(x) for x in zip(*(data[i] for i in range(args.batch))))
+    items = [data[i] for i in range(args.batch)]
+    L, ab, hints, ref = (torch.stack(x) for x in zip(*items, strict=True))
     L = L.contiguous(memory_format=torch.channels_last)
     for k in range(3):
         t, w = time.process_time(), time.time()
