@@ -217,4 +217,4 @@ def test_cli_reference_is_refused_for_an_automatic_model(auto_model, tmp_path):
     Image.fromarray(real_photo("astronaut")).resize((40, 40)).save(photo)
     rc = main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(folder),
                "--size", "32", "--reference", str(photo)])  # fmt: skip
-    assert rc != 0
+    assert rc == 2  # a usage error: nothing was coloured
