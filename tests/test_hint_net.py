@@ -17,7 +17,7 @@ from pix2color.models import HintUNet, MobileNetUNet
 from pix2color.models.io import load_generator, save_pretrained
 from pix2color.propagate import color_ab, propagate
 from pix2color.train import fit
-from pix2color.train.setup import init_generator
+from pix2color.train.setup import build_models, init_generator
 from tests.conftest import ROOT, real_photo
 
 TINY = {"decoder_channels": (16, 16, 8, 8, 8, 8), "pretrained": False}
@@ -143,6 +143,21 @@ def test_training_feeds_the_hints_and_they_learn(tiny_config, tmp_path):
     # the zero-initialised layers got gradients: they are no longer zero
     assert G.refine[2].weight.abs().sum() > 0
     assert G.reference_mlp[2].weight.abs().sum() > 0
+
+
+def test_freeze_automatic_keeps_the_automatic_colour(tiny_config, tmp_path):
+    with pytest.raises(ConfigError, match="freeze_automatic=true needs"):
+        tiny_config("train.freeze_automatic=true")
+    cfg = tiny_config(*HINT_RUN, "train.lr_g=1e-3", "train.freeze_automatic=true")
+    fit(cfg, tmp_path / "run", progress=False)
+    G, _ = load_generator(tmp_path / "run" / "model")
+    torch.manual_seed(cfg.train.seed)  # what start_run built before training
+    start, _ = build_models(cfg.model)
+    mine = G.state_dict()
+    for k, v in start.state_dict().items():
+        if not k.startswith(("refine.", "reference_mlp.")):
+            assert torch.equal(mine[k], v), k  # weights and BatchNorm statistics unchanged
+    assert not torch.equal(mine["refine.2.weight"], start.state_dict()["refine.2.weight"])
 
 
 def test_hint_net_learns_to_use_points_on_one_photo():

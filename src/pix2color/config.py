@@ -236,6 +236,9 @@ class TrainConfig:
     # which part of a pretrained encoder learns: "all", "late" (only its stride-32 stages) or
     # "none" (frozen, its BatchNorm statistics too)
     train_encoder: str = "all"
+    # model.hints: keep the whole automatic model as it was (weights and BatchNorm statistics);
+    # only the guidance layers learn, so without guidance the colour stays exactly the source's
+    freeze_automatic: bool = False
     class_rebalance: float = 0.5  # prior/uniform mix for rebalancing: 0 = full, 1 = none
     init_from: str = ""  # start G from this model or checkpoint (keys whose shapes match)
     gan_mode: str = "vanilla"  # "vanilla" (BCE) or "lsgan" (MSE)
@@ -313,6 +316,10 @@ class Config:
             raise ConfigError(
                 f"train.lr_encoder={t.lr_encoder} needs a pretrained encoder: "
                 "set model.generator='mobilenet_unet' or train.lr_encoder=0"
+            )
+        if t.freeze_automatic and not m.hints:
+            raise ConfigError(
+                "train.freeze_automatic=true needs a guided-colour model: set model.hints=true"
             )
         if t.train_encoder != "all" and m.generator != "mobilenet_unet":
             raise ConfigError(

@@ -135,11 +135,16 @@ def init_generator(G: nn.Module, source: str | Path) -> list[str]:
     return sorted(set(mine) - set(same))
 
 
-def frozen_modules(G: nn.Module, train_encoder: str) -> list[nn.Module]:
-    """The modules of G that train.train_encoder keeps frozen; their weights stop learning."""
-    if train_encoder == "all":
+def frozen_modules(
+    G: nn.Module, train_encoder: str, freeze_automatic: bool = False
+) -> list[nn.Module]:
+    """The modules of G that train.train_encoder (or train.freeze_automatic: all but a
+    HintUNet's guidance layers) keeps frozen; their weights stop learning."""
+    if freeze_automatic:
+        frozen = [G.encoder, G.bottleneck, G.ups, G.head]
+    elif train_encoder == "all":
         return []
-    if train_encoder == "none":
+    elif train_encoder == "none":
         frozen = [G.encoder]
     else:  # "late": only the stride-32 stages of the encoder learn
         frozen = G.early_encoder_modules()
@@ -262,7 +267,7 @@ def start_run(cfg: Config, run_dir: str | Path, resume: bool) -> Run:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=amp_dtype)
 
-    frozen = frozen_modules(G, t.train_encoder)
+    frozen = frozen_modules(G, t.train_encoder, t.freeze_automatic)
     opt_g = torch.optim.Adam(generator_groups(G, cfg), lr=t.lr_g, betas=(t.beta1, t.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
     mode = EARLY_STOP_METRICS[t.early_stop_metric]
