@@ -8,6 +8,7 @@ bookkeeping (epoch, best metric, history).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ def check_resumable(cfg: Config, ckpt: dict[str, Any], path: Path) -> None:
     if saved is None:
         return  # a checkpoint without its recipe: the weights' shapes are checked on loading
     now = cfg.to_dict()["model"]
+    # keys added since the checkpoint was written hold their defaults in it
+    defaults = dataclasses.asdict(type(cfg.model)())
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     differ = sorted(k for k in now.keys() | saved.keys() if now.get(k) != saved.get(k))
     if differ:
         changes = ", ".join(f"model.{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in differ)

@@ -45,7 +45,11 @@ GENERATORS = ("unet", "mobilenet_unet")  # model.generator
 HEADS = ("regression", "classes")  # model.head (mobilenet_unet only)
 LR_SCHEDULES = ("none", "plateau", "linear", "cosine")  # train.lr_schedule
 # train.early_stop_metric: the validation metrics (pix2color.validation) and which way is better
-EARLY_STOP_METRICS = {"val_l1": "min", "psnr": "max", "ssim": "max", "lpips": "min", "dcf": "min"}
+EARLY_STOP_METRICS = {
+    "val_l1": "min", "psnr": "max", "ssim": "max", "lpips": "min", "dcf": "min",
+    # model.hints: the same with validation's fixed colour points
+    "val_l1_hints": "min", "psnr_hints": "max", "lpips_hints": "min",
+}  # fmt: skip
 TRAIN_ENCODER = ("all", "late", "none")  # train.train_encoder
 AUTO_ON_OFF = ("auto", "on", "off")  # train.amp and train.channels_last ("auto": on CUDA only)
 DEVICES = ("auto", "cpu", "cuda")  # train.device
@@ -123,6 +127,14 @@ class DataConfig:
     # the chance that a training crop's grey input is aged like an old print (blur, grain, JPEG
     # blocks, faded contrast; the colour target stays the photo's own): 0 = never
     degrade: float = 0.0
+    # guided colour (model.hints=true): the guidance simulated from the truth per training crop
+    # (data/dataset.py HintSimulation) and the fixed points of validation
+    hint_p_zero: float = 0.125  # chance of a crop without points
+    hint_max_points: int = 50  # otherwise 1..this many points, log-uniform
+    hint_max_radius: int = 4  # each point's radius, uniform 0..this (pixels)
+    hint_p_reference: float = 0.3  # chance of a reference histogram
+    hint_p_other: float = 0.5  # of those, the chance it is of another crop of the photo
+    val_hint_points: int = 10  # points per validation photo (fixed, seeded by its index)
 
     def __post_init__(self) -> None:
         self.check()
@@ -148,6 +160,11 @@ class DataConfig:
         for name in ("val_limit", "train_limit", "workers"):
             c.at_least(name, 0)
         c.within("degrade", 0, 1, hint=" (a probability per training crop)")
+        for name in ("hint_p_zero", "hint_p_reference", "hint_p_other"):
+            c.within(name, 0, 1, hint=" (a probability per training crop)")
+        c.at_least("hint_max_points", 1)
+        c.at_least("hint_max_radius", 0)
+        c.at_least("val_hint_points", 0)
 
 
 @dataclass(frozen=True)
@@ -160,6 +177,9 @@ class ModelConfig:
     pretrained: bool = True  # mobilenet_unet: start the encoder from ImageNet weights
     head: str = "regression"  # mobilenet_unet: "regression" (ab + tanh) or "classes" (ab bins)
     temperature: float = 0.38  # "classes": annealed-mean temperature (1 = mean, lower = vivid)
+    # mobilenet_unet, regression head: a guided-colour HintUNet (colour points and a reference
+    # photo as inputs; models/encoder_unet.py)
+    hints: bool = False
     base_channels: int = 64
     depth: int = 8
     max_channels: int = 512
@@ -177,6 +197,11 @@ class ModelConfig:
         c.one_of("generator", GENERATORS)
         c.one_of("head", HEADS)
         c.one_of("encoder", ENCODERS)
+        if self.hints and (self.generator != "mobilenet_unet" or self.head != "regression"):
+            raise ConfigError(
+                "model.hints=true needs model.generator='mobilenet_unet' and "
+                f"model.head='regression' (got {self.generator!r} and {self.head!r})"
+            )
         if self.head == "classes" and self.generator != "mobilenet_unet":
             raise ConfigError("model.head='classes' needs model.generator='mobilenet_unet'")
         if self.encoder != "mobilenet_v2" and self.generator != "mobilenet_unet":
@@ -211,6 +236,9 @@ class TrainConfig:
     # which part of a pretrained encoder learns: "all", "late" (only its stride-32 stages) or
     # "none" (frozen, its BatchNorm statistics too)
     train_encoder: str = "all"
+    # model.hints: keep the whole automatic model as it was (weights and BatchNorm statistics);
+    # only the guidance layers learn, so without guidance the colour stays exactly the source's
+    freeze_automatic: bool = False
     class_rebalance: float = 0.5  # prior/uniform mix for rebalancing: 0 = full, 1 = none
     init_from: str = ""  # start G from this model or checkpoint (keys whose shapes match)
     gan_mode: str = "vanilla"  # "vanilla" (BCE) or "lsgan" (MSE)
@@ -256,9 +284,9 @@ class TrainConfig:
         c.one_of("lr_schedule", LR_SCHEDULES)
         c.within("plateau_factor", 0, 1, above_lo=True, below_hi=True)
         c.one_of("early_stop_metric", EARLY_STOP_METRICS)
-        if self.early_stop_metric == "lpips" and not self.val_lpips:
+        if self.early_stop_metric.startswith("lpips") and not self.val_lpips:
             raise ConfigError(
-                "train.early_stop_metric='lpips' needs LPIPS in validation: "
+                f"train.early_stop_metric={self.early_stop_metric!r} needs LPIPS in validation: "
                 "set train.val_lpips=true"
             )
         for name in ("plateau_patience", "patience", "seed", "steps_per_epoch", "num_threads"):
@@ -289,10 +317,19 @@ class Config:
                 f"train.lr_encoder={t.lr_encoder} needs a pretrained encoder: "
                 "set model.generator='mobilenet_unet' or train.lr_encoder=0"
             )
+        if t.freeze_automatic and not m.hints:
+            raise ConfigError(
+                "train.freeze_automatic=true needs a guided-colour model: set model.hints=true"
+            )
         if t.train_encoder != "all" and m.generator != "mobilenet_unet":
             raise ConfigError(
                 f"train.train_encoder={t.train_encoder!r} needs a pretrained encoder: "
                 "set model.generator='mobilenet_unet' or train.train_encoder='all'"
+            )
+        if t.early_stop_metric.endswith("_hints") and not m.hints:
+            raise ConfigError(
+                f"train.early_stop_metric={t.early_stop_metric!r} needs a guided-colour model: "
+                "set model.hints=true or choose a metric without _hints"
             )
         if t.lambda_class and m.head != "classes":
             raise ConfigError(

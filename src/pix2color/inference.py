@@ -31,14 +31,16 @@ from pix2color.color import (
     levels_to_L,
     normalize_L,
     rgb8_to_L,
+    rgb_to_network,
 )
-from pix2color.data.images import ImageError, Photo, photo_from_image, read_photo
+from pix2color.data.images import ImageError, Photo, load_rgb, photo_from_image, read_photo
 from pix2color.errors import UsageError
+from pix2color.guidance import hint_maps, no_reference, reference_histogram
 from pix2color.hints import HintsError, Point, check_points, to_working
 from pix2color.models.colour_settings import apply_colour_settings
 from pix2color.models.io import load_generator
 from pix2color.models.onnx_cache import fast_generator
-from pix2color.propagate import propagate
+from pix2color.propagate import color_ab, propagate
 from pix2color.upsample import DEFAULT_UPSAMPLING, UPSAMPLING, BandColour
 
 log = logging.getLogger(__name__)
@@ -205,6 +207,44 @@ class Colorizer:
             backend = "torch"  # onnxruntime runs on the CPU here
         # what computes the colour: G, or its checked onnxruntime twin (models/onnx_cache.py)
         self.net, self.backend = fast_generator(self.G, backend)
+        self.reference: torch.Tensor | None = None  # a reference photo's histogram (guidance.py)
+
+    @property
+    def guided(self) -> bool:
+        """Whether the model reads colour points and a reference itself (a HintUNet)."""
+        return bool(getattr(self.G, "takes_guidance", False))
+
+    def with_reference(self, reference: Image.Image | str | Path | None) -> Colorizer:
+        """The same colorizer (the same network) colouring like `reference`, a colour photo
+        (a PIL image or a file). Only a guided-colour model (`guided`) has a reference input;
+        others refuse with a UsageError, as does a reference that cannot be read or has no
+        colour. None: no reference."""
+        other = copy.copy(self)
+        if reference is None:
+            other.reference = None
+            return other
+        if not self.guided:
+            raise UsageError(
+                f"model {self.name or self.G.architecture!r} has no reference input; a reference "
+                "photo needs a guided-colour model (trained with model.hints=true, e.g. "
+                "configs/hint-net.toml)"
+            )
+        where = "reference" if isinstance(reference, Image.Image) else str(reference)
+        if isinstance(reference, Image.Image):
+            rgb = np.asarray(reference.convert("RGB"))
+        else:
+            try:
+                rgb = load_rgb(reference)
+            except ImageError as e:
+                raise UsageError(f"reference photo: {e}") from None
+        small = Image.fromarray(rgb)
+        small.thumbnail((128, 128))
+        t = torch.from_numpy(np.array(small, np.float32)).permute(2, 0, 1) / 255.0
+        ab = denormalize_ab(rgb_to_network(t)[1])  # (2, h, w) Lab units
+        if ab.norm(dim=0).mean() < 2.0:
+            raise UsageError(f"{where}: the reference photo has no colour; give a colour photo")
+        other.reference = reference_histogram(ab)
+        return other
 
     def at_size(self, size: int) -> Colorizer:
         """The same colorizer (the same network, not a copy) at another working size."""
@@ -281,12 +321,28 @@ class Colorizer:
         self, photo: Photo, ab: torch.Tensor, L_small: torch.Tensor, points: Sequence[Point] | None
     ) -> torch.Tensor:
         """The working-size ab (2, h, w) with the photo's colour points spread over the objects
-        they sit on (propagate.py); points are in the photo's pixels. No points: ab itself."""
-        if not points:
+        they sit on; points are in the photo's pixels. No points (and no reference): ab itself.
+
+        A guided-colour model (`guided`) colours the photo again with the points (and the
+        reference) as its inputs; any other model's colour gets the classical edge-aware
+        propagation (propagate.py)."""
+        if not points and (self.reference is None or not self.guided):
             return ab
-        check_points(points, photo.size, f"{photo.path}: colour points")
-        centres = to_working(points, photo.size, tuple(ab.shape[-2:]))
-        return propagate(L_small, ab, centres, [p.color for p in points])
+        centres = []
+        if points:
+            check_points(points, photo.size, f"{photo.path}: colour points")
+            centres = to_working(points, photo.size, tuple(ab.shape[-2:]))
+        if not self.guided:
+            return propagate(L_small, ab, centres, [p.color for p in points])
+        maps = hint_maps(L_small, centres, color_ab([p.color for p in points or ()]))
+        reference = self.reference if self.reference is not None else no_reference()
+        with torch.inference_mode():
+            guided = self.G(
+                normalize_L(L_small)[None].to(self.device),
+                maps[None].to(self.device),
+                reference[None].to(self.device),
+            )  # (1, 2, h, w), the torch model: the onnx twin reads L only
+        return denormalize_ab(guided[0].float().cpu())
 
     def join(
         self, photo: Photo, ab: torch.Tensor, L_small: torch.Tensor, depth: int | str = 8
@@ -323,13 +379,18 @@ class Colorizer:
         return self.colorize_batch([photo], depth, [points])[0]
 
     def __call__(
-        self, image: Image.Image | str | Path, points: Sequence[Point] | None = None
+        self,
+        image: Image.Image | str | Path,
+        points: Sequence[Point] | None = None,
+        reference: Image.Image | str | Path | None = None,
     ) -> Image.Image:
         """Colour a PIL image or a file: same width and height, same luminance, alpha kept.
-        `points`: colour points (hints.Point) in the image's pixels, spread edge-aware."""
+        `points`: colour points (hints.Point) in the image's pixels; `reference`: a colour
+        photo to colour like (guided-colour models only: see with_reference)."""
+        c = self.with_reference(reference) if reference is not None else self
         if isinstance(image, (str, Path)):
-            return self.colorize_photo(read_photo(image), points=points)
-        return self.colorize_photo(photo_from_pil(image), points=points)
+            return c.colorize_photo(read_photo(image), points=points)
+        return c.colorize_photo(photo_from_pil(image), points=points)
 
     def colorize_files(
         self,

@@ -139,9 +139,10 @@ class _Coarse:
         self.coarse_shape = (hc, wc)
 
     def correct(self, r: np.ndarray) -> np.ndarray:
-        """P A_c^-1 P^T r for r (2, h, w): the residual's smooth part, solved on the blocks."""
-        rc = _block_sums(r, self.f).reshape(2, -1).T  # (n_c, 2)
-        xc = self.lu.solve(np.ascontiguousarray(rc)).T.reshape(2, *self.coarse_shape)
+        """P A_c^-1 P^T r for r (C, h, w): the residual's smooth part, solved on the blocks."""
+        C = len(r)
+        rc = _block_sums(r, self.f).reshape(C, -1).T  # (n_c, C)
+        xc = self.lu.solve(np.ascontiguousarray(rc)).T.reshape(C, *self.coarse_shape)
         h, w = self.shape
         fine = np.repeat(np.repeat(xc.astype(np.float32), self.f, axis=1), self.f, axis=2)
         return fine[:, :h, :w]
@@ -220,8 +221,9 @@ def solve_difference(
     tol: float = TOLERANCE,
     direct_pixels: int = DIRECT_PIXELS,
 ) -> np.ndarray:
-    """L (h, w) in [0, 100], patch weight mask (h, w) in [0, 1], target difference (2, h, w)
-    -> the propagated difference (2, h, w) float32 (the energy in the module docstring)."""
+    """L (h, w) in [0, 100], patch weight mask (h, w) in [0, 1], target difference (C, h, w)
+    (C = 2 for ab; any C solves C channels at once) -> the propagated difference (C, h, w)
+    float32 (the energy in the module docstring)."""
     mask = np.asarray(mask, np.float32)
     h, w = mask.shape
     pull_here = pull * (REFERENCE_SIDE / max(h, w)) ** 2

@@ -25,16 +25,25 @@ def validate(
 ) -> tuple[dict[str, float], torch.Tensor | None]:
     """Mean val L1 (ab scale), PSNR (and the grey input's), SSIM, colourfulness and ΔCF, LPIPS.
 
-    -> (metrics, sample grid or None).
+    -> (metrics, sample grid or None). Batches (L, ab, hints, reference) of a guided-colour
+    generator are also scored with their fixed points: val_l1_hints, psnr_hints, lpips_hints.
     """
     was_training = G.training
     G.eval()
     l1s, psnrs, psnr_greys, ssims, lpipss, lpips_greys, cfs, cf_truths, rows = (
         [] for _ in range(9)
     )
-    for L, ab in loader:
+    l1_hints, psnr_hints, lpips_hints = [], [], []
+    for L, ab, *guidance in loader:
         L, ab = L.to(device), ab.to(device)
         fake = G(L).float()
+        if guidance:  # the same photos with validation's fixed colour points
+            guided = G(L, *(g.to(device) for g in guidance)).float()
+            l1_hints.append((guided - ab).abs().flatten(1).mean(1).cpu())
+            rgb_guided = lab_tensor_to_rgb(L, guided)
+            psnr_hints.append(psnr(rgb_guided, lab_tensor_to_rgb(L, ab)).cpu())
+            if lpips_model is not None:
+                lpips_hints.append(lpips_model(rgb_guided, lab_tensor_to_rgb(L, ab)).cpu())
         l1s.append((fake - ab).abs().flatten(1).mean(1).cpu())
         rgb_fake, rgb_true = lab_tensor_to_rgb(L, fake), lab_tensor_to_rgb(L, ab)
         grey = lab_tensor_to_rgb(L, torch.zeros_like(ab))
@@ -65,6 +74,11 @@ def validate(
     if lpipss:
         metrics["lpips"] = torch.cat(lpipss).mean().item()
         metrics["lpips_grey"] = torch.cat(lpips_greys).mean().item()
+    if l1_hints:
+        metrics["val_l1_hints"] = torch.cat(l1_hints).mean().item()
+        metrics["psnr_hints"] = torch.cat(psnr_hints).mean().item()
+    if lpips_hints:
+        metrics["lpips_hints"] = torch.cat(lpips_hints).mean().item()
     grid = torch.cat(rows, dim=1) if rows else None  # (3, n * H, 3 * W)
     return metrics, grid
 

@@ -45,6 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "photo's path inside its input folder, with .json for its extension); photos without "
         "one are coloured automatically",
     )
+    c.add_argument(
+        "--reference",
+        metavar="PHOTO",
+        help="a colour photo to colour like (its overall palette), for every photo; only for a "
+        "guided-colour model (trained with model.hints=true, e.g. configs/hint-net.toml): other "
+        "models refuse it",
+    )
     c.add_argument("--batch-size", type=int, default=4)
     c.add_argument("--device", default="cpu", help="cpu or cuda")
     c.add_argument(
@@ -143,6 +150,8 @@ def colorize(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
         gain=args.gain, backend=args.backend,
         **({"upsampling": args.upsampling} if args.upsampling else {}),
     )  # fmt: skip
+    if args.reference:  # checked before any photo is read: a bad reference fails the command
+        colorizer = colorizer.with_reference(args.reference)
     out_dir = Path(args.output)
     targets, todo, errors, skipped = plan(args, out_dir, shard)
     hints = plan_hints(args.hints, out_dir, targets, todo, errors) if args.hints else None

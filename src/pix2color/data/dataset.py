@@ -13,6 +13,7 @@ import csv
 import io
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,10 @@ import torch
 from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
-from pix2color.color import rgb_to_network
+from pix2color.color import denormalize_ab, denormalize_L, rgb_to_network
 from pix2color.data.images import IMAGE_EXTENSIONS, ImageError, load_rgb
 from pix2color.errors import UsageError
+from pix2color.guidance import hint_maps, no_reference, reference_histogram
 
 log = logging.getLogger(__name__)
 
@@ -192,3 +194,96 @@ class CenterCrops(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """-> L (1, size, size), ab (2, size, size)."""
         return _to_pair(centre_square(self.photos[i], self.size))
+
+
+# ---- guided colour (HintUNet): simulated colour points and reference histograms ------------
+
+
+@dataclass(frozen=True)
+class HintSimulation:
+    """How training simulates a person's guidance from the truth (the data.hint_* keys).
+
+    Points: none with chance `p_zero`, else a count log-uniform in 1..`max_points` (as many
+    crops with 1-3 points as with 10-50); positions uniform over the crop; radius uniform in
+    0..`max_radius` pixels; colour the truth's mean ab over the point's disc. Reference: with
+    chance `p_reference` a histogram of the crop's own truth, or, with chance `p_other` of
+    those, of another random crop of the same photo (a reference that is similar, not equal).
+    """
+
+    p_zero: float = 0.125
+    max_points: int = 50
+    max_radius: int = 4
+    p_reference: float = 0.3
+    p_other: float = 0.5
+
+
+def simulate_points(
+    ab: torch.Tensor, rng: np.random.Generator, n: int, radii: np.ndarray
+) -> tuple[list[tuple[float, float, float]], np.ndarray]:
+    """ab (2, h, w) in Lab units, n points with `radii` (n,) -> ([(x, y, radius)], ab (n, 2)):
+    uniform positions and the truth's mean ab over each disc."""
+    h, w = ab.shape[-2:]
+    xs, ys = rng.integers(0, w, n), rng.integers(0, h, n)
+    centres, colours = [], np.zeros((n, 2), np.float32)
+    for k, (x, y, r) in enumerate(zip(xs, ys, radii, strict=True)):
+        y0, y1, x0, x1 = max(y - r, 0), min(y + r + 1, h), max(x - r, 0), min(x + r + 1, w)
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        disc = torch.from_numpy((xx - x) ** 2 + (yy - y) ** 2 <= r * r)
+        colours[k] = ab[:, y0:y1, x0:x1][:, disc].mean(dim=1).numpy()
+        centres.append((float(x), float(y), float(r)))
+    return centres, colours
+
+
+def guidance_for(
+    L: torch.Tensor, ab: torch.Tensor, centres, colours, reference: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Network-scale L (1, h, w) and points -> (hint maps (6, h, w), reference (65,))."""
+    maps = hint_maps(denormalize_L(L)[0].numpy(), centres, colours)
+    return maps, reference if reference is not None else no_reference()
+
+
+class HintCrops(RandomCrops):
+    """Training crops with simulated guidance: (L, ab, hint maps, reference) (HintSimulation)."""
+
+    def __init__(self, photos: list[np.ndarray], *, hints: HintSimulation, **kwargs) -> None:
+        super().__init__(photos, **kwargs)
+        self.hints = hints
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        """-> L (1, c, c), ab (2, c, c), hint maps (6, c, c), reference (65,)."""
+        L, ab = super().__getitem__(i)
+        s = self.hints
+        rng = np.random.default_rng([self.seed, self.epoch, i, 1])  # apart from the crop's
+        ab_lab = denormalize_ab(ab)
+        n = 0 if rng.random() < s.p_zero else int(np.exp(rng.uniform(0, np.log(s.max_points + 1))))
+        n = min(n, s.max_points)
+        centres, colours = simulate_points(ab_lab, rng, n, rng.integers(0, s.max_radius + 1, n))
+        reference = None
+        if rng.random() < s.p_reference:
+            if rng.random() < s.p_other:
+                rgb = self.photos[i]
+                h, w = rgb.shape[:2]
+                ch, cw = int(rng.integers(h // 3, h + 1)), int(rng.integers(w // 3, w + 1))
+                y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+                _, other = _to_pair(rgb[y0 : y0 + ch : 4, x0 : x0 + cw : 4])
+                reference = reference_histogram(denormalize_ab(other))
+            else:
+                reference = reference_histogram(ab_lab)
+        return (L, ab, *guidance_for(L, ab, centres, colours, reference))
+
+
+class HintCenterCrops(CenterCrops):
+    """Validation crops with a FIXED guidance: `n_points` points of radius 2 per photo, seeded
+    by its index (the same for every epoch, run and model), no reference."""
+
+    def __init__(self, photos: list[np.ndarray], *, size: int = 256, n_points: int = 10) -> None:
+        super().__init__(photos, size=size)
+        self.n_points = n_points
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        """-> L (1, s, s), ab (2, s, s), hint maps (6, s, s), reference (65,) (zeros)."""
+        L, ab = super().__getitem__(i)
+        rng = np.random.default_rng([i, 13])
+        n = self.n_points
+        centres, colours = simulate_points(denormalize_ab(ab), rng, n, np.full(n, 2))
+        return (L, ab, *guidance_for(L, ab, centres, colours, None))

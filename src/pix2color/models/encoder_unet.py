@@ -21,6 +21,7 @@ from torch import nn
 from pix2color.ab_classes import ab_bin_centres, annealed_mean
 from pix2color.color import IMAGENET_MEAN, IMAGENET_STD
 from pix2color.errors import UsageError
+from pix2color.guidance import HINT_CHANNELS, REFERENCE_VALUES
 from pix2color.models import efficientnet, mobilenet
 from pix2color.models.base import Generator, pad_to_multiple, saves_config
 from pix2color.models.colour_settings import check_gain, check_temperature
@@ -120,13 +121,19 @@ class _MobileNetDecoder(Generator):
                 skips.append(x)
         return skips
 
-    def features(self, L: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) -> decoder features of the padded photo after the last up step."""
+    def features(self, L: torch.Tensor, film: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, H, W) -> decoder features of the padded photo after the last up step.
+
+        `film` (B, 2 * w0): a scale and shift of the bottleneck's features (HintUNet's
+        reference), as x * (1 + scale) + shift."""
         L = pad_to_multiple(L, self.factor)
         x = ((L + 1) / 2).expand(-1, 3, -1, -1)  # (B, 3, H, W) grey RGB in [0, 1]
         x = (x - self.mean) / self.std
         skips = self._encode(x)  # strides 2, 4, 8, 16, 32
         x = self.bottleneck(skips.pop())  # (B, w0, H/32, W/32)
+        if film is not None:
+            scale, shift = film[:, :, None, None].chunk(2, dim=1)
+            x = x * (1 + scale) + shift
         skips = [L, *skips]  # full size first, stride 16 last
         for up in self.ups:
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
@@ -231,3 +238,77 @@ class MobileNetClassUNet(_MobileNetDecoder):
         if return_logits:
             return ab, logits[..., : -(-h // 4), : -(-w // 4)]
         return ab
+
+
+class HintUNet(MobileNetUNet):
+    """Guided colour: L (B, 1, H, W), hint maps (B, 6, H, W) and a reference histogram
+    (B, 65) (guidance.py) -> ab (B, 2, H, W) in [-1, 1]. One network for colour points, a
+    reference photo and no guidance.
+
+    The automatic MobileNetUNet runs unchanged and gives `auto`; the points' edge-aware spread
+    over grey and its reach give the (near) classical propagation `(1 - reach) * auto + spread`,
+    and a small full-size refiner (two 3x3 convolutions on the decoder's last features, L,
+    auto and the hint maps) adds a learned correction. The reference histogram goes through
+    an MLP into a scale and shift of the bottleneck's features (FiLM). The last layer of the
+    refiner and of the MLP start at zero, so a fresh HintUNet made from an automatic model's
+    weights (train.init_from) returns that model's colour without guidance and the classical
+    propagation's with points; training only has to learn what improves on them.
+    """
+
+    architecture = "hint_unet"
+    takes_guidance = True
+
+    @saves_config
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        out_channels: int = 2,
+        decoder_channels: tuple[int, ...] = DECODER_CHANNELS,
+        encoder: str = "mobilenet_v2",
+        pretrained: bool = False,
+        ab_gain: float = 1.0,
+        refine_channels: int = 32,
+        reference_hidden: int = 64,
+    ) -> None:
+        # the automatic model's body, without its @saves_config (which would replace this config)
+        MobileNetUNet.__init__.__wrapped__(
+            self, in_channels=in_channels, out_channels=out_channels,
+            decoder_channels=decoder_channels, encoder=encoder, pretrained=pretrained,
+            ab_gain=ab_gain,
+        )  # fmt: skip
+        w = refine_channels
+        cin = decoder_channels[-1] + 1 + out_channels + HINT_CHANNELS  # features, L, auto, hints
+        last = nn.Conv2d(w, out_channels, 3, padding=1)
+        self.refine = nn.Sequential(
+            nn.Conv2d(cin, w, 3, padding=1), nn.ReLU(inplace=True), last
+        )  # no BatchNorm: guided and unguided crops differ too much within a batch
+        film = nn.Linear(reference_hidden, 2 * decoder_channels[0])
+        self.reference_mlp = nn.Sequential(
+            nn.Linear(REFERENCE_VALUES, reference_hidden), nn.ReLU(inplace=True), film
+        )
+        for layer in (last, film):  # the start is the automatic model (and the classical spread)
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(
+        self,
+        L: torch.Tensor,
+        hints: torch.Tensor | None = None,
+        reference: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """L (B, 1, H, W) in [-1, 1], hints (B, 6, H, W) or None (no points), reference (B, 65)
+        or None -> ab (B, 2, H, W) in [-1, 1]."""
+        B, _, h, w = L.shape
+        if hints is None:
+            hints = L.new_zeros(B, HINT_CHANNELS, h, w)
+        if reference is None:
+            reference = L.new_zeros(B, REFERENCE_VALUES)
+        feats = self.features(L, film=self.reference_mlp(reference))[..., :h, :w]
+        auto = self.head(feats)
+        if self.ab_gain != 1.0:
+            auto = (auto * self.ab_gain).clamp(-1.0, 1.0)
+        spread, reach = hints[:, 0:2], hints[:, 2:3]
+        base = (1 - reach) * auto + spread  # (B, 2, H, W): about the classical propagation
+        correction = self.refine(torch.cat([feats, L, auto, hints], dim=1))
+        return (base + correction).clamp(-1.0, 1.0)

@@ -25,11 +25,11 @@ from safetensors.torch import load_file, save_file
 from pix2color.errors import ModelNotFoundError
 from pix2color.files import replacing, write_atomic
 from pix2color.models.base import Generator, generator_record
-from pix2color.models.encoder_unet import MobileNetClassUNet, MobileNetUNet
+from pix2color.models.encoder_unet import HintUNet, MobileNetClassUNet, MobileNetUNet
 from pix2color.models.unet import UNetGenerator
 
 ARCHITECTURES: dict[str, type[Generator]] = {
-    cls.architecture: cls for cls in (UNetGenerator, MobileNetUNet, MobileNetClassUNet)
+    cls.architecture: cls for cls in (UNetGenerator, MobileNetUNet, MobileNetClassUNet, HintUNet)
 }
 WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "MODEL_CARD.md"
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "bundled"

@@ -111,7 +111,7 @@ def train_one_epoch(
         from tqdm import tqdm
 
         bar = tqdm(total=data.steps, desc=f"epoch {epoch}/{t.epochs}", leave=False, unit="step")
-    for step, (L, ab) in enumerate(loader):
+    for step, (L, ab, *guidance) in enumerate(loader):  # guidance: a HintUNet's hints, reference
         if step >= data.steps:
             break
         losses = train_step(
@@ -122,6 +122,7 @@ def train_one_epoch(
             real_label=1.0 - t.label_smoothing, autocast=run.autocast, D_for_g=run.D,
             class_loss=data.class_loss, lambda_class=t.lambda_class,
             feature_loss=data.feature_loss, lambda_feat=t.lambda_feat,
+            guidance=tuple(g.to(run.device) for g in guidance),
         )  # fmt: skip
         for k, v in losses.items():
             if not math.isnan(v):
@@ -174,9 +175,10 @@ def end_of_epoch(
     if run.dist.main:
         _save_epoch(run, epoch, metrics, better, grid)
         log.info(
-            "epoch %d: L1 %.4f, val L1 %.4f, PSNR %.2f, SSIM %.4f, %.1f img/s%s",
-            epoch, row["loss_g_l1"], metrics["val_l1"], metrics["psnr"], metrics["ssim"],
-            row["images_per_second"], " (best)" if better else "",
+            "epoch %d: L1 %.4f, val L1 %.4f, PSNR %.2f%s, SSIM %.4f, %.1f img/s%s",
+            epoch, row["loss_g_l1"], metrics["val_l1"], metrics["psnr"],
+            f" ({metrics['psnr_hints']:.2f} with points)" if "psnr_hints" in metrics else "",
+            metrics["ssim"], row["images_per_second"], " (best)" if better else "",
         )  # fmt: skip
     if run.dist.world > 1:
         dist.barrier()
@@ -225,6 +227,10 @@ def _save_epoch(
     fields = list(CSV_FIELDS)
     if run.cfg.train.val_lpips:
         fields.insert(CSV_FIELDS.index("ssim") + 1, "lpips")
+    if run.cfg.model.hints:
+        at = fields.index("dcf") + 1
+        hinted = ["val_l1_hints", "psnr_hints", "lpips_hints"]
+        fields[at:at] = hinted if run.cfg.train.val_lpips else hinted[:2]
     write_metrics_csv(run.state["history"], run.dir / "metrics.csv", fields)
     write_plots(run.state["history"], run.dir)
     if grid is not None:
@@ -233,8 +239,11 @@ def _save_epoch(
 
 def calibrate_best(run: Run, data: TrainingData) -> dict[str, float]:
     """Choose how bold the best generator's colour is, on the validation photos, and write it
-    into model/ -> the chosen setting ({} for a generator without a colour setting)."""
-    if colour_knob(run.G) is None or not run.best_path.is_file():
+    into model/ -> the chosen setting ({} for a generator without a colour setting).
+
+    A guided-colour model keeps the gain of the automatic model it was made from: its refiner
+    learned its corrections against that colour, which another gain would change."""
+    if colour_knob(run.G) is None or run.cfg.model.hints or not run.best_path.is_file():
         return {}
     run.G.load_state_dict(load_checkpoint(run.best_path)["G"])
     best, meta = calibrate(

@@ -21,11 +21,19 @@ from torch.utils.data import DataLoader
 from pix2color.ab_classes import ColourClassLoss, photos_ab_prior, rebalancing_weights
 from pix2color.checkpoint import check_resumable, load_checkpoint
 from pix2color.config import EARLY_STOP_METRICS, Config, ModelConfig
-from pix2color.data.dataset import CenterCrops, RandomCrops, load_photos, split_files
+from pix2color.data.dataset import (
+    CenterCrops,
+    HintCenterCrops,
+    HintCrops,
+    HintSimulation,
+    RandomCrops,
+    load_photos,
+    split_files,
+)
 from pix2color.errors import AlreadyExists, ConfigError, NotFound, UsageError
 from pix2color.metrics import LPIPS
 from pix2color.models.base import Generator
-from pix2color.models.encoder_unet import MobileNetClassUNet, MobileNetUNet
+from pix2color.models.encoder_unet import HintUNet, MobileNetClassUNet, MobileNetUNet
 from pix2color.models.io import load_generator
 from pix2color.models.patchgan import GANLoss, PatchDiscriminator
 from pix2color.models.unet import UNetGenerator
@@ -40,6 +48,8 @@ def build_models(cfg: ModelConfig) -> tuple[Generator, PatchDiscriminator]:
         G: Generator = MobileNetClassUNet(
             encoder=cfg.encoder, pretrained=cfg.pretrained, temperature=cfg.temperature
         )
+    elif cfg.generator == "mobilenet_unet" and cfg.hints:
+        G = HintUNet(encoder=cfg.encoder, pretrained=cfg.pretrained)
     elif cfg.generator == "mobilenet_unet":  # the U-Net shape keys do not apply to it
         G = MobileNetUNet(encoder=cfg.encoder, pretrained=cfg.pretrained)
     else:
@@ -111,7 +121,7 @@ def init_generator(G: nn.Module, source: str | Path) -> list[str]:
     """Copy into G every weight of `source` (model or checkpoint) whose name and shape match.
 
     -> the names of G's weights that kept their fresh values (e.g. a new head). Refuses a source
-    that shares nothing with G.
+    that shares nothing with G. A HintUNet also takes an automatic source's ab gain.
     """
     src, _ = load_generator(source)
     theirs = src.state_dict()
@@ -120,14 +130,21 @@ def init_generator(G: nn.Module, source: str | Path) -> list[str]:
     if not same:
         raise ConfigError(f"train.init_from={str(source)!r}: no weight matches this generator")
     G.load_state_dict(same, strict=False)
+    if isinstance(G, HintUNet) and isinstance(src, MobileNetUNet):
+        G.set_ab_gain(src.ab_gain)  # the start is the automatic model exactly, its gain too
     return sorted(set(mine) - set(same))
 
 
-def frozen_modules(G: nn.Module, train_encoder: str) -> list[nn.Module]:
-    """The modules of G that train.train_encoder keeps frozen; their weights stop learning."""
-    if train_encoder == "all":
+def frozen_modules(
+    G: nn.Module, train_encoder: str, freeze_automatic: bool = False
+) -> list[nn.Module]:
+    """The modules of G that train.train_encoder (or train.freeze_automatic: all but a
+    HintUNet's guidance layers) keeps frozen; their weights stop learning."""
+    if freeze_automatic:
+        frozen = [G.encoder, G.bottleneck, G.ups, G.head]
+    elif train_encoder == "all":
         return []
-    if train_encoder == "none":
+    elif train_encoder == "none":
         frozen = [G.encoder]
     else:  # "late": only the stride-32 stages of the encoder learn
         frozen = G.early_encoder_modules()
@@ -250,7 +267,7 @@ def start_run(cfg: Config, run_dir: str | Path, resume: bool) -> Run:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=amp_dtype)
 
-    frozen = frozen_modules(G, t.train_encoder)
+    frozen = frozen_modules(G, t.train_encoder, t.freeze_automatic)
     opt_g = torch.optim.Adam(generator_groups(G, cfg), lr=t.lr_g, betas=(t.beta1, t.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
     mode = EARLY_STOP_METRICS[t.early_stop_metric]
@@ -318,15 +335,22 @@ def load_data(run: Run) -> TrainingData:
     if dc.val_limit:
         val_files = val_files[: dc.val_limit]
     log.info("loading %d training and %d validation photos", len(train_files), len(val_files))
-    train_set = RandomCrops(
-        load_photos(train_files, dc.load_short_side),
-        crop=dc.crop,
-        scale=(dc.scale_min, dc.scale_max),
-        flip=dc.flip,
-        seed=t.seed,
+    crops = dict(
+        crop=dc.crop, scale=(dc.scale_min, dc.scale_max), flip=dc.flip, seed=t.seed,
         degrade=dc.degrade,
-    )
+    )  # fmt: skip
+    photos = load_photos(train_files, dc.load_short_side)
     val_set = CenterCrops.from_files(val_files, size=dc.val_size, short_side=dc.load_short_side)
+    if run.cfg.model.hints:  # each crop with its simulated guidance; validation's points fixed
+        hints = HintSimulation(
+            p_zero=dc.hint_p_zero, max_points=dc.hint_max_points,
+            max_radius=dc.hint_max_radius, p_reference=dc.hint_p_reference,
+            p_other=dc.hint_p_other,
+        )  # fmt: skip
+        train_set: RandomCrops = HintCrops(photos, hints=hints, **crops)
+        val_set = HintCenterCrops(val_set.photos, size=dc.val_size, n_points=dc.val_hint_points)
+    else:
+        train_set = RandomCrops(photos, **crops)
     val_loader = DataLoader(val_set, batch_size=t.batch_size, num_workers=dc.workers)
     class_loss = None
     if isinstance(run.G, MobileNetClassUNet):  # the rebalancing prior: the training photos' ab

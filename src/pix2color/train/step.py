@@ -32,19 +32,21 @@ def train_step(
     lambda_class: float = 0.0,
     feature_loss: nn.Module | None = None,
     lambda_feat: float = 0.0,
+    guidance: tuple[torch.Tensor, ...] = (),
 ) -> dict[str, float]:
     """One pix2pix update: D on real vs. detached fake pairs, then G to fool D and match ab.
 
     Before the discriminator's start (`use_gan=False`) G learns from L1 alone (plus the ab-class
     loss for a class head) and D is not touched at all. `D_for_g` is D without its DDP wrapper:
     G's step needs gradients through D, never into it, and must not involve DDP's reducer.
+    `guidance`: a guided-colour generator's further inputs (hint maps, reference), passed on.
     """
     out = {"loss_d": float("nan"), "loss_g_gan": float("nan")}
     with autocast():
         if class_loss is not None:
             ab_fake, logits = G(L, return_logits=True)  # (B, 2, H, W), (B, Q, H/4, W/4)
         else:
-            ab_fake = G(L)  # (B, 2, H, W)
+            ab_fake = G(L, *guidance)  # (B, 2, H, W)
     if use_gan and train_d:
         D.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)

@@ -1,0 +1,235 @@
+"""The guided-colour network (HintUNet): its start, its inputs, its training and inference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2color.config import ConfigError, load_config
+from pix2color.data.dataset import HintCenterCrops, HintCrops, HintSimulation
+from pix2color.errors import UsageError
+from pix2color.guidance import HINT_CHANNELS, REFERENCE_VALUES, hint_maps, reference_histogram
+from pix2color.hints import Point
+from pix2color.inference import Colorizer
+from pix2color.models import HintUNet, MobileNetUNet
+from pix2color.models.io import load_generator, save_pretrained
+from pix2color.propagate import color_ab, propagate
+from pix2color.train import fit
+from pix2color.train.setup import build_models, init_generator
+from tests.conftest import ROOT, real_photo
+
+TINY = {"decoder_channels": (16, 16, 8, 8, 8, 8), "pretrained": False}
+
+
+@pytest.fixture
+def auto_model(tmp_path):
+    """A tiny automatic model with a calibrated gain, saved."""
+    torch.manual_seed(0)
+    G = MobileNetUNet(**TINY, ab_gain=1.3).eval()
+    save_pretrained(G, tmp_path / "auto")
+    return G, tmp_path / "auto"
+
+
+def test_fresh_hint_net_from_an_automatic_model_returns_its_colour_without_guidance(auto_model):
+    G, folder = auto_model
+    H = HintUNet(**TINY)
+    fresh = init_generator(H, folder)
+    assert fresh and all(k.startswith(("refine.", "reference_mlp.")) for k in fresh)
+    assert H.ab_gain == 1.3 and H.config["ab_gain"] == 1.3  # the automatic model's, exactly
+    H.eval()
+    L = torch.rand(2, 1, 40, 36) * 2 - 1
+    with torch.no_grad():
+        auto = G(L)
+        assert torch.equal(H(L), auto)
+        zeros = torch.zeros(2, HINT_CHANNELS, 40, 36)
+        ref = reference_histogram(torch.randn(2, 20, 20) * 30)[None].expand(2, -1)
+        assert torch.equal(H(L, zeros, ref), auto)  # the reference's FiLM starts at zero too
+
+
+def test_fresh_hint_net_with_points_is_close_to_the_classical_propagation(auto_model):
+    G, folder = auto_model
+    H = HintUNet(**TINY)
+    init_generator(H, folder)
+    H.eval()
+    rgb = np.asarray(Image.fromarray(real_photo("astronaut")).resize((64, 64)))
+    t = torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1) / 255
+    from pix2color.color import denormalize_L, rgb_to_network
+
+    L, _ = rgb_to_network(t)
+    centres = [(10.0, 12.0, 2.0), (40.0, 50.0, 2.0), (55.0, 8.0, 1.0)]
+    colours = [(200, 30, 30), (30, 40, 200), (20, 160, 40)]
+    with torch.no_grad():
+        auto = G(L[None])[0] * 110
+        classical = propagate(denormalize_L(L), auto, centres, colours)
+        maps = hint_maps(denormalize_L(L), centres, color_ab(colours))
+        ours = H(L[None], maps[None])[0] * 110
+    far = (classical - auto).abs().mean()
+    assert far > 3  # the points change the colour...
+    assert (ours - classical).abs().mean() < 0.25 * far  # ... and the start is about classical
+
+
+def test_hint_maps_spread_from_points_and_are_zero_without():
+    L = np.full((32, 32), 50.0, np.float32)
+    L[:, 16:] = 90.0  # an edge down the middle
+    assert hint_maps(L, [], np.zeros((0, 2))).abs().sum() == 0
+    maps = hint_maps(L, [(4.0, 16.0, 1.0)], np.array([[40.0, -20.0]]))
+    assert maps.shape == (HINT_CHANNELS, 32, 32)
+    assert maps[5, 16, 4] == 1 and maps[5].sum() == 5  # the disc of radius 1
+    assert maps[2, 16, 4] > 0.9 and maps[2, 16, 10] > maps[2, 16, 24] * 5  # stops at the edge
+    assert torch.allclose(maps[3:5, 16, 4], torch.tensor([40 / 110, -20 / 110]))
+
+
+def test_reference_histogram_sums_to_one_and_marks_presence():
+    h = reference_histogram(torch.randn(2, 30, 30) * 40)
+    assert h.shape == (REFERENCE_VALUES,)
+    assert torch.isclose(h[:-1].sum(), torch.tensor(1.0)) and h[-1] == 1
+
+
+def test_simulated_guidance_is_deterministic_per_seed_epoch_and_index():
+    photos = [real_photo(n)[:120, :150] for n in ("astronaut", "coffee", "chelsea")]
+    sim = HintSimulation(p_zero=0.2, max_points=20, p_reference=0.5)
+    a = HintCrops(photos, hints=sim, crop=32, seed=1)
+    b = HintCrops(photos, hints=sim, crop=32, seed=1)
+    for i in range(3):
+        for x, y in zip(a[i], b[i], strict=True):
+            assert torch.equal(x, y)
+    L, ab, maps, ref = a[0]
+    assert maps.shape == (HINT_CHANNELS, 32, 32) and ref.shape == (REFERENCE_VALUES,)
+    a.set_epoch(1)
+    assert not all(torch.equal(x, y) for x, y in zip(a[0], b[0], strict=True))
+    # across epochs and photos: some crops without points, some with; some references
+    counts, refs = [], []
+    for epoch in range(12):
+        a.set_epoch(epoch)
+        for i in range(3):
+            _, _, m, r = a[i]
+            counts.append(int(m[5].sum() > 0))
+            refs.append(int(r[-1]))
+    assert 0 < sum(counts) < len(counts) and 0 < sum(refs) < len(refs)
+    val = HintCenterCrops(photos, size=32, n_points=4)
+    assert torch.equal(val[1][2], val[1][2]) and val[1][2][5].sum() > 0
+
+
+def test_config_validates_hint_keys(photo_root):
+    tiny = ROOT / "configs" / "tiny.toml"
+    with pytest.raises(ConfigError, match="model.hints=true needs model.generator"):
+        load_config(tiny, ["model.hints=true"])
+    with pytest.raises(ConfigError, match="psnr_hints.*model.hints=true"):
+        load_config(tiny, ["train.early_stop_metric=psnr_hints"])
+    with pytest.raises(ConfigError, match="data.hint_p_zero"):
+        load_config(tiny, ["data.hint_p_zero=1.5"])
+    cfg = load_config(ROOT / "configs" / "hint-net.toml")
+    assert cfg.model.hints and cfg.train.early_stop_metric.endswith("_hints")
+
+
+HINT_RUN = (
+    "model.generator=mobilenet_unet", "model.pretrained=false", "model.hints=true",
+    "data.crop=32", "data.load_short_side=48", "train.epochs=1",
+    "train.early_stop_metric=psnr_hints", "data.val_hint_points=5",
+)  # fmt: skip
+
+
+def test_training_feeds_the_hints_and_they_learn(tiny_config, tmp_path):
+    cfg = tiny_config(*HINT_RUN, "train.lr_g=1e-3")
+    summary = fit(cfg, tmp_path / "run", progress=False)
+    assert summary["epochs_run"] == 1
+    assert "gain" not in summary  # it keeps the gain it was made with: no calibration
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
+    assert "psnr_hints" in header and "val_l1_hints" in header
+    G, _ = load_generator(tmp_path / "run" / "model")
+    assert isinstance(G, HintUNet)
+    # the zero-initialised layers got gradients: they are no longer zero
+    assert G.refine[2].weight.abs().sum() > 0
+    assert G.reference_mlp[2].weight.abs().sum() > 0
+
+
+def test_freeze_automatic_keeps_the_automatic_colour(tiny_config, tmp_path):
+    with pytest.raises(ConfigError, match="freeze_automatic=true needs"):
+        tiny_config("train.freeze_automatic=true")
+    cfg = tiny_config(*HINT_RUN, "train.lr_g=1e-3", "train.freeze_automatic=true")
+    fit(cfg, tmp_path / "run", progress=False)
+    G, _ = load_generator(tmp_path / "run" / "model")
+    torch.manual_seed(cfg.train.seed)  # what start_run built before training
+    start, _ = build_models(cfg.model)
+    mine = G.state_dict()
+    for k, v in start.state_dict().items():
+        if not k.startswith(("refine.", "reference_mlp.")):
+            assert torch.equal(mine[k], v), k  # weights and BatchNorm statistics unchanged
+    assert not torch.equal(mine["refine.2.weight"], start.state_dict()["refine.2.weight"])
+
+
+def test_hint_net_learns_to_use_points_on_one_photo():
+    """Overfit: with a frozen automatic colour, a few steps make the points help."""
+    torch.manual_seed(0)
+    photos = [np.asarray(Image.fromarray(real_photo("coffee")).resize((48, 40)))]
+    sim = HintSimulation(p_zero=0.0, max_points=10, max_radius=2, p_reference=0.0)
+    data = HintCrops(photos, hints=sim, crop=32, scale=(0.5, 1.0), seed=0)
+    H = HintUNet(**TINY)
+    opt = torch.optim.Adam([*H.refine.parameters()], lr=3e-3)
+    val = HintCenterCrops(photos, size=32, n_points=10)
+    L, ab, maps, ref = (t[None] for t in val[0])
+
+    def error() -> float:
+        with torch.no_grad():
+            return (H(L, maps, ref) - ab).abs().mean().item()
+
+    H.eval()  # the automatic part (BatchNorm included) stays as it is; only the refiner learns
+    before = error()
+    for step in range(40):
+        data.set_epoch(step)
+        batch = [torch.stack(t) for t in zip(*(data[0] for _ in range(1)), strict=True)]
+        loss = (H(batch[0], *batch[2:]) - batch[1]).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert error() < before * 0.9
+
+
+def test_colorizer_uses_the_learned_inputs_and_a_reference(auto_model, tmp_path):
+    _, folder = auto_model
+    H = HintUNet(**TINY)
+    init_generator(H, folder)
+    torch.manual_seed(1)
+    torch.nn.init.normal_(H.reference_mlp[2].weight, std=0.5)  # a reference that matters
+    save_pretrained(H, tmp_path / "hint")
+    c = Colorizer.from_pretrained(tmp_path / "hint", size=32, backend="torch")
+    assert c.guided
+    img = Image.fromarray(real_photo("astronaut")).resize((48, 48))
+    plain = np.asarray(c(img))
+    pointed = np.asarray(c(img, points=[Point(10, 10, (250, 20, 20), 2)]))
+    assert np.abs(pointed.astype(int) - plain).max() > 10
+    ref = Image.fromarray(real_photo("coffee"))
+    assert np.abs(np.asarray(c(img, reference=ref)).astype(int) - plain).max() > 0
+
+
+def test_reference_errors_are_clear(auto_model, tmp_path):
+    _, folder = auto_model
+    auto = Colorizer.from_pretrained(folder, size=32, backend="torch")
+    img = Image.fromarray(real_photo("astronaut")).resize((48, 48))
+    with pytest.raises(UsageError, match="no reference input.*model.hints=true"):
+        auto(img, reference=img)
+    H = HintUNet(**TINY)
+    save_pretrained(H, tmp_path / "hint")
+    c = Colorizer.from_pretrained(tmp_path / "hint", size=32, backend="torch")
+    with pytest.raises(UsageError, match="reference photo"):
+        c.with_reference(tmp_path / "missing.jpg")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a photo")
+    with pytest.raises(UsageError, match="bad.jpg"):
+        c.with_reference(bad)
+    grey = Image.new("RGB", (20, 20), (128, 128, 128))
+    with pytest.raises(UsageError, match="no colour"):
+        c.with_reference(grey)
+
+
+def test_cli_reference_is_refused_for_an_automatic_model(auto_model, tmp_path):
+    from pix2color.cli import main
+
+    _, folder = auto_model
+    photo = tmp_path / "p.png"
+    Image.fromarray(real_photo("astronaut")).resize((40, 40)).save(photo)
+    rc = main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(folder),
+               "--size", "32", "--reference", str(photo)])  # fmt: skip
+    assert rc == 2  # a usage error: nothing was coloured
