@@ -114,14 +114,15 @@ def test_glibc_malloc_trim_is_found_on_linux():
 def test_healthz_answers_while_every_slot_and_the_queue_are_taken(make_app, serve, monkeypatch):
     app = make_app({"INFERENCE_SLOTS": 1, "INFERENCE_QUEUE": 2, "BUSY_TIMEOUT": 10})
     engine = app.extensions["pix2color"].engine
-    release = threading.Event()
-    real = engine.colorize
+    entered, release = threading.Event(), threading.Event()
+    real = engine.predict  # the network's part of every colouring (page and API)
 
     def slow(*args, **kwargs):
+        entered.set()
         release.wait(20)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "colorize", slow)
+    monkeypatch.setattr(engine, "predict", slow)
     port = serve(app, threads=1 + 2 + 2)  # slots + queue + 2 for light requests
     body = photo_bytes()
     statuses = []
@@ -151,6 +152,7 @@ def test_healthz_answers_while_every_slot_and_the_queue_are_taken(make_app, serv
     while len(statuses) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     try:
+        assert entered.wait(10), "no colouring reached the network: the test holds nothing"
         assert sorted(statuses) == [503, 503, 503]  # so the slot and the queue are now full
         for _ in range(3):
             status, seconds = get(port, "/healthz", "127.0.0.2")
