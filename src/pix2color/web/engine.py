@@ -221,13 +221,6 @@ class Engine:
             "try again in a few seconds"
         )
 
-    def colorize(
-        self, model: str, photo: Photo, size: int, points: Sequence[Point] | None = None
-    ) -> Image.Image:
-        """Colour one photo with one model at a working size (call inside `slot()`)."""
-        ab, L_small = self.predict(model, photo, size)
-        return self.join(model, photo, ab, L_small, points)
-
     def predict(self, model: str, photo: Photo, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The network's working-size colour -> (ab (2, h, w), L_small (1, h, w)); in a slot.
 
