@@ -179,6 +179,12 @@ def working_shape(h: int, w: int, size: int) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
+def check_size(size: int) -> None:
+    """Refuse a working size too small for the networks to see anything."""
+    if size < 16:
+        raise UsageError(f"working size {size} is too small; use 16 or more (256 is typical)")
+
+
 class Colorizer:
     """Colour photos with a generator: `Colorizer.from_pretrained("default")(image) -> image`."""
 
@@ -195,8 +201,7 @@ class Colorizer:
         upsampling: str = DEFAULT_UPSAMPLING,
         backend: str = "torch",
     ) -> None:
-        if size < 16:
-            raise UsageError(f"working size {size} is too small; use 16 or more (256 is typical)")
+        check_size(size)
         if upsampling not in UPSAMPLING:
             raise UsageError(f"upsampling {upsampling!r}: use one of {', '.join(UPSAMPLING)}")
         apply_colour_settings(G, gain=gain, temperature=temperature)
@@ -248,8 +253,7 @@ class Colorizer:
 
     def at_size(self, size: int) -> Colorizer:
         """The same colorizer (the same network, not a copy) at another working size."""
-        if size < 16:
-            raise UsageError(f"working size {size} is too small; use 16 or more (256 is typical)")
+        check_size(size)
         other = copy.copy(self)
         other.size = size
         return other
