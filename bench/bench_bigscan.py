@@ -2,16 +2,17 @@
 
     python bench/bench_bigscan.py                       # 1, 6, 12, 25, 100 MP grey JPEGs
     python bench/bench_bigscan.py --mp 1 12 --kind rgb  # colour JPEGs, fewer sizes
-    python bench/bench_bigscan.py --model default.onnx  # onnxruntime (pix2color export first)
+    python bench/bench_bigscan.py --backends onnx       # only onnxruntime
 
 Each case runs in a fresh process: load the model, colour one small photo (warm-up), reset the
 peak-RSS counter (Linux: /proc/self/clear_refs), then read, colour and save the big photo as
 `pix2color colorize` does (read_photo, Colorizer, save_like), `--repeat` times (the fastest is
 shown: the load of a shared machine comes and goes). Peak memory is the VmHWM above that
-warmed-up process. The "before" rows run the same script on a checkout of `--before` (default:
-the last commit before the banded join) made with `git worktree`, so both paths are measured in
-the same run on the same load. The old path needs about 120 bytes a pixel: it is skipped above
-`--before-max-mp` (default 25) so as not to exhaust a shared machine's memory.
+warmed-up process. Each code runs with each of `--backends` (torch, onnxruntime) where it has
+that choice. The older rows run the same script on checkouts of `--before` (default: the last
+commit before the banded join, and release 0.3.0) made with `git worktree`, so every code path
+is measured in the same run on the same load. The path before banding needs about 120 bytes a
+pixel: it is skipped above `--before-max-mp` (default 25) so as not to exhaust the memory.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-BEFORE = "a15db1e"  # main just before the banded full-resolution join (issue 15)
+# main just before the banded full-resolution join (issue 15), and release 0.3.0
+BEFORE = ["a15db1e=before banding", "edff6ae=0.3.0"]
 
 CASE = r"""
 import json, sys, time
@@ -42,7 +44,7 @@ from pix2color import Colorizer
 from pix2color.data.images import read_photo, save_like
 
 src, out, model = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-threads, repeat = int(sys.argv[4]), int(sys.argv[5])
+threads, repeat, backend = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 torch.set_num_threads(threads)
 
 def hwm():
@@ -50,7 +52,8 @@ def hwm():
         if line.startswith("VmHWM"):
             return int(line.split()[1]) * 1024
 
-c = Colorizer.from_pretrained(model)
+# code older than the onnxruntime backend has no `backend` (it is torch)
+c = Colorizer.from_pretrained(model, **({} if backend == "-" else {"backend": backend}))
 net = [0.0]
 predict_ab = c.predict_ab
 
@@ -113,9 +116,17 @@ def checkout_before(ref: str, folder: Path) -> Path:
     return tree
 
 
-def run_case(tree: Path, photo: Path, model: str, threads: int, repeat: int, out: Path) -> dict:
+def has_backends(tree: Path) -> bool:
+    """Whether the code in `tree` can choose torch or onnxruntime (from 0.3.0)."""
+    return (tree / "src/pix2color/models/onnx_cache.py").exists()
+
+
+def run_case(
+    tree: Path, photo: Path, model: str, threads: int, repeat: int, out: Path, backend: str
+) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree / "src"))
     cmd = [sys.executable, "-c", CASE, str(photo), str(out), model, str(threads), str(repeat)]
+    cmd.append(backend)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     out.unlink(missing_ok=True)
     if done.returncode != 0:
@@ -130,7 +141,11 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest is shown")
-    ap.add_argument("--before", default=BEFORE, help="git ref of the old code path")
+    ap.add_argument(
+        "--before", nargs="*", default=BEFORE, metavar="REF[=LABEL]",
+        help="git refs of older code to measure beside this checkout (none: only this one)",
+    )  # fmt: skip
+    ap.add_argument("--backends", nargs="+", choices=["torch", "onnx"], default=["torch", "onnx"])
     ap.add_argument("--before-max-mp", type=float, default=25)
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "pix2color-bigscan"))
     args = ap.parse_args()
@@ -138,7 +153,11 @@ def main() -> None:
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    before = checkout_before(args.before, work)
+    codes = []  # (label, tree)
+    for spec in args.before:
+        ref, _, label = spec.partition("=")
+        codes.append((label or ref, checkout_before(ref, work)))
+    codes.append(("this checkout", ROOT))
     load = os.getloadavg()
     print(
         f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
@@ -147,33 +166,35 @@ def main() -> None:
     )
     print()
     print(
-        "| photo | code | read | colour (of which network) | save | total "
+        "| photo | code | backend | read | colour (of which network) | save | total "
         "| total without network | peak RSS above idle | bytes/pixel |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for mp in args.mp:
         photo = make_photo(work, mp, args.kind)
         with Image.open(photo) as im:
             W, H = im.size
-        for label, tree in (("before", before), ("new", ROOT)):
-            if label == "before" and mp > args.before_max_mp:
-                print(f"| {W}x{H} ({mp:g} MP) | {label} | skipped (over --before-max-mp) |||||||")
-                continue
-            out = work / f"out_{label}.jpg"
-            r = run_case(tree, photo, args.model, args.threads, args.repeat, out)
-            if "error" in r:
-                print(f"| {W}x{H} ({mp:g} MP) | {label} | failed: {r['error']} |||||||")
-                continue
-            print(
-                f"| {W}x{H} ({mp:g} MP) | {label} | {r['read']:.2f} s | {r['colour']:.2f} s "
-                f"({r['net']:.2f} s) | {r['save']:.2f} s | {r['total']:.2f} s | "
-                f"{r['total'] - r['net']:.2f} s | {r['peak'] / 2**20:.0f} MiB | "
-                f"{r['peak'] / (W * H):.0f} |",
-                flush=True,
-            )
+        for label, tree in codes:
+            unbanded = "class BandColour" not in (tree / "src/pix2color/upsample.py").read_text()
+            for backend in args.backends if has_backends(tree) else ["-"]:
+                name = f"| {W}x{H} ({mp:g} MP) | {label} | {'torch' if backend == '-' else backend}"
+                if unbanded and mp > args.before_max_mp:
+                    print(f"{name} | skipped (over --before-max-mp) |||||||")
+                    continue
+                out = work / f"out_{len(label)}.jpg"
+                r = run_case(tree, photo, args.model, args.threads, args.repeat, out, backend)
+                if "error" in r:
+                    print(f"{name} | failed: {r['error']} |||||||")
+                    continue
+                print(
+                    f"{name} | {r['read']:.2f} s | {r['colour']:.2f} s ({r['net']:.2f} s) | "
+                    f"{r['save']:.2f} s | {r['total']:.2f} s | {r['total'] - r['net']:.2f} s | "
+                    f"{r['peak'] / 2**20:.0f} MiB | {r['peak'] / (W * H):.0f} |",
+                    flush=True,
+                )
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"({np.__name__} {np.__version__}; old path from git {args.before})")
+    print(f"({np.__name__} {np.__version__}; older code from git: {' '.join(args.before)})")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "pix2color"
 
 # layers from the bottom up: a module may import its own layer and those below, never above
 LAYERS = (
-    ("pix2color.errors", "pix2color.files", "pix2color.color", "pix2color.ab_classes",
+    ("pix2color.errors", "pix2color.files", "pix2color.kernels", "pix2color.color",
+     "pix2color.ab_classes",
      "pix2color.upsample", "pix2color.hints", "pix2color.propagate", "pix2color.guidance"),
     ("pix2color.data",),
     ("pix2color.metrics",),

@@ -37,3 +37,22 @@ def test_network_scaling_round_trip_and_range():
     assert L.shape == (1, 1, 512, 512) and ab.shape == (1, 2, 512, 512)
     assert L.min() >= -1 and L.max() <= 1 and ab.abs().max() <= 1
     assert torch.allclose(color.lab_tensor_to_rgb(L, ab), rgb, atol=1e-4)
+
+
+def test_the_compiled_lab_rows_match_the_reference_formula_within_one_level():
+    # the join's per-pixel loops (kernels.py) against lab_to_rgb_t, on the corners of Lab too:
+    # black and white, near black (f's linear segment), far out of gamut (clipped), odd widths
+    rng = np.random.default_rng(0)
+    L = rng.uniform(0, 100, (5, 37)).astype(np.float32)
+    a = rng.uniform(-128, 127, (5, 37)).astype(np.float32)
+    b = rng.uniform(-128, 127, (5, 37)).astype(np.float32)
+    L[0, :4], a[0, :4], b[0, :4] = [0, 100, 0.5, 3], [0, 0, 90, -90], [0, 0, -110, 110]
+    ref = color.lab_to_rgb_t(torch.from_numpy(np.stack([L, a, b]))).clamp(0, 1)
+    ref = ref.permute(1, 2, 0).numpy()
+    out8 = np.empty((5, 37, 3), np.uint8)
+    color.lab_rows_to_rgb8(L, a, b, out8)
+    assert np.abs(out8.astype(np.int32) - (ref * 255 + 0.5).astype(np.int32)).max() <= 1
+    out16 = np.empty((5, 37, 4), np.uint16)  # a strided view, as the 16-bit join passes
+    color.lab_rows_to_rgb16(L, a, b, out16[..., :3])
+    assert np.abs(out16[..., :3].astype(np.int32) - (ref * 65535 + 0.5).astype(np.int32)).max() <= 1
+    assert tuple(out8[0, 0]) == (0, 0, 0) and tuple(out8[0, 1]) == (255, 255, 255)

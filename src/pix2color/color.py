@@ -194,76 +194,41 @@ def rgb8_to_L(rgb: np.ndarray) -> np.ndarray:
     return (116 * f - 16).astype(np.float32, copy=False)
 
 
-def _f_inv_into(f: np.ndarray, out: np.ndarray) -> None:
-    """_f_inv of float32 rows into `out`, without a power or a masked select.
-
-    f_inv(f) = f^3 above c = 6/29 and the tangent line c^3 + (f - c) / kappa below it, so it is
-    max(f, c)^3 + (min(f, c) - c) / kappa: one of the two terms is always the constant c^3 or 0.
-    (The code's rounded constants leave a 2e-7 step at c: far below a 16-bit level.)
-    """
-    c = np.float32(0.2068966)
-    np.maximum(f, c, out=out)
-    cube = out * out
-    out *= cube
-    below = np.minimum(f, c)
-    below -= c
-    below *= np.float32(1 / _KAPPA)
-    out += below
+@functools.cache
+def _xyz_to_linear(scale: float) -> np.ndarray:
+    """(3, 3) float32: (X / Xn, Y, Z / Zn) -> linear RGB times `scale` (the white point, the
+    matrix and the scale in one)."""
+    return (_XYZ2RGB.numpy() * _WHITE.numpy()[None, :] * scale).astype(np.float32)
 
 
-def lab_rows_to_linear(
-    L: np.ndarray, a: np.ndarray, b: np.ndarray, scale: float = 1.0, offset: float = 0.0
-) -> list[np.ndarray]:
-    """Lab rows (R, W) float32 -> [R, G, B] linear light (R, W) float32 each (not clipped),
-    times `scale` plus `offset` (a table index's scale and rounding)."""
-    n = L.size
-    fy = L.reshape(n) * np.float32(1 / 116)
-    fy += np.float32(16 / 116)
-    fx = a.reshape(n) * np.float32(1 / 500)
-    fx += fy
-    fz = b.reshape(n) * np.float32(-1 / 200)
-    fz += fy
-    np.maximum(fz, 0, out=fz)
-    xyz = np.empty((3, n), np.float32)  # X / Xn, Y, Z / Zn
-    for row, f in enumerate((fx, fy, fz)):
-        _f_inv_into(f, xyz[row])
-    # the white point, the matrix and the scale in one 3x3; plain products, not a matmul or
-    # einsum: with torch loaded, BLAS threads made (n, 3) @ (3, 3) 30x slower, einsum 6x
-    m = (_XYZ2RGB.numpy() * _WHITE.numpy()[None, :] * scale).astype(np.float32)
-    planes, tmp = [], np.empty(n, np.float32)
-    for c in range(3):
-        plane = xyz[0] * m[c, 0]
-        np.multiply(xyz[1], m[c, 1], out=tmp)
-        plane += tmp
-        np.multiply(xyz[2], m[c, 2], out=tmp)
-        plane += tmp
-        if offset:
-            plane += np.float32(offset)
-        planes.append(plane.reshape(L.shape))
-    return planes
+def warm_kernels() -> None:
+    """Load the join's compiled loops (kernels.py) now: a process's first use costs about 0.4 s
+    (numba starts its compiler, then reads the cached machine code). Colorizer starts this in a
+    thread while the model loads, so that the first photo does not wait for it."""
+    z = np.zeros((1, 1), np.float32)
+    lab_rows_to_rgb8(z, z, z, np.empty((1, 1, 3), np.uint8))
+    lab_rows_to_rgb16(z, z, z, np.empty((1, 1, 3), np.uint16))
 
 
 def lab_rows_to_rgb8(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """Lab rows (R, W) float32 -> 8-bit sRGB into `out` (R, W, 3) uint8.
 
     Within one level of lab_to_rgb_t's RGB * 255 + 0.5 truncated (the old whole-image packing);
-    the same pixels whatever the band, so a photo comes out the same in bands or whole.
+    the same pixels whatever the band, so a photo comes out the same in bands or whole. One
+    compiled pass a pixel (kernels.py), the linear light rounded into a 65536-step table.
     """
-    table = _linear_srgb8_table()
-    for c, index in enumerate(lab_rows_to_linear(L, a, b, _SRGB8_TO_16, 0.5)):
-        np.clip(index, 0, _SRGB8_TO_16, out=index)  # out of gamut: clipped like linear_to_srgb
-        out[..., c] = table.take(index.astype(np.intp))
+    from pix2color import kernels  # numba: imported on the first join, not with this module
+
+    kernels.lab_to_rgb8(
+        *(np.ascontiguousarray(x, np.float32) for x in (L, a, b)),
+        _xyz_to_linear(_SRGB8_TO_16), _linear_srgb8_table(), out,
+    )  # fmt: skip
 
 
 def lab_rows_to_rgb16(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """Lab rows (R, W) float32 -> 16-bit sRGB into `out` (R, W, 3) uint16 (the exact formula:
-    a table fine enough for 65536 levels near black would be millions of entries)."""
-    for c, lin in enumerate(lab_rows_to_linear(L, a, b)):
-        np.clip(lin, 0, 1, out=lin)
-        s = np.where(
-            lin > np.float32(0.0031308),
-            np.float32(1.055) * np.power(lin, np.float32(1 / 2.4)) - np.float32(0.055),
-            np.float32(12.92) * lin,
-        )
-        # rounded by truncation; clipped first, since a float past 65535 would wrap to 0
-        out[..., c] = np.clip(s * np.float32(65535) + np.float32(0.5), 0, 65535)
+    """Lab rows (R, W) float32 -> 16-bit sRGB into `out` (R, W, 3) uint16 (the exact curve)."""
+    from pix2color import kernels
+
+    kernels.lab_to_rgb16(
+        *(np.ascontiguousarray(x, np.float32) for x in (L, a, b)), _xyz_to_linear(1.0), out
+    )

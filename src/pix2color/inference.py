@@ -32,6 +32,7 @@ from pix2color.color import (
     normalize_L,
     rgb8_to_L,
     rgb_to_network,
+    warm_kernels,
 )
 from pix2color.data.images import ImageError, Photo, load_rgb, photo_from_image, read_photo
 from pix2color.errors import UsageError
@@ -173,6 +174,20 @@ def _join16(
     return out
 
 
+_warming = threading.Lock()
+_warmed = False
+
+
+def warm_join() -> None:
+    """Start loading the join's compiled loops in a thread, once per process (warm_kernels)."""
+    global _warmed
+    with _warming:
+        if _warmed:
+            return
+        _warmed = True
+    threading.Thread(target=warm_kernels, name="pix2color-warm-join", daemon=True).start()
+
+
 def working_shape(h: int, w: int, size: int) -> tuple[int, int]:
     """(h, w) scaled so that the long side is `size` (never upscaled beyond it), aspect kept."""
     s = size / max(h, w)
@@ -202,6 +217,7 @@ class Colorizer:
         backend: str = "torch",
     ) -> None:
         check_size(size)
+        warm_join()  # while the model is set up
         if upsampling not in UPSAMPLING:
             raise UsageError(f"upsampling {upsampling!r}: use one of {', '.join(UPSAMPLING)}")
         apply_colour_settings(G, gain=gain, temperature=temperature)
