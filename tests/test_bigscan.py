@@ -13,14 +13,15 @@ from PIL import Image
 
 from pix2color.color import (
     gray_to_L,
+    lab_rows_to_rgb8,
     lab_to_rgb_t,
     levels_to_L,
     rgb8_to_L,
     rgb_to_lab_t,
 )
 from pix2color.data.images import Photo, photo_from_image
-from pix2color.inference import join_colour, photo_L, small_L, working_shape
-from pix2color.upsample import RowUpsampler, upsample_ab
+from pix2color.inference import join_colour, photo_L, photo_L_rows, small_L, working_shape
+from pix2color.upsample import BandColour, RowUpsampler, upsample_ab
 from tests.conftest import real_photo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -278,3 +279,19 @@ def _read_png16(path: Path) -> np.ndarray:
     rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(H, 1 + W * 6)
     assert (rows[:, 0] == 0).all()
     return rows[:, 1:].copy().view(">u2").reshape(H, W, 3).astype(np.uint16)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "guided"])
+def test_the_one_pass_join_is_upsampling_then_lab_to_rgb_exactly(mode):
+    # BandColour.rgb8 (one compiled pass) against its two steps done apart: the same bytes
+    photo = _photo("grey")
+    ab, s = _colour(photo)
+    W, H = photo.size
+    colour = BandColour(ab, s, (H, W), mode=mode)
+    L = photo_L_rows(photo, 40, 47)
+    fused = np.empty((7, W, 3), np.uint8)
+    colour.rgb8(40, 47, L, fused)
+    a, b = colour.rows(40, 47, L)
+    apart = np.empty((7, W, 3), np.uint8)
+    lab_rows_to_rgb8(L, a, b, apart)
+    assert np.array_equal(fused, apart)

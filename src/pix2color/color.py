@@ -201,13 +201,10 @@ def _xyz_to_linear(scale: float) -> np.ndarray:
     return (_XYZ2RGB.numpy() * _WHITE.numpy()[None, :] * scale).astype(np.float32)
 
 
-def warm_kernels() -> None:
-    """Load the join's compiled loops (kernels.py) now: a process's first use costs about 0.4 s
-    (numba starts its compiler, then reads the cached machine code). Colorizer starts this in a
-    thread while the model loads, so that the first photo does not wait for it."""
-    z = np.zeros((1, 1), np.float32)
-    lab_rows_to_rgb8(z, z, z, np.empty((1, 1, 3), np.uint8))
-    lab_rows_to_rgb16(z, z, z, np.empty((1, 1, 3), np.uint16))
+def rgb8_tables() -> tuple[np.ndarray, np.ndarray]:
+    """What the compiled 8-bit loops need: the (3, 3) XYZ -> linear matrix scaled to the
+    table's steps, and the (65536,) linear level -> sRGB table."""
+    return _xyz_to_linear(_SRGB8_TO_16), _linear_srgb8_table()
 
 
 def lab_rows_to_rgb8(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:

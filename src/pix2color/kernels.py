@@ -92,3 +92,59 @@ def lab_to_rgb16(L, a, b, m, out):  # pragma: no cover - compiled
             oi[j, 0] = level[0, j]
             oi[j, 1] = level[1, j]
             oi[j, 2] = level[2, j]
+
+
+_HUNDRED = np.float32(100)
+
+
+@njit(nogil=True, cache=True)
+def upsample_lab_to_rgb8(  # pragma: no cover - compiled
+    L, small, x0, x1, wx0, wx1, y0, y1, wy0, wy1, guided, m, table, out
+):
+    """The join of a band in one pass: full-resolution L (R, W) float32 and the working-size
+    colour `small` (C, h, w) float32 -> 8-bit sRGB into out (R, W, >=3) uint8.
+
+    `small` is ab (C = 2), or the guided filter's A and B (C = 4: A_a, A_b, B_a, B_b, applied
+    as A * L / 100 + B); it is upsampled bilinearly with the column taps x0, x1, wx0, wx1 (W,)
+    and the band's row taps y0, y1, wy0, wy1 (R,) (upsample.bilinear_taps), along the width
+    first, in the order and float32 rounding of upsample.RowUpsampler, then turned into sRGB as
+    lab_to_rgb8 does: the same pixels as the two steps apart, without (C, R, W) buffers.
+    """
+    R, W = L.shape
+    C = small.shape[0]
+    # along the width first, once for each source row the band reads (a few: the working size
+    # is far smaller than the photo), as RowUpsampler does
+    lo, hi = y0[0], y1[R - 1] + 1
+    across = np.empty((C, hi - lo, W), np.float32)
+    for c in range(C):
+        for k in range(hi - lo):
+            src, dst = small[c, lo + k], across[c, k]
+            for j in range(W):
+                dst[j] = src[x0[j]] * wx0[j] + src[x1[j]] * wx1[j]
+    ab = np.empty((2, W), np.float32)
+    index = np.empty((3, W), np.int32)
+    for i in range(R):
+        r0, r1, v0, v1 = y0[i] - lo, y1[i] - lo, wy0[i], wy1[i]
+        Li = L[i]
+        for c in range(2):  # then along the height, and the guided filter's A * L / 100 + B
+            row, s0, s1 = ab[c], across[c, r0], across[c, r1]
+            if guided:
+                t0, t1 = across[c + 2, r0], across[c + 2, r1]
+                for j in range(W):
+                    row[j] = (s0[j] * v0 + s1[j] * v1) * (Li[j] / _HUNDRED) + (
+                        t0[j] * v0 + t1[j] * v1
+                    )
+            else:
+                for j in range(W):
+                    row[j] = s0[j] * v0 + s1[j] * v1
+        a, b = ab[0], ab[1]
+        for j in range(W):
+            X, Y, Z = _xyz(Li[j], a[j], b[j])
+            for c in range(3):
+                v = X * m[c, 0] + Y * m[c, 1] + Z * m[c, 2] + _HALF
+                index[c, j] = np.int32(min(max(v, _ZERO), _TOP16))
+        oi = out[i]
+        for j in range(W):
+            oi[j, 0] = table[index[0, j]]
+            oi[j, 1] = table[index[1, j]]
+            oi[j, 2] = table[index[2, j]]

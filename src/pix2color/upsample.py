@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pix2color.color import rgb8_tables
+
 UPSAMPLING = ("bilinear", "guided")
 # chosen on the out-of-source validation photos by the rule in bench/STUDY.md
 DEFAULT_UPSAMPLING = "guided"
@@ -150,6 +152,19 @@ class BandColour:
         else:
             small = ab.float()
         self.up = RowUpsampler(small.numpy(), size)
+
+    def rgb8(self, r0: int, r1: int, L: np.ndarray, out: np.ndarray) -> None:
+        """Full-resolution L rows (R, W) float32 -> 8-bit sRGB into `out` (R, W, 3 or 4) uint8,
+        in one compiled pass (kernels.upsample_lab_to_rgb8): the pixels of `rows` then
+        color.lab_rows_to_rgb8, without the band's ab buffers."""
+        from pix2color import kernels  # numba: imported on the first join
+
+        up = self.up
+        y0, y1, wy0, wy1 = bilinear_taps(up.small.shape[1], up.H, r0, r1)
+        kernels.upsample_lab_to_rgb8(
+            np.ascontiguousarray(L, np.float32), up.small, up.x0, up.x1, up.wx0, up.wx1,
+            y0, y1, wy0, wy1, self.mode == "guided", *rgb8_tables(), out,
+        )  # fmt: skip
 
     def rows(self, r0: int, r1: int, L: np.ndarray) -> np.ndarray:
         """Full-resolution L rows (R, W) -> their ab (2, R, W) float32."""
