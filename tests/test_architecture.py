@@ -11,7 +11,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "pix2color"
 LAYERS = (
     ("pix2color.errors", "pix2color.files", "pix2color.kernels", "pix2color.color",
      "pix2color.ab_classes",
-     "pix2color.upsample", "pix2color.hints", "pix2color.propagate", "pix2color.guidance"),
+     "pix2color.upsample", "pix2color.hints", "pix2color.propagate", "pix2color.guidance",
+     "pix2color.reference"),
     ("pix2color.data",),
     ("pix2color.metrics",),
     ("pix2color.models",),

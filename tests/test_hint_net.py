@@ -205,11 +205,6 @@ def test_colorizer_uses_the_learned_inputs_and_a_reference(auto_model, tmp_path)
 
 
 def test_reference_errors_are_clear(auto_model, tmp_path):
-    _, folder = auto_model
-    auto = Colorizer.from_pretrained(folder, size=32, backend="torch")
-    img = Image.fromarray(real_photo("astronaut")).resize((48, 48))
-    with pytest.raises(UsageError, match="no reference input.*model.hints=true"):
-        auto(img, reference=img)
     H = HintUNet(**TINY)
     save_pretrained(H, tmp_path / "hint")
     c = Colorizer.from_pretrained(tmp_path / "hint", size=32, backend="torch")
@@ -224,12 +219,16 @@ def test_reference_errors_are_clear(auto_model, tmp_path):
         c.with_reference(grey)
 
 
-def test_cli_reference_is_refused_for_an_automatic_model(auto_model, tmp_path):
-    from pix2color.cli import main
-
+def test_an_automatic_model_takes_the_classical_transfer_a_guided_one_its_input(auto_model):
+    """The reference reaches a HintUNet as its histogram input, never as the classical
+    transfer; an automatic model gets the transfer (tests/test_reference.py)."""
     _, folder = auto_model
-    photo = tmp_path / "p.png"
-    Image.fromarray(real_photo("astronaut")).resize((40, 40)).save(photo)
-    rc = main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(folder),
-               "--size", "32", "--reference", str(photo)])  # fmt: skip
-    assert rc == 2  # a usage error: nothing was coloured
+    ref = Image.fromarray(real_photo("coffee"))
+    auto = Colorizer.from_pretrained(folder, size=32, backend="torch").with_reference(ref)
+    assert not auto.guided and auto.reference is not None
+    H = HintUNet(**TINY)
+    init_generator(H, folder)  # a fresh HintUNet: the reference's FiLM starts at zero
+    img = Image.fromarray(real_photo("astronaut")).resize((48, 48))
+    c = Colorizer.from_pretrained(folder, size=32, backend="torch")
+    g = Colorizer(H, size=32, backend="torch")
+    assert np.array_equal(np.asarray(g(img, reference=ref)), np.asarray(c(img)))

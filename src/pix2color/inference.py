@@ -30,16 +30,16 @@ from pix2color.color import (
     levels_to_L,
     normalize_L,
     rgb8_to_L,
-    rgb_to_network,
 )
 from pix2color.data.images import ImageError, Photo, load_rgb, photo_from_image, read_photo
 from pix2color.errors import UsageError
-from pix2color.guidance import hint_maps, no_reference, reference_histogram
+from pix2color.guidance import hint_maps, no_reference
 from pix2color.hints import HintsError, Point, check_points, to_working
 from pix2color.models.colour_settings import apply_colour_settings
 from pix2color.models.io import load_generator
 from pix2color.models.onnx_cache import fast_generator
 from pix2color.propagate import color_ab, propagate
+from pix2color.reference import Palette, ReferencePhotoError, palette_of, transfer
 from pix2color.upsample import DEFAULT_UPSAMPLING, UPSAMPLING, BandColour
 
 log = logging.getLogger(__name__)
@@ -238,43 +238,32 @@ class Colorizer:
             backend = "torch"  # onnxruntime runs on the CPU here
         # what computes the colour: G, or its checked onnxruntime twin (models/onnx_cache.py)
         self.net, self.backend = fast_generator(self.G, backend)
-        self.reference: torch.Tensor | None = None  # a reference photo's histogram (guidance.py)
+        self.reference: Palette | None = None  # a reference photo's colour (reference.py)
 
     @property
     def guided(self) -> bool:
         """Whether the model reads colour points and a reference itself (a HintUNet)."""
         return bool(getattr(self.G, "takes_guidance", False))
 
-    def with_reference(self, reference: Image.Image | str | Path | None) -> Colorizer:
-        """The same colorizer (the same network) colouring like `reference`, a colour photo
-        (a PIL image or a file). Only a guided-colour model (`guided`) has a reference input;
-        others refuse with a UsageError, as does a reference that cannot be read or has no
-        colour. None: no reference."""
+    def with_reference(self, reference: Image.Image | str | Path | Palette | None) -> Colorizer:
+        """The same colorizer (the same network) colouring like `reference`, a colour photo (a
+        PIL image, a file, or its Palette). Every model takes one: a guided-colour model
+        (`guided`) reads its ab histogram as an input; any other gets the classical transfer of
+        its palette (reference.py) on the automatic colour, before colour points. A reference
+        that cannot be read, or has no colour, is refused with a UsageError. None: none."""
         other = copy.copy(self)
-        if reference is None:
-            other.reference = None
+        if reference is None or isinstance(reference, Palette):
+            other.reference = reference
             return other
-        if not self.guided:
-            raise UsageError(
-                f"model {self.name or self.G.architecture!r} has no reference input; a reference "
-                "photo needs a guided-colour model (trained with model.hints=true, e.g. "
-                "configs/hint-net.toml)"
-            )
-        where = "reference" if isinstance(reference, Image.Image) else str(reference)
         if isinstance(reference, Image.Image):
-            rgb = np.asarray(reference.convert("RGB"))
+            rgb, name = np.asarray(reference.convert("RGB")), "reference"
         else:
+            name = str(reference)
             try:
                 rgb = load_rgb(reference)
             except ImageError as e:
-                raise UsageError(f"reference photo: {e}") from None
-        small = Image.fromarray(rgb)
-        small.thumbnail((128, 128))
-        t = torch.from_numpy(np.array(small, np.float32)).permute(2, 0, 1) / 255.0
-        ab = denormalize_ab(rgb_to_network(t)[1])  # (2, h, w) Lab units
-        if ab.norm(dim=0).mean() < 2.0:
-            raise UsageError(f"{where}: the reference photo has no colour; give a colour photo")
-        other.reference = reference_histogram(ab)
+                raise ReferencePhotoError(f"reference photo: {e}; give a colour photo") from None
+        other.reference = palette_of(rgb, name=name)
         return other
 
     def at_size(self, size: int) -> Colorizer:
@@ -350,22 +339,27 @@ class Colorizer:
     def apply_points(
         self, photo: Photo, ab: torch.Tensor, L_small: torch.Tensor, points: Sequence[Point] | None
     ) -> torch.Tensor:
-        """The working-size ab (2, h, w) with the photo's colour points spread over the objects
-        they sit on; points are in the photo's pixels. No points (and no reference): ab itself.
+        """The working-size ab (2, h, w) with the reference's palette (`with_reference`) and the
+        photo's colour points; points are in the photo's pixels. Neither: ab itself.
 
-        A guided-colour model (`guided`) colours the photo again with the points (and the
-        reference) as its inputs; any other model's colour gets the classical edge-aware
-        propagation (propagate.py)."""
-        if not points and (self.reference is None or not self.guided):
+        A guided-colour model (`guided`) colours the photo again with the points and the
+        reference as its inputs; any other model's colour first takes the reference's palette
+        (reference.transfer), then the points on top by the classical edge-aware propagation
+        (propagate.py)."""
+        if not points and self.reference is None:
             return ab
         centres = []
         if points:
             check_points(points, photo.size, f"{photo.path}: colour points")
             centres = to_working(points, photo.size, tuple(ab.shape[-2:]))
         if not self.guided:
+            if self.reference is not None:
+                ab = transfer(ab, L_small, self.reference)
+            if not points:
+                return ab
             return propagate(L_small, ab, centres, [p.color for p in points])
         maps = hint_maps(L_small, centres, color_ab([p.color for p in points or ()]))
-        reference = self.reference if self.reference is not None else no_reference()
+        reference = self.reference.histogram if self.reference is not None else no_reference()
         with torch.inference_mode():
             guided = self.G(
                 normalize_L(L_small)[None].to(self.device),
@@ -416,7 +410,7 @@ class Colorizer:
     ) -> Image.Image:
         """Colour a PIL image or a file: same width and height, same luminance, alpha kept.
         `points`: colour points (hints.Point) in the image's pixels; `reference`: a colour
-        photo to colour like (guided-colour models only: see with_reference)."""
+        photo to colour like (see with_reference), the points applied on top of it."""
         c = self.with_reference(reference) if reference is not None else self
         if isinstance(image, (str, Path)):
             return c.colorize_photo(read_photo(image), points=points)

@@ -48,9 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--reference",
         metavar="PHOTO",
-        help="a colour photo to colour like (its overall palette), for every photo; only for a "
-        "guided-colour model (trained with model.hints=true, e.g. configs/hint-net.toml): other "
-        "models refuse it",
+        help="a colour photo whose palette every photo takes (a photo of the same place or "
+        "era, a colour portrait of the same person): its colours per lightness, never its "
+        "content; any model (a guided-colour model reads it itself); --hints go on top of it",
     )
     c.add_argument("--batch-size", type=int, default=4)
     c.add_argument("--device", default="cpu", help="cpu or cuda")
