@@ -95,7 +95,7 @@ class Palette:
         return json.dumps(
             {"name": self.name, "bands": BANDS, "mean": np.round(self.mean, 3).tolist(),
              "std": np.round(self.std, 3).tolist(),
-             "histogram": [round(float(v), 6) for v in self.histogram]},
+             "histogram": [round(float(v), 6) for v in self.histogram.double()]},
             separators=(",", ":"),
         )  # fmt: skip
 
@@ -129,7 +129,11 @@ def palette_of(rgb: np.ndarray | Image.Image, name: str = "reference") -> Palett
             "give a colour photo"
         )
     mean, std = band_statistics(lab[0], lab[1:])
-    return Palette(mean, std, reference_histogram(torch.from_numpy(lab[1:])), name)
+    hist = reference_histogram(torch.from_numpy(lab[1:]))
+    # rounded as the web store keeps them: a result re-coloured later gets the same colour
+    return Palette(
+        np.round(mean, 3), np.round(std, 3), hist.double().round(decimals=6).float(), name
+    )
 
 
 def transfer(

@@ -226,6 +226,7 @@ def test_an_older_database_is_migrated_without_losing_a_rating(database_url, tmp
         job = store.get_job("j1")
         assert job is not None and job["owner"] is None  # nobody can rate an old upload
         assert [r["points"] for r in job["results"]] == [None]  # no colour points before
+        assert job["reference"] is None  # no reference photo before
         store.set_points("r1", '{"points":[]}')
         assert store.get_result("r1")["points"] == '{"points":[]}'
         # new rows go in beside the old ones, and opening again changes nothing

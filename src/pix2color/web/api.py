@@ -19,7 +19,7 @@ from pix2color import __version__
 from pix2color.web import points as web_points
 from pix2color.web.downloads import OUTPUT_FORMATS, download_name, parse_format
 from pix2color.web.errors import WebError
-from pix2color.web.jobs import current_service
+from pix2color.web.jobs import REFERENCE_FIELD, current_service
 from pix2color.web.openapi import openapi_spec
 from pix2color.web.security import new_api_token, owns, rate_limited
 from pix2color.web.store import SCORES, StoreError, check_score, owner_digest
@@ -50,6 +50,7 @@ def colorize():
         owner=owner,
         encode_as=fmt,
         points=points,
+        reference=request.files.get(REFERENCE_FIELD),
     )
     _, ext, mime, _ = OUTPUT_FORMATS[fmt]
     assert done.encoded is not None
@@ -64,6 +65,7 @@ def colorize():
     response.headers["X-Model"] = model
     response.headers["X-Working-Size"] = str(size)
     response.headers["X-Colour-Points"] = str(len(points or ()))
+    response.headers["X-Reference-Photo"] = "yes" if done.job.get("reference") else "no"
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -34,6 +34,7 @@ from pix2color.data.images import Photo
 from pix2color.errors import UsageError
 from pix2color.hints import Point, check_points
 from pix2color.inference import Colorizer
+from pix2color.reference import Palette
 
 log = logging.getLogger(__name__)
 
@@ -236,9 +237,11 @@ class Engine:
         ab: torch.Tensor,
         L_small: torch.Tensor,
         points: Sequence[Point] | None = None,
+        reference: Palette | None = None,
     ) -> Image.Image:
-        """Working-size colour (with colour points spread, if any) at the photo's full size."""
-        c = self.colorizers[model]
+        """Working-size colour (with a reference photo's palette, then colour points, if
+        any) at the photo's full size."""
+        c = self.colorizers[model].with_reference(reference)
         if points:  # checked by the caller against the photo's size (a HintsError otherwise)
             check_points(points, photo.size, "points")
         image = c.join(photo, c.apply_points(photo, ab, L_small, points), L_small)

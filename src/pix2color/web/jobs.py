@@ -34,6 +34,7 @@ from werkzeug.datastructures import FileStorage
 
 from pix2color.data.images import Photo
 from pix2color.hints import Point, check_points
+from pix2color.reference import Palette, ReferencePhotoError, palette_of
 from pix2color.web import points as web_points
 from pix2color.web.downloads import OUTPUT_FORMATS, encode
 from pix2color.web.engine import Engine
@@ -43,6 +44,8 @@ from pix2color.web.store import Store
 from pix2color.web.uploads import check_header, decode, new_id, save_upload, view_image
 
 log = logging.getLogger(__name__)
+
+REFERENCE_FIELD = "reference"  # the form field of the reference photo (page and API)
 
 LABELS = "ABCDEFGH"
 DERIVED = tuple(ext for _, ext, _, _ in OUTPUT_FORMATS.values() if ext != "png")  # jpg, webp
@@ -109,6 +112,7 @@ class Service:
         owner: str,
         encode_as: str | None = None,
         points: Sequence[Point] | None = None,
+        reference: FileStorage | None = None,
     ) -> Colouring:
         """Check, decode and colour an upload with each model, and record it as a new job.
 
@@ -120,24 +124,33 @@ class Service:
         (the API's answer: a second wait for a slot would put it at the back of the queue).
         points: colour points (web/points.py) for every model; checked against the upright
         photo's size once it is decoded (a HintsError, answered 400).
+        reference: a colour photo whose palette every model's colour takes (reference.py), with
+        the photo's checks (format, pixels); only its palette is kept, in the upload's row.
+        Refusals name the field: `reference: ...`.
         """
         path, filename = save_upload(self.files, file)
         upload_id = new_id()
+        ref = None
         try:
             _, width, height = check_header(path, filename, self.settings.max_pixels)
+            ref = self._reference_upload(reference)
             # decoding, colouring and writing hold the slot: together they are the memory
-            with self.engine.slot(width * height):
+            with self.engine.slot(width * height + (ref[2] if ref else 0)):
+                palette = self._reference_palette(*ref[:2]) if ref else None
                 photo = decode(path, filename)
                 if points:
                     check_points(points, photo.size, web_points.FIELD)
                 points_of = dict.fromkeys(models, points) if points else {}
-                outputs = self._colour(photo, filename, models, size, points_of)
+                outputs = self._colour(photo, filename, models, size, points_of, palette)
                 view = self._keep_view(upload_id, photo) if keep else None
                 results = self._results(outputs, keep, points_of)
                 data = encode(outputs[0].image, encode_as) if encode_as else None
         except BaseException:
             path.unlink(missing_ok=True)
             raise
+        finally:
+            if ref:
+                ref[0].unlink(missing_ok=True)  # only its palette is kept
         if not keep:
             path.unlink()
         now = time.time()
@@ -145,7 +158,8 @@ class Service:
         self.store.add_upload(
             dict(id=upload_id, filename=filename, stored=path.name if keep else None, view=view,
                  width=width, height=height, format=fmt, source="web" if keep else "api",
-                 created_at=now, expires_at=now + self.settings.file_ttl, owner=owner)
+                 created_at=now, expires_at=now + self.settings.file_ttl, owner=owner,
+                 reference=palette.to_json() if palette else None)
         )  # fmt: skip
         return Colouring(self._add_job(upload_id, results, size), outputs, data)
 
@@ -158,9 +172,10 @@ class Service:
         models = [r["model"] for r in job["results"] if r["model"] in self.engine.colorizers]
         models = models or self.compared_models()  # its models were all taken away: new ones
         points_of = {r["model"]: web_points.loads(r["points"]) for r in job["results"]}
+        palette = stored_palette(job)
         with self.engine.slot(job["width"] * job["height"]):
             photo = decode(path, job["filename"])
-            outputs = self._colour(photo, job["filename"], models, size, points_of)
+            outputs = self._colour(photo, job["filename"], models, size, points_of, palette)
             results = self._results(outputs, keep=True, points_of=points_of)
         return self._add_job(job["upload_id"], results, size)
 
@@ -177,18 +192,42 @@ class Service:
         models: list[str],
         size: int,
         points_of: Mapping[str, Sequence[Point]] | None = None,
+        palette: Palette | None = None,
     ) -> list[Output]:
-        """Colour a decoded photo with each model (with that model's colour points, if any);
-        call inside `engine.slot()` (memory-bound)."""
+        """Colour a decoded photo with each model (with the reference's palette and that
+        model's colour points, if any); call inside `engine.slot()` (memory-bound)."""
         outputs = []
         for model in models:
             t = time.perf_counter()
             ab, L_small = self.engine.predict(model, photo, size)
-            img = self.engine.join(model, photo, ab, L_small, (points_of or {}).get(model))
+            points = (points_of or {}).get(model)
+            img = self.engine.join(model, photo, ab, L_small, points, palette)
             outputs.append(Output(model, img, time.perf_counter() - t, ab, L_small))
         w, h = photo.size
         log.info("coloured %s (%dx%d) at %d with %s", filename, w, h, size, ", ".join(models))
         return outputs
+
+    def _reference_upload(self, file: FileStorage | None) -> tuple[Path, str, int] | None:
+        """A request's reference photo, kept under a random name with its header checked as a
+        photo's -> (path, its name, pixels); None when the field is absent or left empty."""
+        if file is None or (not file.filename and not file.content_length):
+            return None
+        path, name = save_upload(self.files, file)
+        try:
+            _, w, h = check_header(path, name, self.settings.max_pixels)
+        except WebError as e:
+            path.unlink(missing_ok=True)
+            raise WebError(e.status, f"{REFERENCE_FIELD}: {e.message}") from None
+        return path, name, w * h
+
+    def _reference_palette(self, path: Path, name: str) -> Palette:
+        """Decode a checked reference photo -> its palette; a photo without colour is a 400."""
+        try:
+            return palette_of(view_image(decode(path, name)), name=name)
+        except WebError as e:
+            raise WebError(e.status, f"{REFERENCE_FIELD}: {e.message}") from None
+        except ReferencePhotoError as e:
+            raise WebError(400, f"{REFERENCE_FIELD}: {e}") from None
 
     def _keep_view(self, upload_id: str, photo: Photo) -> str:
         """The page's "before": upright and 8-bit, JPEG unless it has transparency."""
@@ -272,6 +311,7 @@ class Service:
             raise WebError(409, "this result's model is not on this server any more; re-run it")
         if points:  # the upload's row has the upright photo's size: refused before any slot
             check_points(points, (job["width"], job["height"]), web_points.FIELD)
+        palette = stored_palette(job)
         name = result["file"]
         stem = name.rsplit(".", 1)[0]
         # the download encodings' locks, in one order (encoded() takes one, then a slot)
@@ -290,7 +330,7 @@ class Service:
                     kept = self.engine.predict(result["model"], photo, job["size"])
                     self._save_colour(name, *kept)
                 t2 = time.perf_counter()
-                image = self.engine.join(result["model"], photo, *kept, points)
+                image = self.engine.join(result["model"], photo, *kept, points, palette)
                 t3 = time.perf_counter()
                 tmp = self.files / f".{name}.{secrets.token_hex(4)}"
                 image.save(tmp, format="PNG", compress_level=1)  # fast: it changes often
@@ -371,6 +411,24 @@ class Service:
                 log.exception("expiring old files failed; will try again later")
             finally:
                 self._cleanup_lock.release()
+
+
+def stored_palette(job: dict[str, Any]) -> Palette | None:
+    """The reference palette a job's upload was coloured with (None: none)."""
+    if not job.get("reference"):
+        return None
+    try:
+        return Palette.from_json(job["reference"])
+    except (ReferencePhotoError, ValueError, KeyError, TypeError):
+        raise WebError(
+            409, "this photo's reference photo was kept by an older version; upload both again"
+        ) from None
+
+
+def reference_name(job: dict[str, Any]) -> str | None:
+    """The file name of the reference photo a job was coloured like, for the page."""
+    palette = stored_palette(job)
+    return palette.name if palette else None
 
 
 def current_service() -> Service:

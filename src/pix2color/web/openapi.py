@@ -87,6 +87,20 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                                             f"top-left pixel); at most {settings.max_points} "
                                             "points. Only the colour's chroma is used.",
                                         },
+                                        "reference": {
+                                            "type": "string",
+                                            "format": "binary",
+                                            "description": "A colour photo whose palette the "
+                                            "result takes (a photo of the same place or era, a "
+                                            "colour portrait of the same person): its colours "
+                                            "per lightness band, never its content. Any model; "
+                                            "the same formats and limits as image. Colour "
+                                            "points go on top of it. A reference that cannot "
+                                            "be used is refused naming this field, e.g. "
+                                            "`reference: ... has no colour ...; give a colour "
+                                            "photo` (400); a file that is not a photo 415, too "
+                                            "many pixels 413.",
+                                        },
                                     },
                                 }
                             }
@@ -110,6 +124,11 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                                     "description": "How many colour points were applied.",
                                     "schema": {"type": "integer"},
                                 },
+                                "X-Reference-Photo": {
+                                    "description": "yes when a reference photo's palette was "
+                                    "applied, else no.",
+                                    "schema": {"type": "string", "enum": ["yes", "no"]},
+                                },
                             },
                             "content": {
                                 "image/png": {"schema": {"type": "string", "format": "binary"}},
@@ -121,7 +140,8 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                             "No image, a damaged image, or a bad parameter; colour points "
                             "that cannot be used name the field, e.g. `points: points[2].color:"
                             " '#zz0000' is not a colour; use '#rrggbb'` or `points: points[0]: "
-                            "(900, 10) is outside the photo (640x480: ...)`."
+                            "(900, 10) is outside the photo (640x480: ...)`; a reference photo "
+                            "that cannot be used names its field too: `reference: ...`."
                         ),
                         "413": _error("The file or its pixel count is over the limit."),
                         "415": _error("Not a supported photo (SVG, HTML, animated, ...)."),

@@ -7,7 +7,9 @@ success answer survives a crash or a restart.
 
 What lives where:
 - `uploads`: one photo a person sent (its file names in the instance folder, never the path
-  they came from), with the time its files expire.
+  they came from), with the time its files expire, and the palette of the reference photo it
+  was coloured like (reference.Palette's JSON: the reference's file name and colour statistics,
+  no pixels; NULL: none).
 - `jobs`: one colouring of an upload at one working size; a re-run is a new job.
 - `results`: one model's output for a job, under a neutral label (A, B, C) in shuffled order,
   with the colour points it was last coloured with (JSON text, web/points.py; NULL: none).
@@ -56,7 +58,8 @@ CREATE TABLE IF NOT EXISTS uploads (
     source TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL,
-    owner TEXT
+    owner TEXT,
+    reference TEXT
 );
 CREATE INDEX IF NOT EXISTS uploads_expires ON uploads (expires_at);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -106,6 +109,7 @@ _ADDED_COLUMNS = (
     ("ratings", "blind", "INTEGER", "CASE WHEN source = 'web' THEN 1 ELSE 0 END"),
     ("ratings", "rater", "TEXT", None),  # unknown for ratings from before
     ("results", "points", "TEXT", None),  # colour points: none before
+    ("uploads", "reference", "TEXT", None),  # a reference photo's palette: none before
 )
 KINDS = ("blind", "named")  # the two kinds of rating the statistics keep apart
 
@@ -292,7 +296,7 @@ class Store:
         with self.transaction() as cur:
             cur.execute(
                 "SELECT j.id, j.size, j.created_at, j.upload_id, u.filename, u.stored, u.view,"
-                " u.width, u.height, u.format, u.source, u.expires_at, u.owner"
+                " u.width, u.height, u.format, u.source, u.expires_at, u.owner, u.reference"
                 " FROM jobs j JOIN uploads u ON u.id = j.upload_id"
                 " WHERE j.id = ? AND u.expires_at > ?",
                 [job_id, now],

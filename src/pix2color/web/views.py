@@ -29,7 +29,7 @@ from flask import (
 from pix2color.web import points as web_points
 from pix2color.web.downloads import OUTPUT_FORMATS, download_name, parse_format
 from pix2color.web.errors import WebError, wants_json
-from pix2color.web.jobs import current_service, thumb_name
+from pix2color.web.jobs import REFERENCE_FIELD, current_service, reference_name, thumb_name
 from pix2color.web.security import csrf_required, owns, page_owner, rate_limited
 from pix2color.web.store import check_score
 
@@ -83,6 +83,7 @@ def card(job: dict[str, Any]) -> dict[str, Any]:
                 file=r.get("file"),
             )
         )
+    job = dict(job, reference_name=reference_name(job))  # "coloured like beach.jpg"
     chose = any(r["best"] for r in results)
     reveal = chose or all(r["score"] for r in results)
     return dict(
@@ -138,8 +139,9 @@ def create_job():
     size = svc.settings.size(request.form.get("size"))
     models = svc.compared_models()
     done = svc.colorize(
-        request.files.get("image"), size=size, models=models, keep=True, owner=page_owner()
-    )
+        request.files.get("image"), size=size, models=models, keep=True, owner=page_owner(),
+        reference=request.files.get(REFERENCE_FIELD),
+    )  # fmt: skip
     return _job_response(done.job)
 
 

@@ -6,6 +6,7 @@
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
   const form = document.getElementById("uploader");
   const input = document.getElementById("file-input");
+  const referenceInput = document.getElementById("reference-input");
   const dropzone = document.getElementById("dropzone");
   const results = document.getElementById("results");
   const toolbar = document.getElementById("toolbar");
@@ -103,7 +104,8 @@
         fail(card, `${file.name}: ${(file.size / 1048576).toFixed(0)} MB is over this server's limit of ${(maxBytes / 1048576).toFixed(0)} MB; send a smaller file`);
         continue;
       }
-      queue.push({ file, card });
+      // the reference chosen now goes with these photos, whatever is chosen later
+      queue.push({ file, card, reference: referenceInput?.files[0] || null });
     }
     pump();
   }
@@ -115,7 +117,7 @@
     pumping = false;
   }
 
-  async function upload({ file, card }) {
+  async function upload({ file, card, reference }) {
     const size = document.getElementById("size")?.value || "";
     const text = card.querySelector(".pending-text");
     for (let attempt = 0; ; attempt++) {
@@ -123,6 +125,7 @@
       const body = new FormData();
       body.append("image", file, file.name || "pasted.png");
       body.append("size", size);
+      if (reference) body.append("reference", reference, reference.name || "reference.png");
       const res = await send(form.action, body);
       if (res.ok) {
         const done = fromHTML(res.data.html);
@@ -140,6 +143,19 @@
       return;
     }
   }
+
+  // a reference over the size limit is refused here, before any photo is sent with it
+  referenceInput?.addEventListener("change", () => {
+    const file = referenceInput.files[0];
+    const maxBytes = Number(form?.dataset.maxBytes) || Infinity;
+    if (file && file.size > maxBytes) {
+      alert(`${file.name}: ${(file.size / 1048576).toFixed(0)} MB is over this server's limit of ${(maxBytes / 1048576).toFixed(0)} MB; choose a smaller reference photo`);
+      referenceInput.value = "";
+    }
+  });
+  document.getElementById("reference-clear")?.addEventListener("click", () => {
+    if (referenceInput) referenceInput.value = "";
+  });
 
   if (form && input && dropzone) {
     form.addEventListener("submit", (event) => {
