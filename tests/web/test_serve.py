@@ -7,6 +7,7 @@ and read the statistics. Set PIX2COLOR_SCREENSHOTS=DIR to keep its screenshots.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -14,11 +15,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -585,3 +588,50 @@ def card_names_hidden(page) -> bool:
         page.locator(".model-name").nth(i).inner_text() == ""
         for i in range(page.locator(".model-name").count())
     )
+
+
+def _blueness_of_results(page, card) -> float:
+    """Mean B - R over a card's coloured results, fetched in the page's own session."""
+    values = []
+    for url in card.locator(".compare-after").evaluate_all("imgs => imgs.map(i => i.dataset.full)"):
+        body = page.request.get(urllib.parse.urljoin(page.url, url)).body()
+        img = Image.open(io.BytesIO(body)).convert("RGB")
+        rgb = np.asarray(img, np.float32)
+        values.append(float((rgb[..., 2] - rgb[..., 0]).mean()))
+    return float(np.mean(values))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
+def test_a_reference_photo_gives_its_colours(server, browser, tmp_path, shots, phone):
+    """Choose a blue reference photo, then a photo: its colour turns bluer than without; the
+    card says which reference it followed; on a 390 px phone nothing is wider than the screen."""
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(real_photo("astronaut")).convert("L").resize((160, 160)).save(photo)
+    sky = tmp_path / "sky.png"
+    rng = np.random.default_rng(0)
+    rgb = np.zeros((40, 60, 3), int) + (40, 80, 200) + rng.integers(-25, 25, (40, 60, 3))
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(sky)
+    width = 390 if phone else 1280
+    context = browser.new_context(
+        viewport={"width": width, "height": 844}, has_touch=phone, is_mobile=phone
+    )
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(server.url)
+        page.set_input_files("#file-input", str(photo))  # no reference: automatic colour
+        page.locator(".card[data-job]").wait_for()
+        plain = _blueness_of_results(page, page.locator(".card[data-job]").first)
+        page.set_input_files("#reference-input", str(sky))
+        page.set_input_files("#file-input", str(photo))
+        page.locator(".card[data-job]").nth(1).wait_for()
+        card = page.locator(".card[data-job]").first  # the newest comes first
+        assert "colours like sky.png" in card.inner_text()
+        assert _blueness_of_results(page, card) > plain + 5
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        box = page.locator("#reference-input").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+        page.screenshot(path=str(shots / f"reference-{'phone' if phone else 'desktop'}.png"))
+    finally:
+        context.close()
