@@ -43,7 +43,7 @@ def test_a_blue_reference_makes_a_neutral_region_bluer():
     assert torch.equal(L, L_before) and moved.shape == ab.shape  # ab only: L is never touched
     blue_b = rgb_to_lab(BLUE[:1, :1] / 255.0)[0, 0, 2]  # about -55: b < 0 is blue
     assert blue_b < -30
-    assert moved[1].mean() < ab[1].mean() - 15  # b went toward blue
+    assert moved[1].mean() < ab[1].mean() - 8  # b went toward blue (at most MAX_SHIFT)
     assert transfer(ab, L, palette_of(_blue_sky()), strength=0) is ab  # strength 0: unchanged
 
 
@@ -55,8 +55,8 @@ def test_transfer_follows_luminance_bands():
     ref = np.clip(ref + np.random.default_rng(0).integers(-10, 10, ref.shape), 0, 255)
     L = torch.cat([torch.full((1, 8, 16), 75.0), torch.full((1, 8, 16), 25.0)], dim=1)
     moved = transfer(torch.zeros(2, 16, 16), L, palette_of(ref.astype(np.uint8)))
-    assert moved[1, :8].mean() < -10  # bright part: blue (b < 0)
-    assert moved[1, 8:].mean() > 10  # dark part: brown (b > 0)
+    assert moved[1, :8].mean() < -5  # bright part: blue (b < 0)
+    assert moved[1, 8:].mean() > 5  # dark part: brown (b > 0)
 
 
 def test_palette_round_trips_through_json():

@@ -37,11 +37,12 @@ from pix2color.color import rgb_to_lab_t
 from pix2color.errors import UsageError
 from pix2color.guidance import reference_histogram
 
-BANDS = 6  # soft luminance bands, centres evenly over L 0..100
-BAND_SIGMA = 12.0  # L units: each band's Gaussian width
+BANDS = 10  # soft luminance bands, centres evenly over L 0..100
+BAND_SIGMA = 8.0  # L units: each band's Gaussian width
 SHRINK = 0.05  # a band with under this share of the pixels leans on the whole photo's statistics
 MIN_RATIO, MAX_RATIO = 0.5, 2.0  # how much the spread of ab may shrink or grow
-MAX_SHIFT = 1e9  # Lab units: the most a band's mean colour may move
+MAX_SHIFT = 10.0  # Lab units: the most a band's mean colour may move (a wrong reference
+# tints, it does not repaint: bench/HINTS.md)
 STRENGTH = 1.0  # 0: automatic colour; 1: the reference's statistics in full
 REFERENCE_SIDE = 256  # the reference is measured on a copy this long at most
 MIN_CHROMA = 2.0  # mean chroma (Lab units) under which a reference "has no colour"
