@@ -135,7 +135,7 @@ def main() -> None:
     print(
         f"\n`{args.model}`, {n} photos of {args.split}, scored on the right halves (256x128); "
         f"settings: bands {R.BANDS}, sigma {R.BAND_SIGMA:g}, ratio {R.MIN_RATIO:g}-"
-        f"{R.MAX_RATIO:g}, strength {R.STRENGTH:g}\n"
+        f"{R.MAX_RATIO:g}, max shift {R.MAX_SHIFT:g}, strength {R.STRENGTH:g}\n"
     )
     print(f"| colour | PSNR (dB) ↑ | LPIPS ↓ | CIEDE2000 ↓ | colourfulness (truth {truth_cf:.2f})")
     print("|---|---|---|---|---|")
