@@ -191,7 +191,9 @@ def colorize(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
         + (f"; {skipped} already there (--skip-existing)" if skipped else "")
         + (f"; share {args.shard} of the photos" if shard else "")
         + (f"; {failed} failed (see the errors above)" if failed else "")
-        + f" [model {args.model}, working size {args.size}, {colorizer.backend}]"
+        + f" [model {args.model}, working size {args.size}, {colorizer.backend}"
+        + (f", colours like {args.reference}" if args.reference else "")
+        + "]"
     )
     return EXIT_FAILED if failed or done + skipped == 0 and not shard else EXIT_OK
 
