@@ -142,6 +142,25 @@ def test_console_script_runs(photos, model_dir, tmp_path):
     assert Image.open(tmp_path / "o" / "grey.jpg").size == (600, 400)
 
 
+def test_a_process_that_ends_while_the_join_warms_up_exits_cleanly():
+    # a Colorizer starts loading the join's compiled code in a thread (warm_join); a process
+    # that ends right after (e.g. a refused option) must exit normally. While that thread was a
+    # daemon, ending under numba's compiler aborted about 2 runs in 3 ("terminate called"): the
+    # interpreter must wait for it, so it must not be a daemon (checked while it runs)
+    code = (
+        "import threading\n"
+        "from pix2color.inference import warm_join\n"
+        "warm_join()\n"
+        "t = [t for t in threading.enumerate() if t.name == 'pix2color-warm-join']\n"
+        "assert t and not t[0].daemon, 'the warm-up thread must not be a daemon'\n"
+    )
+    for _ in range(2):
+        r = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        assert r.returncode == 0 and "terminate" not in r.stderr, (r.returncode, r.stderr[-300:])
+
+
 def test_train_overrides_may_follow_the_options(capsys):
     args = parse_args(["train", "r.toml", "train.epochs=5", "--resume", "train.lr_g=1e-4", "-q"])
     assert args.resume and args.quiet

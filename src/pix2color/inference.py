@@ -195,7 +195,9 @@ def warm_join() -> None:
         if _warmed:
             return
         _warmed = True
-    threading.Thread(target=_warm_kernels, name="pix2color-warm-join", daemon=True).start()
+    # not a daemon: the interpreter waits for it at exit (at most the compile, about a second)
+    # rather than end the process under numba's compiler, which aborted it
+    threading.Thread(target=_warm_kernels, name="pix2color-warm-join").start()
 
 
 def working_shape(h: int, w: int, size: int) -> tuple[int, int]:
