@@ -85,3 +85,16 @@ def tiny_config(photo_root):
 def tiny_models():
     cfg = load_config(ROOT / "configs" / "tiny.toml")
     return build_models(cfg.model)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A tiny random pix2pix U-Net saved as a shipped model (a test module may define its own)."""
+    from pix2color.models.io import save_pretrained
+    from pix2color.models.unet import UNetGenerator
+
+    torch.manual_seed(0)
+    return save_pretrained(
+        UNetGenerator(base_channels=8, depth=4, max_channels=16).eval(),
+        tmp_path_factory.mktemp("m") / "tiny",
+    )

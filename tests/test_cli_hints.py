@@ -4,22 +4,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pix2color.cli import main
-from pix2color.models.io import save_pretrained
-from pix2color.models.unet import UNetGenerator
 from tests.conftest import real_photo
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    return save_pretrained(
-        UNetGenerator(base_channels=8, depth=4, max_channels=16).eval(),
-        tmp_path_factory.mktemp("m") / "tiny",
-    )
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ from pix2color.color import rgb8_to_L, rgb_to_lab
 from pix2color.errors import UsageError
 from pix2color.hints import Point
 from pix2color.inference import Colorizer
-from pix2color.models.io import save_pretrained
-from pix2color.models.unet import UNetGenerator
 from pix2color.reference import Palette, ReferencePhotoError, palette_of, transfer
 from tests.conftest import real_photo
 
@@ -24,15 +22,6 @@ def _blue_sky(seed: int = 0) -> np.ndarray:
     """A blue reference with some texture (a flat colour has no spread)."""
     rng = np.random.default_rng(seed)
     return np.clip(BLUE.astype(int) + rng.integers(-25, 25, BLUE.shape), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    return save_pretrained(
-        UNetGenerator(base_channels=8, depth=4, max_channels=16).eval(),
-        tmp_path_factory.mktemp("m") / "tiny",
-    )
 
 
 def test_a_blue_reference_makes_a_neutral_region_bluer():

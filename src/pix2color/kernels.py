@@ -50,6 +50,21 @@ def _xyz(L, a, b):  # pragma: no cover - compiled
 # interleaved RGB stores. In one loop the look-ups kept it a pixel at a time: 3x slower.
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _row_to_rgb8(L, a, b, m, table, index, out):  # pragma: no cover - compiled
+    """One row: Lab (W,) each -> 8-bit sRGB into out (W, >=3), through `index` (3, W) int32."""
+    W = L.shape[0]
+    for j in range(W):
+        X, Y, Z = _xyz(L[j], a[j], b[j])
+        for c in range(3):  # out of gamut: clipped
+            v = X * m[c, 0] + Y * m[c, 1] + Z * m[c, 2] + _HALF
+            index[c, j] = np.int32(min(max(v, _ZERO), _TOP16))
+    for j in range(W):
+        out[j, 0] = table[index[0, j]]
+        out[j, 1] = table[index[1, j]]
+        out[j, 2] = table[index[2, j]]
+
+
 @njit(nogil=True, cache=True)
 def lab_to_rgb8(L, a, b, m, table, out):  # pragma: no cover - compiled
     """L, a, b (R, W) float32; m (3, 3) float32: XYZ/white -> linear RGB times 65535; table
@@ -57,17 +72,7 @@ def lab_to_rgb8(L, a, b, m, table, out):  # pragma: no cover - compiled
     R, W = L.shape
     index = np.empty((3, W), np.int32)
     for i in range(R):
-        Li, ai, bi = L[i], a[i], b[i]
-        for j in range(W):
-            X, Y, Z = _xyz(Li[j], ai[j], bi[j])
-            for c in range(3):  # out of gamut: clipped
-                v = X * m[c, 0] + Y * m[c, 1] + Z * m[c, 2] + _HALF
-                index[c, j] = np.int32(min(max(v, _ZERO), _TOP16))
-        oi = out[i]
-        for j in range(W):
-            oi[j, 0] = table[index[0, j]]
-            oi[j, 1] = table[index[1, j]]
-            oi[j, 2] = table[index[2, j]]
+        _row_to_rgb8(L[i], a[i], b[i], m, table, index, out[i])
 
 
 @njit(nogil=True, cache=True)
@@ -137,14 +142,4 @@ def upsample_lab_to_rgb8(  # pragma: no cover - compiled
             else:
                 for j in range(W):
                     row[j] = s0[j] * v0 + s1[j] * v1
-        a, b = ab[0], ab[1]
-        for j in range(W):
-            X, Y, Z = _xyz(Li[j], a[j], b[j])
-            for c in range(3):
-                v = X * m[c, 0] + Y * m[c, 1] + Z * m[c, 2] + _HALF
-                index[c, j] = np.int32(min(max(v, _ZERO), _TOP16))
-        oi = out[i]
-        for j in range(W):
-            oi[j, 0] = table[index[0, j]]
-            oi[j, 1] = table[index[1, j]]
-            oi[j, 2] = table[index[2, j]]
+        _row_to_rgb8(Li, ab[0], ab[1], m, table, index, out[i])
