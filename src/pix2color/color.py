@@ -217,9 +217,8 @@ def lab_rows_to_rgb8(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarra
     from pix2color import kernels  # numba: imported on the first join, not with this module
 
     kernels.lab_to_rgb8(
-        *(np.ascontiguousarray(x, np.float32) for x in (L, a, b)),
-        _xyz_to_linear(_SRGB8_TO_16), _linear_srgb8_table(), out,
-    )  # fmt: skip
+        *(np.ascontiguousarray(x, np.float32) for x in (L, a, b)), *rgb8_tables(), out
+    )
 
 
 def lab_rows_to_rgb16(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-"""Compiled per-pixel loops for the full-resolution join (numba): Lab rows to 8- or 16-bit sRGB.
+"""Compiled per-pixel loops for the full-resolution join (numba): colour to full size, Lab to sRGB.
 
 The join turns every pixel of a photo from Lab to sRGB. Written as numpy array operations it
 took about 50 passes over each band (each a temporary array), 15 ns a pixel: most of a 12 MP
