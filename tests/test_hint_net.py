@@ -70,6 +70,44 @@ def test_fresh_hint_net_with_points_is_close_to_the_classical_propagation(auto_m
     assert (ours - classical).abs().mean() < 0.25 * far  # ... and the start is about classical
 
 
+def test_classical_base_starts_exactly_at_the_classical_propagation(auto_model):
+    G, folder = auto_model
+    H = HintUNet(**TINY, base="classical", refine_layers=4, point_summary=True)
+    fresh = init_generator(H, folder)
+    assert any(k.startswith("summary_mlp.") for k in fresh)
+    H.eval()
+    rgb = np.asarray(Image.fromarray(real_photo("astronaut")).resize((64, 64)))
+    t = torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1) / 255
+    from pix2color.color import denormalize_L, rgb_to_network
+
+    L, _ = rgb_to_network(t)
+    centres = [(10.0, 12.0, 2.0), (40.0, 50.0, 2.0), (55.0, 8.0, 1.0)]
+    colours = [(200, 30, 30), (30, 40, 200), (20, 160, 40)]
+    with torch.no_grad():
+        auto = G(L[None])[0] * 110
+        classical = propagate(denormalize_L(L), auto, centres, colours)
+        maps = hint_maps(denormalize_L(L), centres, color_ab(colours))
+        ours = H(L[None], maps[None])[0] * 110
+        assert torch.equal(H(L[None]), G(L[None]))  # no points: the automatic colour exactly
+    assert (classical - auto).abs().mean() > 3  # the points change the colour...
+    assert (ours - classical).abs().max() < 0.05  # ... exactly as the classical propagation
+
+
+def test_points_summary_is_zero_without_points_and_reads_the_patches():
+    from pix2color.models.encoder_unet import SUMMARY_VALUES, summarise_points
+
+    L = np.full((20, 30), 50.0, np.float32)
+    none = hint_maps(L, [], np.zeros((0, 2)))[None]
+    auto = torch.full((1, 2, 20, 30), 0.1)
+    assert torch.equal(summarise_points(none, auto), torch.zeros(1, SUMMARY_VALUES))
+    one = hint_maps(L, [(5.0, 5.0, 0.0)], np.array([[55.0, 0.0]]))[None]
+    s = summarise_points(one, auto)[0]
+    assert torch.allclose(s[:2], torch.tensor([0.5, 0.0]))  # the truth's mean ab (network units)
+    assert torch.allclose(s[2:4], torch.tensor([0.1, 0.1]))  # the automatic ab there
+    assert torch.allclose(s[4:6], torch.tensor([0.4, -0.1]))  # their difference
+    assert torch.isclose(s[8], torch.tensor((1 / 600) ** 0.5))  # one pixel of 600
+
+
 def test_hint_maps_spread_from_points_and_are_zero_without():
     L = np.full((32, 32), 50.0, np.float32)
     L[:, 16:] = 90.0  # an edge down the middle
@@ -122,6 +160,12 @@ def test_config_validates_hint_keys(photo_root):
         load_config(tiny, ["data.hint_p_zero=1.5"])
     cfg = load_config(ROOT / "configs" / "hint-net.toml")
     assert cfg.model.hints and cfg.train.early_stop_metric.endswith("_hints")
+    with pytest.raises(ConfigError, match="model.hint_base"):
+        load_config(ROOT / "configs" / "hint-net.toml", ["model.hint_base=exact"])
+    with pytest.raises(ConfigError, match="model.hint_refine_layers"):
+        load_config(ROOT / "configs" / "hint-net.toml", ["model.hint_refine_layers=1"])
+    cfg = load_config(ROOT / "configs" / "hint-net-classical.toml")
+    assert cfg.model.hint_base == "classical" and cfg.train.freeze_automatic
 
 
 HINT_RUN = (
@@ -143,6 +187,17 @@ def test_training_feeds_the_hints_and_they_learn(tiny_config, tmp_path):
     # the zero-initialised layers got gradients: they are no longer zero
     assert G.refine[2].weight.abs().sum() > 0
     assert G.reference_mlp[2].weight.abs().sum() > 0
+
+
+def test_the_classical_recipe_trains_and_saves_its_shape(tiny_config, tmp_path):
+    cfg = tiny_config(
+        *HINT_RUN, "train.lr_g=1e-3", "model.hint_base=classical", "model.hint_refine_layers=3",
+        "model.hint_point_summary=true",
+    )  # fmt: skip
+    fit(cfg, tmp_path / "run", progress=False)
+    G, _ = load_generator(tmp_path / "run" / "model")
+    assert G.base == "classical" and len(G.refine) == 5 and G.summary_mlp is not None
+    assert G.summary_mlp[2].weight.abs().sum() > 0  # the points' summary learned
 
 
 def test_freeze_automatic_keeps_the_automatic_colour(tiny_config, tmp_path):

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from pix2color.errors import ConfigError
 from pix2color.models.colour_settings import TEMPERATURE_RANGE
-from pix2color.models.encoder_unet import ENCODERS
+from pix2color.models.encoder_unet import ENCODERS, HINT_BASES
 from pix2color.models.patchgan import GAN_MODES
 
 __all__ = [
@@ -180,6 +180,12 @@ class ModelConfig:
     # mobilenet_unet, regression head: a guided-colour HintUNet (colour points and a reference
     # photo as inputs; models/encoder_unet.py)
     hints: bool = False
+    # model.hints: the colour with points the refiner starts from ("approx": the points' spread
+    # over grey; "classical": the exact classical propagation over the automatic colour), the
+    # refiner's convolutions, and whether it reads a summary of all points (HintUNet's docstring)
+    hint_base: str = "approx"
+    hint_refine_layers: int = 2
+    hint_point_summary: bool = False
     base_channels: int = 64
     depth: int = 8
     max_channels: int = 512
@@ -197,6 +203,8 @@ class ModelConfig:
         c.one_of("generator", GENERATORS)
         c.one_of("head", HEADS)
         c.one_of("encoder", ENCODERS)
+        c.one_of("hint_base", HINT_BASES)
+        c.at_least("hint_refine_layers", 2)
         if self.hints and (self.generator != "mobilenet_unet" or self.head != "regression"):
             raise ConfigError(
                 "model.hints=true needs model.generator='mobilenet_unet' and "

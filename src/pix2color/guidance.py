@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from pix2color.color import AB_SCALE
+from pix2color.color import AB_SCALE, denormalize_L
 from pix2color.propagate import patches, solve_difference
 
 HINT_CHANNELS = 6
@@ -75,3 +75,22 @@ def reference_histogram(ab: np.ndarray | torch.Tensor) -> torch.Tensor:
 def no_reference() -> torch.Tensor:
     """(REFERENCE_VALUES,) zeros: no reference photo."""
     return torch.zeros(REFERENCE_VALUES)
+
+
+def classical_difference(L: torch.Tensor, hints: torch.Tensor, auto: torch.Tensor) -> torch.Tensor:
+    """The classical propagation's change to an automatic colour, for a batch, without gradient:
+    L (B, 1, h, w) in [-1, 1], hint maps (B, HINT_CHANNELS, h, w), automatic ab (B, 2, h, w) in
+    network units -> solve(S (t - auto)) (B, 2, h, w), so that auto + it is exactly
+    propagate.propagate's result (the patches' mask and target are channels 5 and 3-4 of the
+    maps). A photo without points gets zeros, with no solve."""
+    out = torch.zeros_like(auto)
+    L_lab = denormalize_L(L.detach().float()).cpu().numpy()
+    hints_np = hints.detach().float().cpu().numpy()
+    auto_np = auto.detach().float().cpu().numpy()
+    for b in range(auto.shape[0]):
+        mask = hints_np[b, 5]
+        if not mask.any():
+            continue
+        diff = solve_difference(L_lab[b, 0], mask, (hints_np[b, 3:5] - auto_np[b]) * mask)
+        out[b] = torch.from_numpy(diff).to(out)
+    return out

@@ -21,7 +21,7 @@ from torch import nn
 from pix2color.ab_classes import ab_bin_centres, annealed_mean
 from pix2color.color import IMAGENET_MEAN, IMAGENET_STD
 from pix2color.errors import UsageError
-from pix2color.guidance import HINT_CHANNELS, REFERENCE_VALUES
+from pix2color.guidance import HINT_CHANNELS, REFERENCE_VALUES, classical_difference
 from pix2color.models import efficientnet, mobilenet
 from pix2color.models.base import Generator, pad_to_multiple, saves_config
 from pix2color.models.colour_settings import check_gain, check_temperature
@@ -33,6 +33,8 @@ ENCODERS = ("mobilenet_v2", *efficientnet.VARIANTS)  # the `encoder` argument; m
 SKIP_STAGES = (1, 3, 6, 13, 18)
 SKIP_CHANNELS = (16, 24, 32, 96, FEATURES)
 DECODER_CHANNELS = (256, 256, 128, 64, 32, 16)  # widths at strides 32, 16, 8, 4, 2, 1
+HINT_BASES = ("approx", "classical")  # HintUNet's colour with points before the refiner
+SUMMARY_VALUES = 9  # summarise_points' values per photo
 
 
 def build_encoder(name: str, *, pretrained: bool) -> tuple[nn.Module, tuple[int, ...]]:
@@ -245,14 +247,22 @@ class HintUNet(MobileNetUNet):
     (B, 65) (guidance.py) -> ab (B, 2, H, W) in [-1, 1]. One network for colour points, a
     reference photo and no guidance.
 
-    The automatic MobileNetUNet runs unchanged and gives `auto`; the points' edge-aware spread
-    over grey and its reach give the (near) classical propagation `(1 - reach) * auto + spread`,
-    and a small full-size refiner (two 3x3 convolutions on the decoder's last features, L,
-    auto and the hint maps) adds a learned correction. The reference histogram goes through
-    an MLP into a scale and shift of the bottleneck's features (FiLM). The last layer of the
-    refiner and of the MLP start at zero, so a fresh HintUNet made from an automatic model's
-    weights (train.init_from) returns that model's colour without guidance and the classical
-    propagation's with points; training only has to learn what improves on them.
+    The automatic MobileNetUNet runs unchanged and gives `auto`. The base colour with points is
+    `base = "approx"`: the points' edge-aware spread over grey and its reach give the (near)
+    classical propagation `(1 - reach) * auto + spread`; or `base = "classical"`: exactly the
+    classical propagation of the points over `auto` (propagate.py's solve, on the CPU and
+    without gradient, inside the forward pass). A small full-size refiner (3x3 convolutions on
+    the decoder's last features, L, auto, the base and the hint maps; `refine_layers` of them,
+    the middle ones dilated 2, 4, ... to see further) adds a learned correction. With
+    `point_summary`, what the points say about the whole photo (the mean over the patches of
+    the truth's ab, the automatic ab and their difference, and how much of the photo the
+    patches cover) goes through a small MLP into a bias of the refiner's first layer: the
+    refiner can then act where no point reaches (e.g. "everything is bolder than the automatic
+    colour"). The reference histogram goes through an MLP into a scale and shift of the
+    bottleneck's features (FiLM). The last layers of the refiner and of both MLPs start at
+    zero, so a fresh HintUNet made from an automatic model's weights (train.init_from) returns
+    that model's colour without guidance and the classical propagation's with points (exactly,
+    with base "classical"); training only has to learn what improves on them.
     """
 
     architecture = "hint_unet"
@@ -270,6 +280,9 @@ class HintUNet(MobileNetUNet):
         ab_gain: float = 1.0,
         refine_channels: int = 32,
         reference_hidden: int = 64,
+        base: str = "approx",
+        refine_layers: int = 2,
+        point_summary: bool = False,
     ) -> None:
         # the automatic model's body, without its @saves_config (which would replace this config)
         MobileNetUNet.__init__.__wrapped__(
@@ -277,17 +290,35 @@ class HintUNet(MobileNetUNet):
             decoder_channels=decoder_channels, encoder=encoder, pretrained=pretrained,
             ab_gain=ab_gain,
         )  # fmt: skip
+        if base not in HINT_BASES:
+            raise UsageError(f"HintUNet base={base!r}: choose one of {', '.join(HINT_BASES)}")
+        if refine_layers < 2:
+            raise UsageError(f"HintUNet refine_layers={refine_layers}: at least 2")
+        self.base = base
         w = refine_channels
-        cin = decoder_channels[-1] + 1 + out_channels + HINT_CHANNELS  # features, L, auto, hints
+        # features, L, auto, hints (and the classical base)
+        cin = decoder_channels[-1] + 1 + out_channels + HINT_CHANNELS
+        cin += out_channels if base == "classical" else 0
+        layers: list[nn.Module] = [nn.Conv2d(cin, w, 3, padding=1), nn.ReLU(inplace=True)]
+        for i in range(refine_layers - 2):
+            d = 2 ** (i + 1)
+            layers += [nn.Conv2d(w, w, 3, padding=d, dilation=d), nn.ReLU(inplace=True)]
         last = nn.Conv2d(w, out_channels, 3, padding=1)
-        self.refine = nn.Sequential(
-            nn.Conv2d(cin, w, 3, padding=1), nn.ReLU(inplace=True), last
-        )  # no BatchNorm: guided and unguided crops differ too much within a batch
+        # no BatchNorm: guided and unguided crops differ too much within a batch
+        self.refine = nn.Sequential(*layers, last)
         film = nn.Linear(reference_hidden, 2 * decoder_channels[0])
         self.reference_mlp = nn.Sequential(
             nn.Linear(REFERENCE_VALUES, reference_hidden), nn.ReLU(inplace=True), film
         )
-        for layer in (last, film):  # the start is the automatic model (and the classical spread)
+        zeroed = [last, film]  # the start is the automatic model (and the classical spread)
+        self.summary_mlp = None
+        if point_summary:
+            to_bias = nn.Linear(reference_hidden, w)
+            self.summary_mlp = nn.Sequential(
+                nn.Linear(SUMMARY_VALUES, reference_hidden), nn.ReLU(inplace=True), to_bias
+            )
+            zeroed.append(to_bias)
+        for layer in zeroed:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -308,7 +339,31 @@ class HintUNet(MobileNetUNet):
         auto = self.head(feats)
         if self.ab_gain != 1.0:
             auto = (auto * self.ab_gain).clamp(-1.0, 1.0)
-        spread, reach = hints[:, 0:2], hints[:, 2:3]
-        base = (1 - reach) * auto + spread  # (B, 2, H, W): about the classical propagation
-        correction = self.refine(torch.cat([feats, L, auto, hints], dim=1))
-        return (base + correction).clamp(-1.0, 1.0)
+        inputs = [feats, L, auto, hints]
+        if self.base == "classical":  # (B, 2, H, W): exactly the classical propagation
+            base = auto + classical_difference(L, hints, auto)
+            inputs.append(base)
+        else:  # about the classical propagation
+            spread, reach = hints[:, 0:2], hints[:, 2:3]
+            base = (1 - reach) * auto + spread
+        x = self.refine[0](torch.cat(inputs, dim=1))
+        if self.summary_mlp is not None:
+            x = x + self.summary_mlp(summarise_points(hints, auto))[:, :, None, None]
+        return (base + self.refine[1:](x)).clamp(-1.0, 1.0)
+
+
+def summarise_points(hints: torch.Tensor, auto: torch.Tensor) -> torch.Tensor:
+    """(B, SUMMARY_VALUES): over each photo's patches (hint channel 5), the mean of the truth's
+    ab, of the automatic ab and of their difference, the mean chroma of each, and the share of
+    the photo the patches cover (sqrt); all 0 for a photo without points."""
+    mask = hints[:, 5:6]
+    n = mask.sum(dim=(2, 3))  # (B, 1)
+    safe = n.clamp(min=1.0)
+    target, auto_on = hints[:, 3:5], auto * mask
+
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        return x.sum(dim=(2, 3)) / safe
+
+    chroma = mean(target.norm(dim=1, keepdim=True)), mean(auto_on.norm(dim=1, keepdim=True))
+    cover = (n / mask[0, 0].numel()).sqrt()
+    return torch.cat([mean(target), mean(auto_on), mean(target - auto_on), *chroma, cover], 1)

@@ -49,7 +49,10 @@ def build_models(cfg: ModelConfig) -> tuple[Generator, PatchDiscriminator]:
             encoder=cfg.encoder, pretrained=cfg.pretrained, temperature=cfg.temperature
         )
     elif cfg.generator == "mobilenet_unet" and cfg.hints:
-        G = HintUNet(encoder=cfg.encoder, pretrained=cfg.pretrained)
+        G = HintUNet(
+            encoder=cfg.encoder, pretrained=cfg.pretrained, base=cfg.hint_base,
+            refine_layers=cfg.hint_refine_layers, point_summary=cfg.hint_point_summary,
+        )  # fmt: skip
     elif cfg.generator == "mobilenet_unet":  # the U-Net shape keys do not apply to it
         G = MobileNetUNet(encoder=cfg.encoder, pretrained=cfg.pretrained)
     else:
