@@ -91,6 +91,12 @@ def test_classical_base_starts_exactly_at_the_classical_propagation(auto_model):
         assert torch.equal(H(L[None]), G(L[None]))  # no points: the automatic colour exactly
     assert (classical - auto).abs().mean() > 3  # the points change the colour...
     assert (ours - classical).abs().max() < 0.05  # ... exactly as the classical propagation
+    far = HintUNet(**TINY, base="classical", base_pull=1e-6)
+    init_generator(far, folder)
+    with torch.no_grad():
+        further = far.eval()(L[None], maps[None])[0] * 110
+    reach = propagate(denormalize_L(L), auto, centres, colours, pull=1e-6)
+    assert (further - reach).abs().max() < 0.05 and (further - ours).abs().mean() > 1
 
 
 def test_points_summary_is_zero_without_points_and_reads_the_patches():
@@ -162,6 +168,8 @@ def test_config_validates_hint_keys(photo_root):
     assert cfg.model.hints and cfg.train.early_stop_metric.endswith("_hints")
     with pytest.raises(ConfigError, match="model.hint_base"):
         load_config(ROOT / "configs" / "hint-net.toml", ["model.hint_base=exact"])
+    with pytest.raises(ConfigError, match="model.hint_pull"):
+        load_config(ROOT / "configs" / "hint-net.toml", ["model.hint_pull=0"])
     with pytest.raises(ConfigError, match="model.hint_refine_layers"):
         load_config(ROOT / "configs" / "hint-net.toml", ["model.hint_refine_layers=1"])
     cfg = load_config(ROOT / "configs" / "hint-net-classical.toml")

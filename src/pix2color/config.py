@@ -184,6 +184,7 @@ class ModelConfig:
     # over grey; "classical": the exact classical propagation over the automatic colour), the
     # refiner's convolutions, and whether it reads a summary of all points (HintUNet's docstring)
     hint_base: str = "approx"
+    hint_pull: float = 1e-4  # "classical": its pull back to automatic (propagate.PULL's unit)
     hint_refine_layers: int = 2
     hint_point_summary: bool = False
     base_channels: int = 64
@@ -205,6 +206,7 @@ class ModelConfig:
         c.one_of("encoder", ENCODERS)
         c.one_of("hint_base", HINT_BASES)
         c.at_least("hint_refine_layers", 2)
+        c.within("hint_pull", 1e-7, 1e-2)
         if self.hints and (self.generator != "mobilenet_unet" or self.head != "regression"):
             raise ConfigError(
                 "model.hints=true needs model.generator='mobilenet_unet' and "

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from pix2color.color import AB_SCALE, denormalize_L
-from pix2color.propagate import patches, solve_difference
+from pix2color.propagate import PULL, patches, solve_difference
 
 HINT_CHANNELS = 6
 REFERENCE_BINS = 8
@@ -77,12 +77,14 @@ def no_reference() -> torch.Tensor:
     return torch.zeros(REFERENCE_VALUES)
 
 
-def classical_difference(L: torch.Tensor, hints: torch.Tensor, auto: torch.Tensor) -> torch.Tensor:
+def classical_difference(
+    L: torch.Tensor, hints: torch.Tensor, auto: torch.Tensor, pull: float = PULL
+) -> torch.Tensor:
     """The classical propagation's change to an automatic colour, for a batch, without gradient:
     L (B, 1, h, w) in [-1, 1], hint maps (B, HINT_CHANNELS, h, w), automatic ab (B, 2, h, w) in
     network units -> solve(S (t - auto)) (B, 2, h, w), so that auto + it is exactly
     propagate.propagate's result (the patches' mask and target are channels 5 and 3-4 of the
-    maps). A photo without points gets zeros, with no solve."""
+    maps) with the same `pull`. A photo without points gets zeros, with no solve."""
     out = torch.zeros_like(auto)
     L_lab = denormalize_L(L.detach().float()).cpu().numpy()
     hints_np = hints.detach().float().cpu().numpy()
@@ -91,6 +93,7 @@ def classical_difference(L: torch.Tensor, hints: torch.Tensor, auto: torch.Tenso
         mask = hints_np[b, 5]
         if not mask.any():
             continue
-        diff = solve_difference(L_lab[b, 0], mask, (hints_np[b, 3:5] - auto_np[b]) * mask)
+        target = (hints_np[b, 3:5] - auto_np[b]) * mask
+        diff = solve_difference(L_lab[b, 0], mask, target, pull=pull)
         out[b] = torch.from_numpy(diff).to(out)
     return out

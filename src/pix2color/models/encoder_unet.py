@@ -27,6 +27,7 @@ from pix2color.models.base import Generator, pad_to_multiple, saves_config
 from pix2color.models.colour_settings import check_gain, check_temperature
 from pix2color.models.efficientnet import EfficientNetLite
 from pix2color.models.mobilenet import FEATURES, MobileNetV2
+from pix2color.propagate import PULL
 
 ENCODERS = ("mobilenet_v2", *efficientnet.VARIANTS)  # the `encoder` argument; model.encoder
 # MobileNetV2 stages whose outputs are the skips, at strides 2, 4, 8, 16 and 32
@@ -251,7 +252,8 @@ class HintUNet(MobileNetUNet):
     `base = "approx"`: the points' edge-aware spread over grey and its reach give the (near)
     classical propagation `(1 - reach) * auto + spread`; or `base = "classical"`: exactly the
     classical propagation of the points over `auto` (propagate.py's solve, on the CPU and
-    without gradient, inside the forward pass). A small full-size refiner (3x3 convolutions on
+    without gradient, inside the forward pass; `base_pull` its pull back to automatic, lower
+    reaching further). A small full-size refiner (3x3 convolutions on
     the decoder's last features, L, auto, the base and the hint maps; `refine_layers` of them,
     the middle ones dilated 2, 4, ... to see further) adds a learned correction. With
     `point_summary`, what the points say about the whole photo (the mean over the patches of
@@ -281,6 +283,7 @@ class HintUNet(MobileNetUNet):
         refine_channels: int = 32,
         reference_hidden: int = 64,
         base: str = "approx",
+        base_pull: float = PULL,
         refine_layers: int = 2,
         point_summary: bool = False,
     ) -> None:
@@ -294,7 +297,9 @@ class HintUNet(MobileNetUNet):
             raise UsageError(f"HintUNet base={base!r}: choose one of {', '.join(HINT_BASES)}")
         if refine_layers < 2:
             raise UsageError(f"HintUNet refine_layers={refine_layers}: at least 2")
-        self.base = base
+        if not base_pull > 0:
+            raise UsageError(f"HintUNet base_pull={base_pull}: must be above 0")
+        self.base, self.base_pull = base, base_pull
         w = refine_channels
         # features, L, auto, hints (and the classical base)
         cin = decoder_channels[-1] + 1 + out_channels + HINT_CHANNELS
@@ -341,7 +346,7 @@ class HintUNet(MobileNetUNet):
             auto = (auto * self.ab_gain).clamp(-1.0, 1.0)
         inputs = [feats, L, auto, hints]
         if self.base == "classical":  # (B, 2, H, W): exactly the classical propagation
-            base = auto + classical_difference(L, hints, auto)
+            base = auto + classical_difference(L, hints, auto, self.base_pull)
             inputs.append(base)
         else:  # about the classical propagation
             spread, reach = hints[:, 0:2], hints[:, 2:3]

@@ -51,6 +51,7 @@ def build_models(cfg: ModelConfig) -> tuple[Generator, PatchDiscriminator]:
     elif cfg.generator == "mobilenet_unet" and cfg.hints:
         G = HintUNet(
             encoder=cfg.encoder, pretrained=cfg.pretrained, base=cfg.hint_base,
+            base_pull=cfg.hint_pull,
             refine_layers=cfg.hint_refine_layers, point_summary=cfg.hint_point_summary,
         )  # fmt: skip
     elif cfg.generator == "mobilenet_unet":  # the U-Net shape keys do not apply to it
