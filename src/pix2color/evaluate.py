@@ -23,11 +23,12 @@ only (`evaluate(..., right_half_only=True)`: truth, grey input and every output 
 their right halves before scoring), the part the reference does not show, so no score can come
 from copying the reference's content. Rows: the automatic colour (no reference), the own
 palette (`OWN`: photo k's own left half), another photo's palette (`OTHER`: photo k takes the
-left half of photo (k + n // 2) mod n of the set, sorted by name: what a reference that does not
-match does), and the grey input, the floor. A reference half without colour (mean chroma under
-`reference.MIN_CHROMA`) gives no palette: that photo keeps its automatic colour in the palette
-rows, and the report says which (`colourless_references`). bench/bench_reference.py uses the
-same protocol and tunes the transfer's settings on the validation split.
+left half of photo (k + n // 2) mod n of the set, in the split's order, manifest.csv's or else
+sorted by path: what a reference that does not match does), and the grey input, the floor. A
+reference half without colour (mean chroma under `reference.MIN_CHROMA`) gives no palette: a
+photo given it keeps its automatic colour in that row, and the report says which
+(`colourless_references`). bench/bench_reference.py uses the same protocol and tunes the
+transfer's settings on the validation split.
 """
 
 from __future__ import annotations

@@ -289,13 +289,13 @@ def _reference_rows(
         "rows": rows,
         "reference": "the truth's left half",
         "scored": "the right half",
-        "other": "photo k takes the left half of photo (k + n // 2) mod n, sorted by name",
+        "other": "photo k takes the left half of photo (k + n // 2) mod n, in the split's order",
         "description": "Another photo of the same scene is rarely available, so each photo is "
         "given **its own palette from a different crop**: the reference is the truth's left "
         "half (in colour), and every figure is on the right half only, the part the reference "
         "does not show, so no score can come from copying it. Rows: automatic (no reference); "
         "own palette (the photo's own left half); other's palette (photo k takes the left half "
-        "of photo (k + n/2) mod n of the split, sorted by name: a reference that does not "
+        "of photo (k + n/2) mod n of the split, in its order: a reference that does not "
         "match); the grey input, the floor. A model that is not a guided-colour network gets "
         "the classical palette transfer (pix2color.reference), a guided one reads the "
         "reference's histogram, as `colorize --reference` does. The own-palette figures are an "
