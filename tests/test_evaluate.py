@@ -256,9 +256,9 @@ def _files_or_none(split_files, root, split):
         return []
 
 
-def test_source_split_folder_reports_out_of_source_and_in_source(tmp_path, model_dir):
-    """A folder with test (unseen sources) and test_in (held-out scenes of training sources)."""
-    root = make_prepared(tmp_path / "photos", n_test=3)
+def make_source_split(root: Path) -> Path:
+    """A folder with test (3 photos of unseen sources) and test_in (2 held-out scenes)."""
+    make_prepared(root, n_test=3)
     (root / "test_in").mkdir()
     rng = np.random.default_rng(2)
     cat = real_photo("chelsea")
@@ -268,6 +268,12 @@ def test_source_split_folder_reports_out_of_source_and_in_source(tmp_path, model
             root / "test_in" / f"in{i}.png"
         )
     write_manifest(root, ("train", "val", "test", "test_in"))
+    return root
+
+
+def test_source_split_folder_reports_out_of_source_and_in_source(tmp_path, model_dir):
+    """A folder with test (unseen sources) and test_in (held-out scenes of training sources)."""
+    root = make_source_split(tmp_path / "photos")
     out = tmp_path / "report"
     code, stdout, stderr = run("--data", str(root), "--models", str(model_dir), "--size", "32",
                                "-o", str(out), "--json", str(tmp_path / "m.json"))  # fmt: skip
@@ -360,6 +366,21 @@ def test_the_other_reference_is_always_another_photo():
         assert [reference_index(k, n, OWN) for k in range(n)] == list(range(n))
 
 
+def test_a_reference_half_without_colour_leaves_the_automatic_colour(model_dir):
+    from pix2color.evaluate import WithReference, colorize_set, colourless_references
+
+    test = _squares(2)
+    grey_left = test.truth[1].copy()
+    grey_left[:, :32] = test.grey[1][:, :32, None]  # its left half: black and white
+    test = TruthSet(test.names, [test.truth[0], grey_left])
+    assert colourless_references(test) == ["p1"]
+    c = Colorizer.from_pretrained(model_dir, size=64)
+    auto = colorize_set(c, test.grey)
+    own = WithReference(c, OWN).colorize_set(test)
+    assert np.array_equal(own[1], auto[1])  # no palette to give: the automatic colour
+    assert not np.array_equal(own[0], auto[0])  # photo 0's own palette does move its colour
+
+
 def test_reference_rows_report_and_sheet(tmp_path, model_dir):
     root = make_prepared(tmp_path / "photos", n_test=3)
     out = tmp_path / "report"
@@ -386,6 +407,22 @@ def test_reference_rows_report_and_sheet(tmp_path, model_dir):
     assert Image.open(out / "comparison_01.png").width == 7 * 96
     with (out / "per_image.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 4 * 3
+
+
+def test_reference_with_an_in_source_split_scores_both_on_halves(tmp_path, model_dir):
+    root = make_source_split(tmp_path / "photos")
+    out = tmp_path / "report"
+    code, _, stderr = run("--data", str(root), "--models", str(model_dir), "--size", "64",
+                          "--reference", "-o", str(out))  # fmt: skip
+    assert code == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    rows = {"grey", str(model_dir), f"{model_dir} +own palette", f"{model_dir} +other's palette"}
+    assert set(report["models"]) == set(report["in_source"]["models"]) == rows
+    assert report["in_source"]["sheets"] == ["comparison_in_01.png"]
+    md = (out / "report.md").read_text()
+    assert "In-source test:" in md and md.count("| grey | grey input (the floor) |") == 2
+    # both splits' sheets show the references: 2 of them | input | 3 rows | truth
+    assert Image.open(out / "comparison_in_01.png").width == 7 * 96
 
 
 def test_reference_usage_errors_are_one_line(tmp_path, model_dir):
