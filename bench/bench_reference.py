@@ -13,6 +13,10 @@ score can come from copying the reference's content. Rows:
   photo (i + n/2) mod n's): what a reference that does not match does;
 - grey input: the floor.
 
+The protocol's code is `pix2color.evaluate`'s (`WithReference`, `right_half_only`,
+`reference_palettes`), the same as `pix2color evaluate --reference`: this script prints its
+rows in a short table, with the transfer's cost, and tunes the settings.
+
 `--grid` tunes the transfer's settings (strength, bands, band width, ratio limit): use the
 validation split only, never the test split, to choose anything.
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,33 +38,73 @@ from PIL import Image
 from pix2color import metrics as M
 from pix2color import reference as R
 from pix2color.data.images import photo_from_image
-from pix2color.evaluate import load_test_split
+from pix2color.evaluate import (
+    GREY,
+    OTHER,
+    OWN,
+    TestSet,
+    WithReference,
+    evaluate,
+    load_test_split,
+    reference_palettes,
+    right_half,
+    right_halves,
+)
 from pix2color.inference import Colorizer
 
 # the settings --grid tries: (bands, band sigma, ratio limit) x max shift x strength
 GRID = [(1, 12.0, 1.5), (4, 16.0, 1.5), (6, 12.0, 1.5), (6, 12.0, 2.0), (10, 8.0, 1.5)]
 SHIFTS, STRENGTHS = (10.0, 20.0, 1e9), (0.5, 0.75, 1.0)
+ROWS = {
+    GREY: "grey input",
+    "auto": "automatic (no reference)",
+    "own": "own palette (left half of the photo)",
+    "wrong": "wrong palette (another photo's left half)",
+}
 
 
-def halves(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W, 3) -> (left half, right half)."""
-    w = image.shape[1] // 2
-    return image[:, :w], image[:, w:]
-
-
-def scores(pred: list[np.ndarray], truth: list[np.ndarray], lpips: bool = True) -> dict:
+def quick_scores(pred: list[np.ndarray], truth: list[np.ndarray]) -> dict[str, float]:
+    """PSNR, CIEDE2000 and colourfulness of right halves: the grid's cheap figures."""
     p = torch.from_numpy(np.stack(pred)).permute(0, 3, 1, 2).float() / 255.0
     t = torch.from_numpy(np.stack(truth)).permute(0, 3, 1, 2).float() / 255.0
-    out = {
+    return {
         "psnr": M.psnr(p, t).mean().item(),
         "ciede2000": M.ciede2000(p, t).mean().item(),
         "colorfulness": M.colorfulness(p).mean().item(),
     }
-    if lpips:
-        out["lpips"] = torch.cat(
-            [M.lpips(p[i : i + 16], t[i : i + 16]) for i in range(0, len(p), 16)]
-        ).mean().item()  # fmt: skip
-    return out
+
+
+def grid(c: Colorizer, test: TestSet) -> None:
+    """Every setting of GRID x SHIFTS x STRENGTHS, own and wrong palette (val only)."""
+    photos = [photo_from_image(Image.fromarray(g, "L")) for g in test.grey]
+    predicted = []
+    for i in range(0, len(photos), 8):  # the network once; the settings change the transfer only
+        predicted += c.predict_photos(photos[i : i + 8])
+    right_truth = right_halves(test).truth
+
+    def colour(palettes: list | None, **options) -> list[np.ndarray]:
+        out = []
+        for k, (photo, (ab, s)) in enumerate(zip(photos, predicted, strict=True)):
+            if palettes is not None and palettes[k] is not None:
+                ab = R.transfer(ab, s, palettes[k], **options)
+            out.append(right_half(np.asarray(c.join(photo, ab, s).convert("RGB"))))
+        return out
+
+    auto = quick_scores(colour(None), right_truth)
+    print(f"automatic: PSNR {auto['psnr']:.2f} CIEDE2000 {auto['ciede2000']:.2f}")
+    print("| bands | sigma | max ratio | max shift | strength | own PSNR | own CIEDE | own cf "
+          "| wrong PSNR | wrong CIEDE | wrong cf |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for bands, sigma, ratio in GRID:
+        R.BANDS, R.BAND_SIGMA, R.MAX_RATIO, R.MIN_RATIO = bands, sigma, ratio, 1 / ratio
+        own, wrong = reference_palettes(test, OWN), reference_palettes(test, OTHER)
+        for R.MAX_SHIFT, strength in itertools.product(SHIFTS, STRENGTHS):
+            a = quick_scores(colour(own, strength=strength), right_truth)
+            b = quick_scores(colour(wrong, strength=strength), right_truth)
+            print(f"| {bands} | {sigma:g} | {ratio:g} | {R.MAX_SHIFT:g} | {strength:g} | "
+                  f"{a['psnr']:.2f} | {a['ciede2000']:.2f} | {a['colorfulness']:.1f} | "
+                  f"{b['psnr']:.2f} | {b['ciede2000']:.2f} | {b['colorfulness']:.1f} |",
+                  flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -75,75 +120,35 @@ def main() -> None:
     if args.grid and args.split.startswith("test"):
         raise SystemExit("--grid chooses settings: use --split val, never the test split")
 
-    test, _ = load_test_split(__import__("pathlib").Path(args.data), 256, args.split)
+    test, _ = load_test_split(Path(args.data), 256, args.split)
     n = len(test.truth)
     c = Colorizer.from_pretrained(args.model, size=args.size, backend="torch")
-    photos = [photo_from_image(Image.fromarray(g, "L")) for g in test.grey]
-    t0 = time.perf_counter()
-    predicted = []
-    for i in range(0, n, 8):
-        predicted += c.predict_photos(photos[i : i + 8])
-    print(f"{n} photos of {args.split}, network {time.perf_counter() - t0:.1f} s")
-    left = [halves(t)[0] for t in test.truth]
-    right_truth = [halves(t)[1] for t in test.truth]
-
-    def colour(palettes: list | None, **options) -> list[np.ndarray]:
-        out = []
-        for k, (photo, (ab, s)) in enumerate(zip(photos, predicted, strict=True)):
-            if palettes is not None:
-                ab = R.transfer(ab, s, palettes[k], **options)
-            out.append(halves(np.asarray(c.join(photo, ab, s).convert("RGB")))[1])
-        return out
-
-    def palettes_of(shift: int) -> list:
-        return [R.palette_of(left[(k + shift) % n], name=test.names[k]) for k in range(n)]
-
     if args.grid:
-        auto = scores(colour(None), right_truth, lpips=False)
-        print(f"automatic: PSNR {auto['psnr']:.2f} CIEDE2000 {auto['ciede2000']:.2f}")
-        print("| bands | sigma | max ratio | max shift | strength | own PSNR | own CIEDE | own cf "
-              "| wrong PSNR | wrong CIEDE | wrong cf |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        for bands, sigma, ratio in GRID:
-            R.BANDS, R.BAND_SIGMA, R.MAX_RATIO, R.MIN_RATIO = bands, sigma, ratio, 1 / ratio
-            own, wrong = palettes_of(0), palettes_of(n // 2)
-            for R.MAX_SHIFT, strength in itertools.product(SHIFTS, STRENGTHS):
-                a = scores(colour(own, strength=strength), right_truth, lpips=False)
-                b = scores(colour(wrong, strength=strength), right_truth, lpips=False)
-                print(f"| {bands} | {sigma:g} | {ratio:g} | {R.MAX_SHIFT:g} | {strength:g} | "
-                      f"{a['psnr']:.2f} | {a['ciede2000']:.2f} | {a['colorfulness']:.1f} | "
-                      f"{b['psnr']:.2f} | {b['ciede2000']:.2f} | {b['colorfulness']:.1f} |",
-                      flush=True)  # fmt: skip
+        grid(c, test)
         return
 
     t0 = time.perf_counter()
-    own = palettes_of(0)
+    reference_palettes(test, OWN)
     t_pal = (time.perf_counter() - t0) / n
-    wrong = palettes_of(n // 2)
-    t0 = time.perf_counter()
-    for k in range(n):
-        R.transfer(*predicted[k], own[k])
-    t_tr = (time.perf_counter() - t0) / n
-    grey_rgb = [halves(np.repeat(g[..., None], 3, axis=2))[1] for g in test.grey]
-    rows = [
-        ("grey input", scores(grey_rgb, right_truth)),
-        ("automatic (no reference)", scores(colour(None), right_truth)),
-        ("own palette (left half of the photo)", scores(colour(own), right_truth)),
-        ("wrong palette (another photo's left half)", scores(colour(wrong), right_truth)),
-    ]
-    truth_cf = scores(right_truth, right_truth, lpips=False)["colorfulness"]
+    rows = {"auto": c, "own": WithReference(c, OWN), "wrong": WithReference(c, OTHER)}
+    ev = evaluate(test, rows, protocol={"description": "bench_reference"}, progress=False,
+                  right_half_only=True)  # fmt: skip
+    models = ev.report["models"]
     print(
         f"\n`{args.model}`, {n} photos of {args.split}, scored on the right halves (256x128); "
         f"settings: bands {R.BANDS}, sigma {R.BAND_SIGMA:g}, ratio {R.MIN_RATIO:g}-"
         f"{R.MAX_RATIO:g}, max shift {R.MAX_SHIFT:g}, strength {R.STRENGTH:g}\n"
     )
+    truth_cf = models[GREY]["colorfulness_truth"]
     print(f"| colour | PSNR (dB) ↑ | LPIPS ↓ | CIEDE2000 ↓ | colourfulness (truth {truth_cf:.2f})")
     print("|---|---|---|---|---|")
-    for name, s in rows:
-        print(f"| {name} | {s['psnr']:.2f} | {s['lpips']:.4f} | {s['ciede2000']:.2f} | "
+    for key, label in ROWS.items():
+        s = models[key]
+        print(f"| {label} | {s['psnr']:.2f} | {s['lpips']:.4f} | {s['ciede2000']:.2f} | "
               f"{s['colorfulness']:.2f} |")  # fmt: skip
-    print(f"\nper photo: palette of a 256x128 reference {1000 * t_pal:.1f} ms, transfer at "
-          f"{tuple(predicted[0][0].shape[-2:])} {1000 * t_tr:.1f} ms")  # fmt: skip
+    extra = models["own"]["colorize_ms_per_photo"] - models["auto"]["colorize_ms_per_photo"]
+    print(f"\nper photo: palette of a 256x128 reference {1000 * t_pal:.1f} ms; colouring with "
+          f"the own palette {extra:+.1f} ms against automatic (256x256)")  # fmt: skip
     # a 1024x768 photo (working size 256x192) and a 1024x768 colour reference: median of 21
     big = Image.fromarray(test.truth[0]).resize((1024, 768), Image.Resampling.BICUBIC)
     ((ab, s),) = c.predict_photos([photo_from_image(big.convert("L"))])

@@ -20,10 +20,17 @@ from pix2color.data.dataset import centre_square
 from pix2color.data.images import photo_from_image
 from pix2color.data.prepare import MANIFEST_COLUMNS
 from pix2color.data.stats import colorfulness, dhash
-from pix2color.evaluate import METRIC_KEYS
+from pix2color.evaluate import (
+    METRIC_KEYS,
+    OTHER,
+    OWN,
+    evaluate,
+    reference_index,
+)
+from pix2color.evaluate import TestSet as TruthSet  # not a test class for pytest
 from pix2color.inference import Colorizer
 from pix2color.models.io import save_pretrained
-from tests.conftest import ROOT, real_photo
+from tests.conftest import PHOTOS, ROOT, real_photo
 
 SIZE = 32
 TEST_PHOTOS = ("coffee", "chelsea", "rocket", "motorcycle_left")
@@ -249,9 +256,9 @@ def _files_or_none(split_files, root, split):
         return []
 
 
-def test_source_split_folder_reports_out_of_source_and_in_source(tmp_path, model_dir):
-    """A folder with test (unseen sources) and test_in (held-out scenes of training sources)."""
-    root = make_prepared(tmp_path / "photos", n_test=3)
+def make_source_split(root: Path) -> Path:
+    """A folder with test (3 photos of unseen sources) and test_in (2 held-out scenes)."""
+    make_prepared(root, n_test=3)
     (root / "test_in").mkdir()
     rng = np.random.default_rng(2)
     cat = real_photo("chelsea")
@@ -261,6 +268,12 @@ def test_source_split_folder_reports_out_of_source_and_in_source(tmp_path, model
             root / "test_in" / f"in{i}.png"
         )
     write_manifest(root, ("train", "val", "test", "test_in"))
+    return root
+
+
+def test_source_split_folder_reports_out_of_source_and_in_source(tmp_path, model_dir):
+    """A folder with test (unseen sources) and test_in (held-out scenes of training sources)."""
+    root = make_source_split(tmp_path / "photos")
     out = tmp_path / "report"
     code, stdout, stderr = run("--data", str(root), "--models", str(model_dir), "--size", "32",
                                "-o", str(out), "--json", str(tmp_path / "m.json"))  # fmt: skip
@@ -314,3 +327,118 @@ def test_hints_curve_scores_each_number_of_simulated_points(tmp_path, model_dir)
     assert psnr[0] < psnr[1] < psnr[2]  # points from the truth bring the truth's colour
     assert "Colour points" in (out / "report.md").read_text()
     assert "colour points (simulated from the truth)" in stdout
+
+
+# ---------------------------------------------------------------- --reference
+def _squares(n: int, size: int = 64) -> TruthSet:
+    """n real photos' centre squares: the truth of a reference evaluation."""
+    truth = [centre_square(real_photo(PHOTOS[i]), size) for i in range(n)]
+    return TruthSet([f"p{i}" for i in range(n)], truth)
+
+
+def test_reference_scores_the_right_half_only():
+    test = _squares(3)
+    rng = np.random.default_rng(0)
+    pred = [np.clip(t.astype(int) + rng.integers(-40, 40, t.shape), 0, 255).astype(np.uint8)
+            for t in test.truth]  # fmt: skip
+    left_changed = [p.copy() for p in pred]
+    right_changed = [p.copy() for p in pred]
+    for a, b in zip(left_changed, right_changed, strict=True):
+        a[:, :32] = rng.integers(0, 256, a[:, :32].shape)  # what the reference shows
+        b[:, 40:] = 255 - b[:, 40:]
+    rows = {"pred": pred, "left changed": left_changed, "right changed": right_changed}
+    ev = evaluate(test, rows, protocol={"description": "-"}, right_half_only=True, progress=False)
+    m = ev.report["models"]
+    for k in METRIC_KEYS:
+        assert m["left changed"][k] == pytest.approx(m["pred"][k], rel=1e-6, abs=1e-9), k
+    assert m["right changed"]["psnr"] < m["pred"]["psnr"] - 1
+    assert ev.test.truth[0].shape == (64, 32, 3) and ev.images["pred"][0].shape == (64, 32, 3)
+    assert np.array_equal(ev.test.truth[1], test.truth[1][:, 32:])
+    refs = ev.references  # each photo's own left half, and another photo's
+    assert np.array_equal(refs["own reference"][2], test.truth[2][:, :32])
+    assert np.array_equal(refs["other reference"][2], test.truth[0][:, :32])
+
+
+def test_the_other_reference_is_always_another_photo():
+    for n in (2, 3, 72):
+        others = [reference_index(k, n, OTHER) for k in range(n)]
+        assert sorted(others) == list(range(n)) and all(j != k for k, j in enumerate(others))
+        assert [reference_index(k, n, OWN) for k in range(n)] == list(range(n))
+
+
+def test_a_reference_half_without_colour_leaves_the_automatic_colour(model_dir):
+    from pix2color.evaluate import WithReference, colorize_set, colourless_references
+
+    test = _squares(2)
+    grey_left = test.truth[1].copy()
+    grey_left[:, :32] = test.grey[1][:, :32, None]  # its left half: black and white
+    test = TruthSet(test.names, [test.truth[0], grey_left])
+    assert colourless_references(test) == ["p1"]
+    c = Colorizer.from_pretrained(model_dir, size=64)
+    auto = colorize_set(c, test.grey)
+    own = WithReference(c, OWN).colorize_set(test)
+    assert np.array_equal(own[1], auto[1])  # no palette to give: the automatic colour
+    assert not np.array_equal(own[0], auto[0])  # photo 0's own palette does move its colour
+
+
+def test_reference_rows_report_and_sheet(tmp_path, model_dir):
+    root = make_prepared(tmp_path / "photos", n_test=3)
+    out = tmp_path / "report"
+    code, stdout, stderr = run("--data", str(root), "--models", str(model_dir), "--size", "64",
+                               "--reference", "-o", str(out), "--json", str(tmp_path / "m.json"),
+                               "--save-images")  # fmt: skip
+    assert code == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    m = str(model_dir)
+    rows = [m, f"{m} +own palette", f"{m} +other's palette"]
+    assert list(report["models"]) == ["grey", *rows]
+    assert report["protocol"]["reference"]["rows"][m] == dict(
+        zip(("automatic", "own palette", "other photo's palette"), rows, strict=True)
+    )
+    assert set(json.loads((tmp_path / "m.json").read_text())) == {"grey", *rows}
+    md = (out / "report.md").read_text()
+    assert "own palette from a different crop" in md and "right half" in md
+    assert f"| {m} | own palette |" in md and "| grey | grey input (the floor) |" in md
+    assert "stretched" in md  # what FID and KID on halves are worth
+    assert "own palette" in stdout
+    truth = np.asarray(Image.open(out / "images" / "truth" / "test0.png"))
+    assert truth.shape == (64, 32, 3)  # the scored images are the right halves
+    # the own reference | other's | input | the 3 rows | truth, cells of 96 px
+    assert Image.open(out / "comparison_01.png").width == 7 * 96
+    with (out / "per_image.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 4 * 3
+
+
+def test_reference_with_an_in_source_split_scores_both_on_halves(tmp_path, model_dir):
+    root = make_source_split(tmp_path / "photos")
+    out = tmp_path / "report"
+    code, _, stderr = run("--data", str(root), "--models", str(model_dir), "--size", "64",
+                          "--reference", "-o", str(out))  # fmt: skip
+    assert code == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    rows = {"grey", str(model_dir), f"{model_dir} +own palette", f"{model_dir} +other's palette"}
+    assert set(report["models"]) == set(report["in_source"]["models"]) == rows
+    assert report["in_source"]["sheets"] == ["comparison_in_01.png"]
+    md = (out / "report.md").read_text()
+    assert "In-source test:" in md and md.count("| grey | grey input (the floor) |") == 2
+    # both splits' sheets show the references: 2 of them | input | 3 rows | truth
+    assert Image.open(out / "comparison_in_01.png").width == 7 * 96
+
+
+def test_reference_usage_errors_are_one_line(tmp_path, model_dir):
+    root = make_prepared(tmp_path / "photos", n_test=1)
+    out = str(tmp_path / "o")
+    code, _, err = run("--data", str(root), "--models", "nope", "--reference", "-o", out)
+    assert code == 2 and err.startswith("error: model 'nope' not found")
+    code, _, err = run("--data", str(root), "--models", str(model_dir), "--reference", "--hints",
+                       "-o", out)  # fmt: skip
+    assert code == 2 and "--reference and --hints are measured apart" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run("--pred", out, "--truth", out, "--reference", "-o", out)
+    assert code == 2 and "--reference goes with --data and --models" in err
+    code, _, err = run("--data", str(root), "--models", str(model_dir), "--size", "48",
+                       "--reference", "-o", out)  # fmt: skip
+    assert code == 2 and "--size 48 is too small for --reference" in err
+    code, _, err = run("--data", str(root), "--models", str(model_dir), "--size", "64",
+                       "--reference", "-o", out)  # fmt: skip
+    assert code == 2 and "needs 2 or more photos" in err and "it has 1" in err

@@ -15,6 +15,20 @@ and N, and the first N of the 50 drawn, so the curve adds points rather than red
 each a disc of radius HINT_RADIUS pixels (5x5 at 256x256, the middle of Zhang et al. 2017's 1x1
 to 9x9 patches); its colour the mean Lab of the truth over the disc (its ab is what counts; the
 photo keeps its own L), given as an 8-bit RGB colour as a person would.
+
+A reference photo (`WithReference`, `evaluate --reference`): another photo of the same scene is
+rarely available, so each photo is given **its own palette from a different crop**: the
+reference is the truth's LEFT half (in colour), and every figure is computed on the RIGHT half
+only (`evaluate(..., right_half_only=True)`: truth, grey input and every output are cut to
+their right halves before scoring), the part the reference does not show, so no score can come
+from copying the reference's content. Rows: the automatic colour (no reference), the own
+palette (`OWN`: photo k's own left half), another photo's palette (`OTHER`: photo k takes the
+left half of photo (k + n // 2) mod n of the set, in the split's order, manifest.csv's or else
+sorted by path: what a reference that does not match does), and the grey input, the floor. A
+reference half without colour (mean chroma under `reference.MIN_CHROMA`) gives no palette: a
+photo given it keeps its automatic colour in that row, and the report says which
+(`colourless_references`). bench/bench_reference.py uses the same protocol and tunes the
+transfer's settings on the validation split.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ from pix2color.data.dataset import MissingSplitError, centre_square, split_files
 from pix2color.data.images import IMAGE_EXTENSIONS, load_rgb, photo_from_image
 from pix2color.errors import UsageError
 from pix2color.hints import Point
+from pix2color.reference import Palette, ReferencePhotoError, palette_of
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +59,7 @@ HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50)  # points per photo in `evaluate --hints`
 HINT_RADIUS = 2  # pixels of the evaluated photo
 METRIC_KEYS = ("psnr", "ssim", "lpips", "fid", "kid", "colorfulness", "delta_cf", "ciede2000")
 GREY = "grey"  # the row of the grey input itself
+OWN, OTHER = "own", "other"  # whose left half is a photo's reference (module docstring)
 
 
 class EvaluationError(UsageError):
@@ -285,6 +301,83 @@ class WithPoints:
         return out
 
 
+def left_half(image: np.ndarray) -> np.ndarray:
+    """(H, W, ...) -> (H, W // 2, ...): the part that serves as the reference."""
+    return image[:, : image.shape[1] // 2]
+
+
+def right_half(image: np.ndarray) -> np.ndarray:
+    """(H, W, ...) -> (H, W - W // 2, ...): the part that is scored with a reference."""
+    return image[:, image.shape[1] // 2 :]
+
+
+def right_halves(test: TestSet) -> TestSet:
+    """The same photos cut to their right halves, truth and grey input alike."""
+    return TestSet(
+        test.names, [right_half(t) for t in test.truth], [right_half(g) for g in test.grey]
+    )
+
+
+def reference_index(k: int, n: int, which: str) -> int:
+    """The photo whose left half is photo k's reference: k itself (OWN), or the photo half the
+    set away (OTHER), never k itself when n >= 2."""
+    if which not in (OWN, OTHER):
+        raise ValueError(f"which reference: {which!r}; use {OWN!r} or {OTHER!r}")
+    return k if which == OWN else (k + n // 2) % n
+
+
+def reference_halves(test: TestSet, which: str) -> list[np.ndarray]:
+    """Each photo's reference, (H, W // 2, 3) uint8: a left half of the set's truths."""
+    n = len(test.truth)
+    return [left_half(test.truth[reference_index(k, n, which)]) for k in range(n)]
+
+
+def reference_palettes(test: TestSet, which: str) -> list[Palette | None]:
+    """Each photo's reference palette; None where the reference half has no colour."""
+    out: list[Palette | None] = []
+    for k, half in enumerate(reference_halves(test, which)):
+        try:
+            out.append(palette_of(half, name=test.names[k]))
+        except ReferencePhotoError:
+            out.append(None)
+    return out
+
+
+def colourless_references(test: TestSet) -> list[str]:
+    """The photos whose left half has no colour, so gives no palette (module docstring)."""
+    return [name for name, p in zip(test.names, reference_palettes(test, OWN), strict=True)
+            if p is None]  # fmt: skip
+
+
+class WithReference:
+    """A Colorizer given each photo's reference palette, its own left half (OWN) or another
+    photo's (OTHER): `evaluate` colours a TestSet with it as with the Colorizer alone, and
+    scores right halves with right_half_only=True (one row of --reference's table)."""
+
+    def __init__(self, colorizer, which: str) -> None:
+        reference_index(0, 1, which)  # refuses an unknown `which` now, not after the network
+        self.colorizer, self.which = colorizer, which
+
+    def colorize_set(self, test: TestSet, batch_size: int = 8, bar=None) -> list[np.ndarray]:
+        """Colour test.grey, each photo like its reference -> [(H, W, 3) uint8 RGB], whole."""
+        palettes = reference_palettes(test, self.which)
+        c, out = self.colorizer, []
+        for i in range(0, len(test.grey), batch_size):
+            photos = [
+                photo_from_image(Image.fromarray(g, "L")) for g in test.grey[i : i + batch_size]
+            ]
+            # one forward pass for the batch; then each photo's own reference, as `colorize
+            # --reference` applies it (a guided model reads it, any other gets the transfer)
+            predicted = c.predict_photos(photos)
+            for k, (photo, (ab, s)) in enumerate(zip(photos, predicted, strict=True), i):
+                one = c.with_reference(palettes[k])
+                image = one.join(photo, one.apply_points(photo, ab, s, None), s)
+                out.append(np.asarray(image.convert("RGB")))
+            if bar is not None:
+                bar.update(len(photos))
+        return out
+
+
 # ---------------------------------------------------------------- the whole run
 @dataclass
 class Evaluation:
@@ -294,6 +387,8 @@ class Evaluation:
     report: dict[str, Any]  # what report.json holds
     per_image: dict[str, dict[str, list[float]]]  # model -> metric -> one value per photo
     images: dict[str, list[np.ndarray]]  # model -> the images scored, grey first
+    # right_half_only: {label: each photo's reference (a left half)}, shown in the sheets
+    references: dict[str, list[np.ndarray]] = field(default_factory=dict)
     # a folder prepared with --split-by source: the in-source test split (test_in), scored
     # the same way; `report` is then the out-of-source test split's, with "in_source" added
     in_source: Evaluation | None = None
@@ -314,22 +409,26 @@ def evaluate(
     lpips_net: str = "alex",
     device: str = "cpu",
     progress: bool = True,
+    right_half_only: bool = False,
 ) -> Evaluation:
     """Score the grey baseline and every model against the truth.
 
-    `predictions` maps a model name to its coloured images, or to a Colorizer that colours
-    `test.grey` here.
+    `predictions` maps a model name to its coloured images, or to a Colorizer (WithPoints,
+    WithReference) that colours `test.grey` here. right_half_only: every image, truth and grey
+    input included, is cut to its right half before scoring (the reference protocol: module
+    docstring); the Evaluation then holds the halves, and the references for the sheets.
     """
     from tqdm import tqdm
 
     n = len(test.names)
+    scored = right_halves(test) if right_half_only else test
     todo = {GREY: _grey_rgb(test.grey), **predictions}
     to_colour = n * sum(not isinstance(v, list) for v in todo.values())
     bar = tqdm(total=n + len(todo) * n + to_colour, unit="photo", disable=not progress,
                file=sys.stderr, desc="truth features")  # fmt: skip
     started = time.time()
-    truth_feats = features(test.truth, device, bar=bar)
-    truth_cf = _colorfulness_of(test.truth)
+    truth_feats = features(scored.truth, device, bar=bar)
+    truth_cf = _colorfulness_of(scored.truth)
     models: dict[str, dict[str, Any]] = {}
     per_image: dict[str, dict[str, list[float]]] = {}
     images: dict[str, list[np.ndarray]] = {}
@@ -339,14 +438,16 @@ def evaluate(
             pred = value
         else:
             bar.set_description(f"colouring ({name})")
-            if isinstance(value, WithPoints):
+            if isinstance(value, (WithPoints, WithReference)):
                 pred = value.colorize_set(test, bar=bar)
             else:
                 pred = colorize_set(value, test.grey, bar=bar)
         colour_s = time.time() - t0
+        if right_half_only:
+            pred = [right_half(p) for p in pred]
         bar.set_description(f"scoring {name}")
         models[name], per_image[name] = score(
-            pred, test.truth, truth_feats, truth_cf, lpips_net=lpips_net, device=device, bar=bar
+            pred, scored.truth, truth_feats, truth_cf, lpips_net=lpips_net, device=device, bar=bar
         )
         if not isinstance(value, list):
             models[name]["colorize_ms_per_photo"] = round(1000 * colour_s / n, 1)
@@ -362,7 +463,10 @@ def evaluate(
         "photos": test.names,
         "seconds": round(time.time() - started, 1),
     }
-    return Evaluation(test, report, per_image, images)
+    references = {}
+    if right_half_only:
+        references = {f"{which} reference": reference_halves(test, which) for which in (OWN, OTHER)}
+    return Evaluation(scored, report, per_image, images, references=references)
 
 
 def _sample_size_notes(n: int) -> list[str]:

@@ -6,7 +6,9 @@ comparison_NN.png (input | each model | truth) and, if asked, every image scored
 images/<model>/ (truth and grey too, ready for a later `evaluate --pred/--truth` run). An
 evaluation with an in-source split (a folder prepared with --split-by source) adds its table
 beside the out-of-source one in report.md, its figures under "in_source" in report.json, its
-rows (split "test_in") in per_image.csv and comparison_in_NN.png sheets.
+rows (split "test_in") in per_image.csv and comparison_in_NN.png sheets. An evaluation with a
+reference (`evaluate --reference`, scored on right halves) adds its table (`reference_table`)
+and shows each photo's references in the sheets.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import csv
 import json
 import math
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +44,11 @@ def write_report_folder(evaluation: Evaluation, output: Path, save_images: bool 
     report, images = evaluation.report, evaluation.images
     write_report(report, evaluation.per_image, output, in_source=evaluation.in_source)
     write_bar_charts(report["models"], output / "metrics.png")
-    report["sheets"] = write_sheets(evaluation.test, images, output)
+    report["sheets"] = write_sheets(evaluation.test, images, output, first=evaluation.references)
     if evaluation.in_source is not None:
         inside = evaluation.in_source
         report["in_source"]["sheets"] = write_sheets(
-            inside.test, inside.images, output, prefix="comparison_in"
+            inside.test, inside.images, output, prefix="comparison_in", first=inside.references
         )
     if save_images:
         test = evaluation.test
@@ -170,6 +173,15 @@ def write_report(
     if p.get("hints"):
         lines += ["", "## Colour points: quality against the number of points", ""]
         lines += [p["hints"]["description"], "", hints_curve(report["models"], p["hints"])]
+    if p.get("reference"):
+        lines += ["", "## A reference photo: the photo's own palette from a different crop", ""]
+        lines += [p["reference"]["description"], ""]
+        if in_source is not None:
+            lines += ["Out-of-source test:", ""]
+        lines += [reference_table(report["models"], p["reference"])]
+        if in_source is not None:
+            in_models = in_source.report["models"]
+            lines += ["", "In-source test:", "", reference_table(in_models, p["reference"])]
     lines += [
         "",
         "Protocol: RGB in [0, 1]; PSNR and SSIM (Gaussian 11x11, sigma 1.5) on RGB; LPIPS v0.1 "
@@ -209,6 +221,31 @@ def hints_curve(models: dict[str, dict[str, Any]], hints: dict[str, Any]) -> str
     return "\n".join(lines)
 
 
+def reference_table(models: dict[str, dict[str, Any]], reference: dict[str, Any]) -> str:
+    """The --reference rows as a Markdown table: per model automatic, own palette, another
+    photo's palette (each against automatic), and the grey input, all on the right halves."""
+    keys = [("psnr", "PSNR (dB) ↑", 2), ("lpips", "LPIPS ↓", 4), ("ssim", "SSIM ↑", 4),
+            ("ciede2000", "CIEDE2000 ↓", 2), ("colorfulness", "colourfulness", 2),
+            ("kid", "KID ↓", 5)]  # fmt: skip
+    truth_cf = models[GREY]["colorfulness_truth"]
+    heads = [f"{h} (truth {truth_cf:.2f})" if k == "colorfulness" else h for k, h, _ in keys]
+    lines = ["| model | colour | " + " | ".join(heads) + " | ΔPSNR vs automatic | ms/photo |",
+             "|---|---|" + "---|" * (len(keys) + 2)]  # fmt: skip
+
+    def row(model: str, colour: str, m: dict[str, Any], auto: dict[str, Any] | None) -> str:
+        cells = [_fmt(m[k], d) for k, _, d in keys]
+        delta = f"{m['psnr'] - auto['psnr']:+.2f}" if auto is not None else ""
+        ms = m.get("colorize_ms_per_photo") or ""
+        return f"| {model} | {colour} | " + " | ".join(cells) + f" | {delta} | {ms} |"
+
+    lines.append(row(GREY, "grey input (the floor)", models[GREY], None))
+    for model, rows in reference["rows"].items():
+        auto = models[rows["automatic"]]
+        for colour, name in rows.items():
+            lines.append(row(model, colour, models[name], None if name == model else auto))
+    return "\n".join(lines)
+
+
 def write_bar_charts(models: dict[str, dict[str, Any]], path: Path) -> None:
     """One bar chart per metric, every model and the grey baseline side by side."""
     import matplotlib
@@ -240,6 +277,12 @@ def _short(name: str, width: int = 18) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
+def _label_lines(label: str, width: int) -> list[str]:
+    """A column's heading in up to three lines of `width` characters; else its end, shortened."""
+    lines = textwrap.wrap(label, width, break_long_words=False)
+    return lines if len(lines) <= 3 and max(map(len, lines)) <= width else [_short(label, width)]
+
+
 def write_sheets(
     test: TestSet,
     images: dict[str, list[np.ndarray]],
@@ -247,32 +290,40 @@ def write_sheets(
     rows: int = 6,
     sheets: int = 3,
     prefix: str = "comparison",
+    first: dict[str, list[np.ndarray]] | None = None,
 ) -> list[str]:
-    """PREFIX_NN.png: input | each model | truth, for photos spread over the set."""
+    """PREFIX_NN.png: [each of `first`, e.g. the references] | input | each model | truth, for
+    photos spread over the set; cells as wide and high as the largest image (96 px at least)."""
     n = len(test.names)
     count = min(n, rows * sheets)
     chosen = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
     models = [k for k in images if k != GREY]
-    columns = [("input", images[GREY])] + [(k, images[k]) for k in models] + [("truth", test.truth)]
+    columns = [*(first or {}).items(), ("input", images[GREY])]
+    columns += [(k, images[k]) for k in models] + [("truth", test.truth)]
     written = []
     for s in range(0, len(chosen), rows):
         picked = chosen[s : s + rows]
-        cell = max(96, max(max(test.truth[i].shape[:2]) for i in picked))
-        header = 22
-        sheet = Image.new("RGB", (cell * len(columns), header + cell * len(picked)), "white")
+        cell_w = max(96, max(imgs[i].shape[1] for i in picked for _, imgs in columns))
+        cell_h = max(96, max(imgs[i].shape[0] for i in picked for _, imgs in columns))
+        labels = [_label_lines(label, cell_w // 7) for label, _ in columns]
+        header = 8 + 14 * max(map(len, labels))
+        size = (cell_w * len(columns), header + cell_h * len(picked))
+        sheet = Image.new("RGB", size, "white")
         draw = ImageDraw.Draw(sheet)
-        for c, (label, _) in enumerate(columns):
-            draw.text((c * cell + 4, 5), _short(label, cell // 7), fill="black")
+        for c, label in enumerate(labels):
+            for line_no, line in enumerate(label):
+                draw.text((c * cell_w + 4, 5 + 14 * line_no), line, fill="black")
         for r, i in enumerate(picked):
+            y = header + r * cell_h
             for c, (_, imgs) in enumerate(columns):
                 img = Image.fromarray(imgs[i])
-                scale = cell / max(img.size)
+                scale = min(cell_w / img.width, cell_h / img.height)
                 img = img.resize((round(img.width * scale), round(img.height * scale)))
-                sheet.paste(img, (c * cell, header + r * cell))
-            label = _short(test.names[i], cell // 7)
-            box = draw.textbbox((4, header + r * cell + 2), label)
+                sheet.paste(img, (c * cell_w, y))
+            label = _short(test.names[i], cell_w // 7)
+            box = draw.textbbox((4, y + 2), label)
             draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill="black")
-            draw.text((4, header + r * cell + 2), label, fill="white")
+            draw.text((4, y + 2), label, fill="white")
         path = output / f"{prefix}_{s // rows + 1:02d}.png"
         sheet.save(path)
         written.append(path.name)

@@ -13,6 +13,11 @@ and `test_in` (held-out scenes of the training sources); both are scored and rep
 side, the out-of-source one first: it is what users get. With --pred/--truth, two
 folders of images are matched by file name without extension (the path inside the folder), so
 other tools can be compared the same way. The report folder is `pix2color.evaluate_report`'s.
+
+--hints adds the colour-points curve; --reference scores each model with a reference photo's
+palette, the photo's own palette from a different crop (its left half) and another photo's,
+every row on the right halves only (`pix2color.evaluate`'s docstring). The two are run apart:
+one scores whole photos, the other right halves, so their rows could not share a table.
 """
 
 from __future__ import annotations
@@ -32,8 +37,12 @@ from pix2color.evaluate import (
     GREY,
     HINT_COUNTS,
     HINT_RADIUS,
+    OTHER,
+    OWN,
     TestSet,
     WithPoints,
+    WithReference,
+    colourless_references,
     evaluate,
     has_split,
     load_pairs,
@@ -43,6 +52,7 @@ from pix2color.evaluate_report import (
     grey_lines,
     hints_curve,
     markdown_table,
+    reference_table,
     write_json,
     write_report_folder,
 )
@@ -86,6 +96,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "mean colour there; pix2color.evaluate), for each N of the list (alone: "
         f"{','.join(map(str, HINT_COUNTS))}); the report adds the curve",
     )
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="with --data: score each model given a reference photo's palette instead: the "
+        "photo's own palette from a different crop (its left half) and another photo's left "
+        "half, beside the automatic colour, every row on the right halves only (the part the "
+        "reference does not show; pix2color.evaluate); not with --hints",
+    )
     p.add_argument("--pred", type=Path, help="folder of coloured results to score")
     p.add_argument("--truth", type=Path, help="folder of the true colour photos for --pred")
     p.add_argument("-o", "--output", type=Path, required=True, help="report folder")
@@ -115,6 +133,11 @@ def run(args: argparse.Namespace) -> int:
     by_folders = args.pred is not None or args.truth is not None
     if by_data == by_folders:
         raise UsageError("give either --data DIR --models NAME... or --pred DIR --truth DIR")
+    if args.reference and args.hints is not None:
+        raise UsageError(
+            "--reference and --hints are measured apart (the reference's rows are scored on the "
+            "right half of each photo, the points' on the whole photo): run evaluate once with each"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -125,12 +148,14 @@ def run(args: argparse.Namespace) -> int:
             "lpips_net": args.lpips_net,
             "device": args.device,
             "progress": not args.quiet,
+            "right_half_only": args.reference,
         }
         evaluation = evaluate(test, predictions, protocol=protocol, notes=notes, **options)
         if in_source is not None:
             in_protocol = {**protocol, "split": IN_SOURCE}
+            in_notes = _reference_notes(in_source) if args.reference else []
             evaluation.add_in_source(
-                evaluate(in_source, predictions, protocol=in_protocol, **options)
+                evaluate(in_source, predictions, protocol=in_protocol, notes=in_notes, **options)
             )
         write_report_folder(evaluation, args.output, save_images=args.save_images)
         if args.json is not None:
@@ -157,6 +182,9 @@ def run(args: argparse.Namespace) -> int:
     if protocol.get("hints"):
         print("colour points (simulated from the truth):")
         print(hints_curve(report["models"], protocol["hints"]))
+    if protocol.get("reference"):
+        print("a reference photo (scored on the right halves; the reference is the left half):")
+        print(reference_table(report["models"], protocol["reference"]))
     print(f"wrote {args.output}/report.md, report.json, per_image.csv, metrics.png and "
           f"{len(report['sheets'])} comparison sheet(s) in {report['seconds']:.0f} s")  # fmt: skip
     return EXIT_OK
@@ -173,6 +201,11 @@ def _data_form(args: argparse.Namespace) -> Inputs:
     if args.size < 32:
         raise UsageError(
             f"--size {args.size} is too small: LPIPS needs 32 or more (256 is the usual protocol)"
+        )
+    if args.reference and args.size < 64:
+        raise UsageError(
+            f"--size {args.size} is too small for --reference: its figures are on right halves, "
+            "and LPIPS needs them 32 wide or more; give 64 or more (256 is the usual protocol)"
         )
     names = list(args.models)
     if len(set(names)) != len(names) or {GREY, "truth"} & set(names):
@@ -217,7 +250,76 @@ def _data_form(args: argparse.Namespace) -> Inputs:
             "edge-aware propagation (pix2color.propagate). Points come from the truth: an upper "
             "bound on what a careful person gives.",
         }
-    return test, predictions, protocol, _leakage_notes(args, leaks), in_source
+    notes = _leakage_notes(args, leaks)
+    if args.reference:
+        predictions = _reference_rows(colorizers, test, in_source, protocol, args.size)
+        notes += _reference_notes(test)
+    return test, predictions, protocol, notes, in_source
+
+
+# each model's rows with --reference: {colour: row name template}
+REFERENCE_ROWS = {"own palette": "{} +own palette", "other photo's palette": "{} +other's palette"}
+
+
+def _reference_rows(
+    colorizers: dict[str, Any],
+    test: TestSet,
+    in_source: TestSet | None,
+    protocol: dict[str, Any],
+    size: int,
+) -> dict[str, Any]:
+    """--reference: each model's automatic, own-palette and other-palette rows; the protocol
+    written into `protocol` (the report's description and the rows' names)."""
+    for split, photos in (("", test), (" (in-source)", in_source)):
+        if photos is not None and len(photos.names) < 2:
+            raise UsageError(
+                f"--reference needs 2 or more photos{split}: the other photo's palette comes "
+                f"from another photo of the split, and it has {len(photos.names)}"
+            )
+    rows, predictions = {}, {}
+    for m, c in colorizers.items():
+        own, other = (t.format(m) for t in REFERENCE_ROWS.values())
+        rows[m] = dict(zip(("automatic", *REFERENCE_ROWS), (m, own, other), strict=True))
+        predictions |= {m: c, own: WithReference(c, OWN), other: WithReference(c, OTHER)}
+    protocol["description"] += (
+        f" Every figure is on the right half of each square only ({size - size // 2} pixels "
+        f"wide, {size} high): the reference's protocol (below)."
+    )
+    protocol["reference"] = {
+        "rows": rows,
+        "reference": "the truth's left half",
+        "scored": "the right half",
+        "other": "photo k takes the left half of photo (k + n // 2) mod n, in the split's order",
+        "description": "Another photo of the same scene is rarely available, so each photo is "
+        "given **its own palette from a different crop**: the reference is the truth's left "
+        "half (in colour), and every figure is on the right half only, the part the reference "
+        "does not show, so no score can come from copying it. Rows: automatic (no reference); "
+        "own palette (the photo's own left half); other's palette (photo k takes the left half "
+        "of photo (k + n/2) mod n of the split, in its order: a reference that does not "
+        "match); the grey input, the floor. A model that is not a guided-colour network gets "
+        "the classical palette transfer (pix2color.reference), a guided one reads the "
+        "reference's histogram, as `colorize --reference` does. The own-palette figures are an "
+        "upper bound for a good reference (the same scene's colours); FID and KID are on the "
+        "halves too: see the note above.",
+    }
+    return predictions
+
+
+def _reference_notes(test: TestSet) -> list[str]:
+    """The report's notes on what --reference's figures are worth, and on colourless halves."""
+    notes = [
+        "FID and KID with --reference are on the right halves, which Inception sees stretched "
+        "to 299x299, the truth's halves alike: they rank this table's rows among themselves, "
+        "but are not comparable with figures on whole photos."
+    ]
+    colourless = colourless_references(test)
+    if colourless:
+        notes.append(
+            f"{len(colourless)} photo(s) have a left half without colour, which gives no "
+            "palette: a photo given it as its reference (own or other's) keeps its automatic "
+            f"colour ({', '.join(colourless[:5])}" + (" ...)" if len(colourless) > 5 else ")")
+        )
+    return notes
 
 
 def parse_counts(text: str) -> list[int]:
@@ -255,6 +357,9 @@ def _folder_form(args: argparse.Namespace) -> Inputs:
         raise UsageError("--pred and --truth go together")
     if args.hints is not None:
         raise UsageError("--hints goes with --data and --models: points are simulated per model")
+    if args.reference:
+        raise UsageError("--reference goes with --data and --models: each model is given the "
+                         "references as it colours")  # fmt: skip
     metrics.lpips_state_dict(args.lpips_net)
     metrics.inception_weights_path()
     test, pred = load_pairs(args.pred, args.truth)
