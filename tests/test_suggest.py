@@ -104,7 +104,9 @@ def test_the_distribution_of_a_class_model_sums_to_one(bins):
     assert probs.shape == (9, 13, len(G.bins))
     assert torch.allclose(probs.sum(-1), torch.ones(9, 13), atol=1e-5)
     with pytest.raises(ValueError, match="needs a colour-class model|not a distribution"):
-        class_distribution(MobileNetUNet(decoder_channels=(32, 16, 16, 8, 8, 8)), torch.rand(1, 8, 8))
+        class_distribution(
+            MobileNetUNet(decoder_channels=(32, 16, 16, 8, 8, 8)), torch.rand(1, 8, 8)
+        )
 
 
 @pytest.mark.weights
