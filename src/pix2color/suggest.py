@@ -118,7 +118,8 @@ def likely_colours(
     are taken most likely first (ties: the lower bin index, so the answer is deterministic),
     skipping any within `min_separation` of one taken: fewer than k when the distribution has
     fewer modes. Each suggestion's ab is the probability-weighted mean of the bins within
-    `min_separation` of its mode, and its probability their total.
+    `min_separation` of its mode, and its probability their total; the answer is ordered by
+    that probability.
     """
     if k < 1:
         raise UsageError(f"k must be 1 or more suggestions, got {k}")
@@ -146,4 +147,4 @@ def likely_colours(
         ab = (w[:, None] * centres).sum(0) / w.sum()
         a, b = round(ab[0].item(), 2), round(ab[1].item(), 2)
         out.append(Suggestion((a, b), round(w.sum().item(), 4), swatch_hex(L, (a, b))))
-    return out
+    return sorted(out, key=lambda s: -s.probability)  # stable: ties keep the order taken
