@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -43,6 +44,8 @@ def test_two_clear_modes_come_back_most_likely_first(bins):
     assert [*got[0].ab, *got[1].ab] == pytest.approx([*BLUE_AB, *ORANGE_AB], abs=1.0)
     assert got[0].probability > got[1].probability > got[2].probability
     assert got[0].probability == pytest.approx(0.6, abs=0.01)
+    for i, s in enumerate(got):  # distinct: more than 10 ab units apart
+        assert all(math.dist(s.ab, t.ab) > 10 for t in got[i + 1 :])
     # the swatches show those hues: blue has b < 0, orange a > 0 and b > 0
     lab = [rgb_to_lab_t(torch.tensor(rgb(s.hex)).view(3, 1, 1) / 255).flatten() for s in got]
     assert lab[0][2] < -20 and lab[1][1] > 10 and lab[1][2] > 30
