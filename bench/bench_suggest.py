@@ -14,7 +14,8 @@ ab is that of its sRGB hex, the colour the person would give the point. Rows:
   here to the constant): the page's swatches before the suggestions;
 - likely top-1 / top-3: the suggestions model's most likely distinct colours at the spot
   (`suggest.likely_colours`, k = 3, the page's default);
-- here now + likely top-3: the page's swatches with the suggestions.
+- here now + likely top-3: the page's swatches with the suggestions;
+- here now + bolder + likely top-3: what keeping the bolder ones as well would add.
 
 Columns: the hit rate on all spots, on colourful spots (truth chroma of 20 or more: where a
 colour point matters) and the mean distance from the truth to the nearest swatch.
@@ -158,6 +159,7 @@ def main() -> None:
                 "likely top-1": likely[:1],
                 "likely top-3": likely,
                 "here now + likely top-3 (the page now)": browser[:1] + likely,
+                "here now + bolder + likely top-3": browser + likely,
             }
             for name, colours in sets.items():
                 counts[name].append(len(colours))
@@ -189,6 +191,7 @@ ROWS = {
     "likely top-1": "1",
     "likely top-3": "≤ 3",
     "here now + likely top-3 (the page now)": "≤ 4",
+    "here now + bolder + likely top-3": "≤ 7",
 }
 
 if __name__ == "__main__":
