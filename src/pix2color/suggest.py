@@ -4,9 +4,9 @@ An L1 model gives one colour per pixel, the average of the possibilities, so it 
 colours are likely. A colour-class model (ab_classes.py, `MobileNetClassUNet`) gives a
 probability distribution over the ab bins at every cell of a grid at a quarter of the working
 size. `likely_colours` averages that distribution over a small disc around a spot and picks its
-most likely colours that are at least `min_separation` apart in ab (at equal lightness that is
-CIE76 ΔE), most likely first. These are suggestions for a person placing a colour point; they
-never colour a photo.
+most likely colours whose bins are more than `min_separation` apart in ab (at equal lightness
+that is CIE76 ΔE), most likely first. These are suggestions for a person placing a colour
+point; they never colour a photo.
 
 Units: ab and L in CIELAB units; spots in the photo's own pixels (x right, y down), like colour
 points (hints.py).
@@ -118,8 +118,9 @@ def likely_colours(
     (ties: the lower bin index, so the answer is deterministic), skipping any within
     `min_separation` of one already taken (non-maximum suppression): the most likely colours
     that are told apart, fewer than k when nothing else has any probability. Each suggestion's
-    ab is the probability-weighted mean of the bins within `min_separation` of its bin, and its
-    probability their total; the answer is ordered by that probability.
+    ab is the probability-weighted mean of the bins within `min_separation` of its bin (so two
+    suggestions' ab may come a little closer than their bins), and its probability their total;
+    the answer is ordered by that probability.
 
     Taking only the distribution's true modes (local maxima) instead was measured on the
     validation photos (bench/HINTS.md): its second and third were far, unlikely colours of the

@@ -154,8 +154,8 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                 "post": {
                     "summary": "The colours most likely at one spot of a photo",
                     "description": "For choosing a colour point's colour: the few distinct "
-                    "colours (at least 10 ab units apart) that the server's suggestions model, "
-                    "a colour-class network, finds most likely around the spot, most likely "
+                    "colours (from ab bins more than 10 apart) that the server's suggestions "
+                    "model, a colour-class network, finds most likely around the spot, most likely "
                     "first. The model only suggests; it never colours a photo. The page asks "
                     "the same of a photo it keeps: GET /jobs/{id}/suggest?x=..&y=.. (its own "
                     "session and CSRF token only).",
