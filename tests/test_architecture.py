@@ -12,7 +12,7 @@ LAYERS = (
     ("pix2color.errors", "pix2color.files", "pix2color.kernels", "pix2color.color",
      "pix2color.ab_classes",
      "pix2color.upsample", "pix2color.hints", "pix2color.propagate", "pix2color.guidance",
-     "pix2color.reference"),
+     "pix2color.reference", "pix2color.suggest"),
     ("pix2color.data",),
     ("pix2color.metrics",),
     ("pix2color.models",),

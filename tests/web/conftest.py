@@ -68,10 +68,11 @@ def make_app(tmp_path, colorizers):
     """create_app on one instance folder; call again to 'restart' the server on it."""
     apps = []
 
-    def make(config: dict | None = None, models: dict | None = None):
+    def make(config: dict | None = None, models: dict | None = None, suggester=None):
         app = create_app(
             {"INSTANCE_PATH": str(tmp_path / "instance"), **TEST_CONFIG, **(config or {})},
             colorizers=colorizers if models is None else models,
+            suggester=suggester,
         )
         apps.append(app)
         return app

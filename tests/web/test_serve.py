@@ -23,9 +23,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pix2color.cli import main
+from pix2color.models.encoder_unet import MobileNetClassUNet
 from pix2color.models.io import save_pretrained
 from pix2color.web.engine import model_name
 from tests.conftest import real_photo
@@ -105,8 +107,12 @@ def server(tmp_path_factory):
         f"{name}={save_pretrained(tiny_generator(seed), root / name)}"
         for seed, name in enumerate(("alpha", "beta"))
     ]
+    torch.manual_seed(0)  # a tiny colour-class network suggests the colours at a spot
+    suggest = save_pretrained(MobileNetClassUNet(decoder_channels=(32, 16, 16, 8, 8, 8)),
+                              root / "suggest-tiny")  # fmt: skip
     port = free_port()
-    env = {**os.environ, "PIX2COLOR_WEB_ADMIN_TOKEN": ADMIN, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PIX2COLOR_WEB_ADMIN_TOKEN": ADMIN, "PYTHONUNBUFFERED": "1",
+           "PIX2COLOR_WEB_SUGGEST_MODEL": str(suggest)}  # fmt: skip
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(
         [
@@ -488,9 +494,16 @@ def test_a_person_places_moves_and_deletes_a_colour_point(server, browser, tmp_p
         wait_recoloured(page, "A", 1)
         pts = json.loads(result.get_attribute("data-points"))
         assert (pts[0]["x"], pts[0]["y"], pts[0]["radius"]) == (x, y, 3), pts
-        swatches = result.locator(".swatch.from-photo")
-        assert swatches.count() == 4  # the colour there now and three bolder ones
-        assert result.locator(".swatch").count() == 10
+        # the swatches: the colour there now, then the colours the server finds likely there
+        wait_until(page, "document.querySelector('.result[data-label=A]').dataset.suggested")
+        likely = json.loads(result.get_attribute("data-suggested"))
+        assert 1 <= len(likely) <= 3, likely
+        shown = result.locator(".swatch.likely").evaluate_all("bs => bs.map(b => b.dataset.color)")
+        assert shown == likely  # the endpoint's colours, in its order
+        assert result.locator(".swatch.from-photo").count() == 1 + len(likely)
+        assert result.locator(".swatch").count() == 1 + len(likely) + 6  # and the common ones
+        assert "likely here" in result.locator(".swatch-note").inner_text()
+        assert "is-error" not in result.locator(".swatch-note").get_attribute("class")
 
         # pick blue: the spot turns blue, the luminance stays
         times = []
@@ -508,7 +521,7 @@ def test_a_person_places_moves_and_deletes_a_colour_point(server, browser, tmp_p
         page.screenshot(path=str(shots / "points-desktop.png"))
 
         # the other swatches re-colour too; a few rounds for the timing
-        for i in (1, 2, 3):
+        for i in range(1, 1 + len(likely)):
             colour = result.locator(".swatch.from-photo").nth(i).get_attribute("data-color")
             if colour == "#2050c0":
                 continue
@@ -570,8 +583,20 @@ def test_a_person_places_moves_and_deletes_a_colour_point(server, browser, tmp_p
         layer = result.locator(".points-layer")
         layer.scroll_into_view_if_needed()
         box = layer.bounding_box()
+        # the suggestions fail here: the page says so and offers its own bolder colours
+        busy = '{"error": "the server is busy colouring other photos", "status": 503}'
+        page.route(
+            "**/suggest?*",
+            lambda route: route.fulfill(status=503, content_type="application/json", body=busy),
+        )
         page.touchscreen.tap(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
         wait_recoloured(page, "A", 1)
+        wait_until(page, "document.querySelector('.result[data-label=A]').dataset.suggested")
+        note = result.locator(".swatch-note")
+        assert "is-error" in note.get_attribute("class") and note.is_visible()
+        assert "No “likely here” colours (the server is busy" in note.inner_text()
+        assert result.locator(".swatch.from-photo").count() == 4  # here now and three bolder
+        assert result.locator(".swatch.likely").count() == 0
         result.locator(".swatch").nth(5).tap()
         wait_recoloured(page, "A", 1, result.locator(".swatch").nth(5).get_attribute("data-color"))
         assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "$PIX2COLOR_MODELS (separated by ':'), the user folder ($XDG_DATA_HOME/pix2color/models, "
         "default ~/.local/share/pix2color/models), the source checkout's models/ when run from "
         "one, and the package itself (the default model). To install a model, copy its folder "
-        "(model.safetensors + config.json) into one of them.",
+        "(model.safetensors + config.json) into one of them. A model that only suggests colours "
+        "for colour points (the web page's 'likely here') is found in suggest/<name> of the "
+        "same folders.",
     )
     m.set_defaults(func=run)
 
@@ -28,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
         WEIGHTS_FILE,
         installed_models,
         model_dirs,
+        suggestion_model,
     )
 
     found = installed_models()
@@ -44,4 +47,7 @@ def run(args: argparse.Namespace) -> int:
         setting = f"{knob} {value:g}" if knob and value is not None else knob or "-"
         mb = (folder / WEIGHTS_FILE).stat().st_size / 1e6
         print(f"{name:<18} {arch:<18} {setting:<16} {mb:5.1f}  {folder}")
+    suggests = suggestion_model()
+    if suggests is not None:  # it only suggests colours for colour points (the web page)
+        print(f"colour suggestions (never colours a photo): {suggests}")
     return EXIT_OK

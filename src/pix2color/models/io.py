@@ -10,6 +10,10 @@ Installed models are found by name in these folders, first match wins (`model_di
 2. the user folder `$XDG_DATA_HOME/pix2color/models` (default `~/.local/share/pix2color/models`);
 3. `models/` of the source checkout, when pix2color runs from one (the other shipped models);
 4. the models inside the installed package (`pix2color/bundled/`: the `default` model).
+
+A model that only suggests colours (a colour-class model: suggest.py) lives one folder down, in
+`suggest/<name>` of those folders, so that it is never offered for colouring
+(`suggestion_model()`).
 """
 
 from __future__ import annotations
@@ -63,6 +67,18 @@ def installed_models() -> dict[str, Path]:
 def available_models() -> list[str]:
     """Names of the installed models, sorted."""
     return sorted(installed_models())
+
+
+SUGGEST_DIR, SUGGEST_MODEL = "suggest", "colour-classes"
+
+
+def suggestion_model(name: str = SUGGEST_MODEL) -> Path | None:
+    """The folder of the installed suggestions model `name` (`suggest/<name>` in the first of
+    model_dirs() that has it), or None."""
+    for root in model_dirs():
+        if (root / SUGGEST_DIR / name / WEIGHTS_FILE).is_file():
+            return root / SUGGEST_DIR / name
+    return None
 
 
 def save_pretrained(

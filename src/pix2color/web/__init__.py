@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # importing the package stays light: `pix2color --help` needs
     from flask import Flask
 
     from pix2color.inference import Colorizer
+    from pix2color.web.suggestions import Suggester
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,9 @@ DEFAULTS: dict[str, Any] = dict(
     SECRET_KEY=None,  # None: made once and kept in the instance folder (file secret_key)
     DATABASE_URL=None,  # None: SQLite in the instance folder; postgresql://... to share
     MODELS=None,  # names or paths ("name=path" to name one); None: every shipped model
+    # colour suggestions' model (a colour-class model folder); None: the installed one
+    # (models/suggest/colour-classes) if any; "off": no suggestions
+    SUGGEST_MODEL=None,
     DEFAULT_MODEL=None,  # the API's model when a request names none (else "default" or first)
     DEFAULT_SIZE=256,  # working size: the long side the model sees
     MIN_SIZE=64,
@@ -72,13 +76,41 @@ def _secret_key(instance: Path) -> str:
     return path.read_text().strip()
 
 
+def _suggester(spec: Any, size: int) -> Suggester | None:
+    """The SUGGEST_MODEL setting -> a Suggester (the model loads on first use), or None."""
+    from pix2color.errors import UsageError
+    from pix2color.models.io import SUGGEST_DIR, resolve, suggestion_model
+    from pix2color.web.suggestions import Suggester
+
+    if spec is None:
+        found = suggestion_model()
+        if found is None:
+            log.info("colour suggestions are off: no suggestions model is installed")
+        return Suggester(found, size) if found else None
+    if str(spec).strip().lower() in ("", "off", "none", "false", "0"):
+        return None
+    path = suggestion_model(str(spec)) or Path(str(spec))
+    if not path.exists():
+        try:
+            path = resolve(str(spec))
+        except UsageError:
+            raise UsageError(
+                f"SUGGEST_MODEL {str(spec)!r} is neither a model folder nor a suggestions "
+                f"model in {SUGGEST_DIR}/ of the model folders; give a colour-class model's "
+                "folder, or 'off'"
+            ) from None
+    return Suggester(path, size)
+
+
 def create_app(
     test_config: dict | None = None,
     colorizers: dict[str, Colorizer] | None = None,
     *,
     settings: dict | None = None,
+    suggester: Suggester | None = None,
 ) -> Flask:
-    """Application factory; each model is loaded once per process, and tests can inject them."""
+    """Application factory; each model is loaded once per process, and tests can inject them
+    (the suggestions model is loaded on first use)."""
     from flask import Flask, request
 
     from pix2color.errors import UsageError
@@ -135,8 +167,10 @@ def create_app(
         wait=settings.busy_timeout,
         queue=settings.inference_queue,
     )
+    if suggester is None:
+        suggester = _suggester(app.config["SUGGEST_MODEL"], settings.default_size)
     store = Store.open(app.config["DATABASE_URL"], instance)
-    app.extensions["pix2color"] = Service(store, engine, settings)
+    app.extensions["pix2color"] = Service(store, engine, settings, suggester)
     app.extensions["pix2color.settings"] = settings
     app.extensions["pix2color.limits"] = make_limiters(settings)
 

@@ -70,6 +70,14 @@ def colorize():
     return response
 
 
+@bp.post("/api/v1/suggest")
+@rate_limited("colorize")
+def suggest():
+    """The likely colours at a spot (x, y) of the photo sent as `image` (JSON)."""
+    svc = current_service()
+    return jsonify(svc.suggest_upload(request.files.get("image"), request.values))
+
+
 def _parameters(G: Any) -> int | None:
     """A torch generator's parameter count; None for a runtime without one (ONNX)."""
     params = getattr(G, "parameters", None)

@@ -10,8 +10,9 @@ until someone asks for full size), and the result's JPEG or WebP once somebody d
 that format (`<result id>.jpg|webp`: encoded once, in an inference slot, then sent from the
 file), and the network's working-size colour of each result (`<result id>-ab.npy`: ab and the
 working-size L, (3, h, w) float32), so that new colour points re-colour a result with
-propagation and the join only, without the network (`Service.recolor`). They expire FILE_TTL
-seconds after the upload; ratings do not.
+propagation and the join only, without the network (`Service.recolor`), and, once someone asks
+for colour suggestions, the upload's colour distribution (`<upload>-classes.npz`:
+web/suggestions.py). They expire FILE_TTL seconds after the upload; ratings do not.
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ from pix2color.web.engine import Engine
 from pix2color.web.errors import WebError
 from pix2color.web.settings import WebSettings
 from pix2color.web.store import Store
+from pix2color.web.suggestions import (
+    Suggester,
+    answer,
+    as_json,
+    classes_name,
+    load_distribution,
+    parse_spot,
+    save_distribution,
+)
 from pix2color.web.uploads import check_header, decode, new_id, save_upload, view_image
 
 log = logging.getLogger(__name__)
@@ -64,9 +74,12 @@ def colour_name(name: str) -> str:
 
 def derived_names(name: str) -> list[str]:
     """The files made from a kept file, which expire with it: its thumbnail, its downloads,
-    its working-size colour."""
+    its working-size colour, its colour distribution (suggestions)."""
     stem = name.rsplit(".", 1)[0]
-    made = (thumb_name(name), colour_name(name), *(f"{stem}.{ext}" for ext in DERIVED))
+    made = (
+        thumb_name(name), colour_name(name), classes_name(name),
+        *(f"{stem}.{ext}" for ext in DERIVED),
+    )  # fmt: skip
     return [n for n in made if n != name]
 
 
@@ -93,8 +106,15 @@ class Colouring:
 class Service:
     """The store, the models and the instance folder's files, shared by every request."""
 
-    def __init__(self, store: Store, engine: Engine, settings: WebSettings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        engine: Engine,
+        settings: WebSettings,
+        suggester: Suggester | None = None,
+    ) -> None:
         self.store, self.engine, self.settings = store, engine, settings
+        self.suggester = suggester  # None: no suggestions model, colour suggestions are off
         self.files = settings.files
         self._cleanup_lock = threading.Lock()
         self._last_cleanup = 0.0
@@ -348,6 +368,56 @@ class Service:
             result["id"], len(points or ()), 1000 * (t4 - t0),
         )  # fmt: skip
         return dict(decode=t1 - t0, network=t2 - t1, colour=t3 - t2, save=t4 - t3, total=t4 - t0)
+
+    # ------------------------------------------------------------------ colour suggestions
+    def _suggester(self) -> Suggester:
+        if self.suggester is None:
+            raise WebError(
+                503,
+                "colour suggestions are off on this server: it has no suggestions model "
+                "(models/suggest/colour-classes, or SUGGEST_MODEL in its settings)",
+            )
+        return self.suggester
+
+    def suggest(self, job: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+        """The likely colours at the spot `values` names (x, y, k: web/suggestions.py) of a
+        kept upload. Its colour distribution is computed on the first request, in an inference
+        slot, and kept beside the upload until it expires; later ones only read it."""
+        suggester = self._suggester()
+        size = (job["width"], job["height"])  # the upright photo's: a 400 before any slot
+        x, y, k = parse_spot(values, size)
+        path = self.files / (job["stored"] or "-")
+        if not job["stored"] or not path.is_file():
+            raise WebError(404, "this photo has expired; upload it again")
+        cache = self.files / classes_name(job["stored"])
+        # one computation per upload: a second request waits, then finds the file
+        with self._encode_locks[hash(cache.name) % len(self._encode_locks)]:
+            kept = load_distribution(cache)
+            if kept is None:
+                with self.engine.slot(job["width"] * job["height"]):
+                    probs, L = suggester.distribution(decode(path, job["filename"]))
+                save_distribution(cache, probs, L)
+                kept = torch.from_numpy(probs), torch.from_numpy(L)
+        found = answer(*kept, suggester.bins(), size, x, y, k)
+        return dict(x=x, y=y, model=suggester.name, suggestions=as_json(found))
+
+    def suggest_upload(self, file: FileStorage | None, values: Mapping[str, Any]) -> dict:
+        """The API's suggestions: the same answer for a photo sent with the request (kept only
+        while it is read: an API upload keeps no files)."""
+        suggester = self._suggester()
+        path, filename = save_upload(self.files, file)
+        try:
+            _, width, height = check_header(path, filename, self.settings.max_pixels)
+            with self.engine.slot(width * height):
+                photo = decode(path, filename)
+                x, y, k = parse_spot(values, photo.size)  # the upright photo's pixels
+                probs, L = suggester.distribution(photo)
+        finally:
+            path.unlink(missing_ok=True)
+        found = answer(torch.from_numpy(probs), torch.from_numpy(L), suggester.bins(),
+                       photo.size, x, y, k)  # fmt: skip
+        w, h = photo.size
+        return dict(x=x, y=y, width=w, height=h, model=suggester.name, suggestions=as_json(found))
 
     # ------------------------------------------------------------------ downloads
     def encoded(self, result: dict[str, Any], fmt: str) -> Path:

@@ -150,6 +150,77 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/suggest": {
+                "post": {
+                    "summary": "The colours most likely at one spot of a photo",
+                    "description": "For choosing a colour point's colour: the few distinct "
+                    "colours (from ab bins more than 10 apart) that the server's suggestions "
+                    "model, a colour-class network, finds most likely around the spot, most likely "
+                    "first. The model only suggests; it never colours a photo. The page asks "
+                    "the same of a photo it keeps: GET /jobs/{id}/suggest?x=..&y=.. (its own "
+                    "session and CSRF token only).",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["image", "x", "y"],
+                                    "properties": {
+                                        "image": {
+                                            "type": "string",
+                                            "format": "binary",
+                                            "description": f"As for colorize: {FORMAT_NAMES}; "
+                                            f"at most {max_mb:.0f} MB and {max_mpx:.0f} "
+                                            "megapixels.",
+                                        },
+                                        "x": {
+                                            "type": "integer",
+                                            "minimum": 0,
+                                            "description": "Pixels from the left of the "
+                                            "upright photo (after EXIF rotation).",
+                                        },
+                                        "y": {
+                                            "type": "integer",
+                                            "minimum": 0,
+                                            "description": "Pixels from the top.",
+                                        },
+                                        "k": {
+                                            "type": "integer",
+                                            "minimum": 1,
+                                            "maximum": 8,
+                                            "default": 3,
+                                            "description": "How many colours at most (fewer "
+                                            "when the model sees fewer distinct ones).",
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The suggestions.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Suggestions"}
+                                }
+                            },
+                        },
+                        "400": _error(
+                            "No image, a damaged one, or a bad spot, naming the field: `x: 900 "
+                            "is outside 0 to 639 (pixels from the left of the 640x480 photo)`."
+                        ),
+                        "413": _error("The file or its pixel count is over the limit."),
+                        "415": _error("Not a supported photo (SVG, HTML, animated, ...)."),
+                        "429": too_many,
+                        "503": _error(
+                            "Every inference slot is busy (retry after Retry-After), or this "
+                            "server has no suggestions model."
+                        ),
+                    },
+                }
+            },
             "/api/v1/models": {
                 "get": {
                     "summary": "The models this server colours with, and its limits",
@@ -278,6 +349,42 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                                 },
                             },
                         }
+                    },
+                },
+                "Suggestions": {
+                    "type": "object",
+                    "required": ["x", "y", "suggestions"],
+                    "properties": {
+                        "x": {"type": "integer"},
+                        "y": {"type": "integer"},
+                        "width": {"type": "integer", "description": "The upright photo's."},
+                        "height": {"type": "integer"},
+                        "model": {"type": "string", "description": "The suggestions model."},
+                        "suggestions": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["color", "ab", "probability"],
+                                "properties": {
+                                    "color": {
+                                        "type": "string",
+                                        "description": '"#rrggbb" at the spot\'s lightness '
+                                        "(held within L 45-75 so that its hue shows): use it "
+                                        "as a colour point's colour.",
+                                    },
+                                    "ab": {
+                                        "type": "array",
+                                        "items": {"type": "number"},
+                                        "description": "CIELAB a, b of the colour.",
+                                    },
+                                    "probability": {
+                                        "type": "number",
+                                        "description": "The model's probability of colours "
+                                        "within 10 ab units of it, around the spot (0-1).",
+                                    },
+                                },
+                            },
+                        },
                     },
                 },
                 "Models": {

@@ -209,6 +209,16 @@ def set_points(result_id: str):
     )
 
 
+@bp.get("/jobs/<job_id>/suggest")
+@rate_limited("recolor")
+@csrf_required
+def suggest(job_id: str):
+    """The likely colours at the spot `?x=..&y=..` (the photo's pixels; `k`: how many, 3) where
+    a person drops a colour point: JSON, from the suggestions model (web/suggestions.py)."""
+    job = _own_job(job_id, "ask for colour suggestions on")
+    return jsonify(job=job["id"], **current_service().suggest(job, request.args))
+
+
 @bp.get("/results/<result_id>/points.json")
 def points_json(result_id: str):
     """A result's colour points as the file `pix2color colorize --hints` reads."""

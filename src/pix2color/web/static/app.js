@@ -378,6 +378,7 @@
       points: JSON.parse(result.dataset.points || "[]"),
       selected: -1,
       suggested: [],
+      note: ["", false],
       busy: false,
       again: false,
       timer: 0,
@@ -411,10 +412,11 @@
       ed.panel.querySelector(".point-color").value = ed.points[ed.selected].color;
       const swatches = ed.panel.querySelector(".swatches");
       swatches.replaceChildren();
-      const all = [...ed.suggested.map(([c, name]) => [c, name, true]), ...COMMON];
-      for (const [c, name, fromPhoto] of all) {
+      const all = [...ed.suggested.map(([c, name, kind]) => [c, name, kind || "photo"]), ...COMMON];
+      for (const [c, name, kind] of all) {
         const on = c === ed.points[ed.selected].color;
-        const b = el("button", `swatch${fromPhoto ? " from-photo" : ""}${on ? " is-on" : ""}`);
+        const cls = kind === "likely" ? " from-photo likely" : kind ? " from-photo" : "";
+        const b = el("button", `swatch${cls}${on ? " is-on" : ""}`);
         b.type = "button";
         b.dataset.color = c;
         b.title = `${name} (${c})`;
@@ -422,19 +424,56 @@
         b.style.setProperty("--c", c);
         swatches.append(b);
       }
+      const note = ed.panel.querySelector(".swatch-note");
+      note.textContent = ed.note[0];
+      note.classList.toggle("is-error", ed.note[1]);
     }
   }
 
+  // the swatches for a spot: the colour there now, then the colours the server's suggestions
+  // model finds most likely there ("likely here", GET /jobs/<id>/suggest). Until it answers,
+  // and if it cannot, bolder versions of the colour there now, computed here, with a note
+  // that says so. Returns the new point's first colour (the "much bolder" one, at once).
   function suggest(ed, x, y) {
     const now = colourAt(ed.result, x, y);
-    if (!now) { ed.suggested = []; return null; }
-    ed.suggested = [
+    const local = now ? [
       [hex(bolder(now, 1)), "the colour here now"],
       [hex(bolder(now, 1.6)), "bolder"],
       [hex(bolder(now, 2.4)), "much bolder"],
       [hex(bolder(now, 3.5)), "boldest"],
-    ];
-    return ed.suggested[2][0];
+    ] : [];
+    ed.suggested = local;
+    ed.note = ["Asking which colours are likely here…", false];
+    askLikely(ed, x, y, local.slice(0, 1));
+    return local.length ? local[2][0] : null;
+  }
+
+  async function askLikely(ed, x, y, keep) {
+    const asked = (ed.asked = (ed.asked || 0) + 1);
+    const url = ed.result.closest(".card").dataset.suggestUrl;
+    const spot = `x=${Math.min(ed.W - 1, Math.round(x))}&y=${Math.min(ed.H - 1, Math.round(y))}`;
+    let res = null, data = null;
+    try {
+      res = await fetch(`${url}?${spot}`, {
+        credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrf, Accept: "application/json" },
+      });
+      data = await res.json();
+    } catch (err) {
+      data = null;
+    }
+    if (asked !== ed.asked) return; // a newer spot was asked for meanwhile
+    if (res && res.ok && data && Array.isArray(data.suggestions) && data.suggestions.length) {
+      const likely = data.suggestions.map((s) => [s.color, `likely here (${Math.round(100 * s.probability)} %)`, "likely"]);
+      ed.suggested = [...keep, ...likely];
+      ed.note = ["Dotted: likely here, by the suggestions model (the first is the colour here now)", false];
+      ed.result.dataset.suggested = JSON.stringify(data.suggestions.map((s) => s.color));
+    } else {
+      const why = data?.error || (res ? `the server answered ${res.status}` : "the server cannot be reached");
+      ed.note = [`No “likely here” colours (${why}); these are bolder versions of the colour here now.`, true];
+      ed.result.dataset.suggested = "[]";
+    }
+    render(ed);
   }
 
   function photoXY(ed, event) {
