@@ -1,11 +1,12 @@
 """Guided colour on validation crops, one protocol: automatic, classical propagation, HintUNet.
 
     PYTHONPATH=src python bench/compare_hint_net.py --data data/photos --auto default \
-        --hint runs/hint-net/model [--points 10] [--limit 0]
+        --hint runs/hint-net/model [--points 10] [--limit 0] [--pulls 1e-4 1e-5]
 
 Training's own validation crops (256 px centre squares of the val split, HintCenterCrops: the
 same fixed points per photo, radius 2, the truth's mean colour). Rows: the automatic model's
-colour; the classical propagation of the points over it (propagate.py); each --hint model
+colour; the classical propagation of the points over it (propagate.py, at each --pulls: the
+page's 1e-4 by default, lower reaching further); each --hint model
 without and with the points. PSNR (dB) and LPIPS (AlexNet) on the 256 px crops, colour
 computed at 256 px (no full-size join): figures comparable with each other, not with
 `evaluate`'s. Val only: never point it at the test split.
@@ -22,7 +23,7 @@ from pix2color.color import denormalize_ab, denormalize_L, lab_tensor_to_rgb, no
 from pix2color.data.dataset import HintCenterCrops, load_photos, simulate_points, split_files
 from pix2color.metrics import LPIPS, psnr
 from pix2color.models.io import load_generator
-from pix2color.propagate import patches, solve_difference
+from pix2color.propagate import PULL, patches, solve_difference
 
 
 def main() -> None:
@@ -32,6 +33,7 @@ def main() -> None:
     ap.add_argument("--hint", nargs="+", default=[])
     ap.add_argument("--points", type=int, default=10)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--pulls", type=float, nargs="+", default=[PULL])
     args = ap.parse_args()
     torch.set_num_threads(1)
     files = split_files(args.data, "val")
@@ -55,8 +57,10 @@ def main() -> None:
             rng = np.random.default_rng([i, 13])  # the points of HintCenterCrops
             n = args.points
             centres, colours = simulate_points(denormalize_ab(ab), rng, n, np.full(n, 2))
-            spread = _propagate_ab(denormalize_L(L), denormalize_ab(a), centres, colours)
-            score("classical", L, normalize_ab(spread), ab)
+            for pull in args.pulls:
+                spread = _propagate_ab(denormalize_L(L), denormalize_ab(a), centres, colours, pull)
+                name = "classical" if pull == PULL else f"classical (pull {pull:g})"
+                score(name, L, normalize_ab(spread), ab)
             for name, G in models.items():
                 score(f"{name} (no points)", L, G(L[None])[0], ab)
                 score(f"{name} ({n} points)", L, G(L[None], maps[None], ref[None])[0], ab)
@@ -66,11 +70,12 @@ def main() -> None:
         print(f"| {name} | {t[:, 0].mean():.2f} | {t[:, 1].mean():.4f} |")
 
 
-def _propagate_ab(L, auto_ab, centres, colours_ab):
+def _propagate_ab(L, auto_ab, centres, colours_ab, pull=PULL):
     """The classical propagation with the points' colours given as ab (Lab units)."""
     auto = auto_ab.float().numpy()
     mask, target = patches(centres, colours_ab, auto.shape[-2:])
-    diff = solve_difference(L.numpy().reshape(auto.shape[-2:]), mask, (target - auto) * (mask > 0))
+    target = (target - auto) * (mask > 0)
+    diff = solve_difference(L.numpy().reshape(auto.shape[-2:]), mask, target, pull=pull)
     return torch.from_numpy(auto + diff)
 
 
