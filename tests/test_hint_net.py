@@ -48,22 +48,31 @@ def test_fresh_hint_net_from_an_automatic_model_returns_its_colour_without_guida
         assert torch.equal(H(L, zeros, ref), auto)  # the reference's FiLM starts at zero too
 
 
+POINTS = [(10.0, 12.0, 2.0), (40.0, 50.0, 2.0), (55.0, 8.0, 1.0)]
+POINT_COLOURS = [(200, 30, 30), (30, 40, 200), (20, 160, 40)]
+
+
+def three_points(G, **options):
+    """The astronaut at 64x64 with three colour points: its L (1, 64, 64) in network units,
+    G's automatic ab, the classical propagation of the points over it (both in Lab units), and
+    the points' hint maps."""
+    from pix2color.color import denormalize_L, rgb_to_network
+
+    rgb = np.asarray(Image.fromarray(real_photo("astronaut")).resize((64, 64)))
+    L, _ = rgb_to_network(torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1) / 255)
+    with torch.no_grad():
+        auto = G(L[None])[0] * 110
+    classical = propagate(denormalize_L(L), auto, POINTS, POINT_COLOURS, **options)
+    return L, auto, classical, hint_maps(denormalize_L(L), POINTS, color_ab(POINT_COLOURS))
+
+
 def test_fresh_hint_net_with_points_is_close_to_the_classical_propagation(auto_model):
     G, folder = auto_model
     H = HintUNet(**TINY)
     init_generator(H, folder)
     H.eval()
-    rgb = np.asarray(Image.fromarray(real_photo("astronaut")).resize((64, 64)))
-    t = torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1) / 255
-    from pix2color.color import denormalize_L, rgb_to_network
-
-    L, _ = rgb_to_network(t)
-    centres = [(10.0, 12.0, 2.0), (40.0, 50.0, 2.0), (55.0, 8.0, 1.0)]
-    colours = [(200, 30, 30), (30, 40, 200), (20, 160, 40)]
+    L, auto, classical, maps = three_points(G)
     with torch.no_grad():
-        auto = G(L[None])[0] * 110
-        classical = propagate(denormalize_L(L), auto, centres, colours)
-        maps = hint_maps(denormalize_L(L), centres, color_ab(colours))
         ours = H(L[None], maps[None])[0] * 110
     far = (classical - auto).abs().mean()
     assert far > 3  # the points change the colour...
@@ -76,17 +85,8 @@ def test_classical_base_starts_exactly_at_the_classical_propagation(auto_model):
     fresh = init_generator(H, folder)
     assert any(k.startswith("summary_mlp.") for k in fresh)
     H.eval()
-    rgb = np.asarray(Image.fromarray(real_photo("astronaut")).resize((64, 64)))
-    t = torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1) / 255
-    from pix2color.color import denormalize_L, rgb_to_network
-
-    L, _ = rgb_to_network(t)
-    centres = [(10.0, 12.0, 2.0), (40.0, 50.0, 2.0), (55.0, 8.0, 1.0)]
-    colours = [(200, 30, 30), (30, 40, 200), (20, 160, 40)]
+    L, auto, classical, maps = three_points(G)
     with torch.no_grad():
-        auto = G(L[None])[0] * 110
-        classical = propagate(denormalize_L(L), auto, centres, colours)
-        maps = hint_maps(denormalize_L(L), centres, color_ab(colours))
         ours = H(L[None], maps[None])[0] * 110
         assert torch.equal(H(L[None]), G(L[None]))  # no points: the automatic colour exactly
     assert (classical - auto).abs().mean() > 3  # the points change the colour...
@@ -95,7 +95,7 @@ def test_classical_base_starts_exactly_at_the_classical_propagation(auto_model):
     init_generator(far, folder)
     with torch.no_grad():
         further = far.eval()(L[None], maps[None])[0] * 110
-    reach = propagate(denormalize_L(L), auto, centres, colours, pull=1e-6)
+    _, _, reach, _ = three_points(G, pull=1e-6)
     assert (further - reach).abs().max() < 0.05 and (further - ours).abs().mean() > 1
 
 

@@ -22,6 +22,12 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
+def _form(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """A required multipart/form-data request body with these fields."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+
+
 def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
     max_mb = settings.max_bytes / 2**20
     max_mpx = settings.max_pixels / 1e6
@@ -41,71 +47,61 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                     "description": "The model predicts colour at the working size; the result "
                     "has the photo's width, height and luminance (alpha kept in PNG and WebP; "
                     "JPEG is flattened onto white).",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "multipart/form-data": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["image"],
-                                    "properties": {
-                                        "image": {
-                                            "type": "string",
-                                            "format": "binary",
-                                            "description": f"{FORMAT_NAMES} (still, not "
-                                            f"animated); at most {max_mb:.0f} MB and "
-                                            f"{max_mpx:.0f} megapixels.",
-                                        },
-                                        "model": {"type": "string", "enum": models},
-                                        "size": {
-                                            "type": "integer",
-                                            "minimum": settings.min_size,
-                                            "maximum": settings.max_size,
-                                            "default": settings.default_size,
-                                            "description": "Working size: the long side the "
-                                            "model sees; smaller often gives bolder colour.",
-                                        },
-                                        "format": {
-                                            "type": "string",
-                                            "enum": list(OUTPUT_FORMATS),
-                                            "default": "png",
-                                        },
-                                        "points": {
-                                            "type": "string",
-                                            "contentMediaType": "application/json",
-                                            "contentSchema": {
-                                                "$ref": "#/components/schemas/Points"
-                                            },
-                                            "description": "Colour points, as JSON text: "
-                                            '{"points": [{"x": 120, "y": 80, "color": '
-                                            '"#2050c0", "radius": 3}]} (the file `pix2color '
-                                            'colorize --hints` reads). Each says "this spot '
-                                            'is this colour"; the colour spreads over the '
-                                            "object the spot sits on and the rest keeps the "
-                                            "automatic colour. x, y in the photo's own pixels "
-                                            "(upright, after EXIF rotation; (0, 0) is the "
-                                            f"top-left pixel); at most {settings.max_points} "
-                                            "points. Only the colour's chroma is used.",
-                                        },
-                                        "reference": {
-                                            "type": "string",
-                                            "format": "binary",
-                                            "description": "A colour photo whose palette the "
-                                            "result takes (a photo of the same place or era, a "
-                                            "colour portrait of the same person): its colours "
-                                            "per lightness band, never its content. Any model; "
-                                            "the same formats and limits as image. Colour "
-                                            "points go on top of it. A reference that cannot "
-                                            "be used is refused naming this field, e.g. "
-                                            "`reference: ... has no colour ...; give a colour "
-                                            "photo` (400); a file that is not a photo 415, too "
-                                            "many pixels 413.",
-                                        },
-                                    },
-                                }
-                            }
+                    "requestBody": _form(
+                        ["image"],
+                        {
+                            "image": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": f"{FORMAT_NAMES} (still, not "
+                                f"animated); at most {max_mb:.0f} MB and "
+                                f"{max_mpx:.0f} megapixels.",
+                            },
+                            "model": {"type": "string", "enum": models},
+                            "size": {
+                                "type": "integer",
+                                "minimum": settings.min_size,
+                                "maximum": settings.max_size,
+                                "default": settings.default_size,
+                                "description": "Working size: the long side the "
+                                "model sees; smaller often gives bolder colour.",
+                            },
+                            "format": {
+                                "type": "string",
+                                "enum": list(OUTPUT_FORMATS),
+                                "default": "png",
+                            },
+                            "points": {
+                                "type": "string",
+                                "contentMediaType": "application/json",
+                                "contentSchema": {"$ref": "#/components/schemas/Points"},
+                                "description": "Colour points, as JSON text: "
+                                '{"points": [{"x": 120, "y": 80, "color": '
+                                '"#2050c0", "radius": 3}]} (the file `pix2color '
+                                'colorize --hints` reads). Each says "this spot '
+                                'is this colour"; the colour spreads over the '
+                                "object the spot sits on and the rest keeps the "
+                                "automatic colour. x, y in the photo's own pixels "
+                                "(upright, after EXIF rotation; (0, 0) is the "
+                                f"top-left pixel); at most {settings.max_points} "
+                                "points. Only the colour's chroma is used.",
+                            },
+                            "reference": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "A colour photo whose palette the "
+                                "result takes (a photo of the same place or era, a "
+                                "colour portrait of the same person): its colours "
+                                "per lightness band, never its content. Any model; "
+                                "the same formats and limits as image. Colour "
+                                "points go on top of it. A reference that cannot "
+                                "be used is refused naming this field, e.g. "
+                                "`reference: ... has no colour ...; give a colour "
+                                "photo` (400); a file that is not a photo 415, too "
+                                "many pixels 413.",
+                            },
                         },
-                    },
+                    ),
                     "responses": {
                         "200": {
                             "description": "The coloured photo, with headers X-Job-Id and "
@@ -159,45 +155,37 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                     "first. The model only suggests; it never colours a photo. The page asks "
                     "the same of a photo it keeps: GET /jobs/{id}/suggest?x=..&y=.. (its own "
                     "session and CSRF token only).",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "multipart/form-data": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["image", "x", "y"],
-                                    "properties": {
-                                        "image": {
-                                            "type": "string",
-                                            "format": "binary",
-                                            "description": f"As for colorize: {FORMAT_NAMES}; "
-                                            f"at most {max_mb:.0f} MB and {max_mpx:.0f} "
-                                            "megapixels.",
-                                        },
-                                        "x": {
-                                            "type": "integer",
-                                            "minimum": 0,
-                                            "description": "Pixels from the left of the "
-                                            "upright photo (after EXIF rotation).",
-                                        },
-                                        "y": {
-                                            "type": "integer",
-                                            "minimum": 0,
-                                            "description": "Pixels from the top.",
-                                        },
-                                        "k": {
-                                            "type": "integer",
-                                            "minimum": 1,
-                                            "maximum": 8,
-                                            "default": 3,
-                                            "description": "How many colours at most (fewer "
-                                            "when the model sees fewer distinct ones).",
-                                        },
-                                    },
-                                }
-                            }
+                    "requestBody": _form(
+                        ["image", "x", "y"],
+                        {
+                            "image": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": f"As for colorize: {FORMAT_NAMES}; "
+                                f"at most {max_mb:.0f} MB and {max_mpx:.0f} "
+                                "megapixels.",
+                            },
+                            "x": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "description": "Pixels from the left of the "
+                                "upright photo (after EXIF rotation).",
+                            },
+                            "y": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "description": "Pixels from the top.",
+                            },
+                            "k": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 8,
+                                "default": 3,
+                                "description": "How many colours at most (fewer "
+                                "when the model sees fewer distinct ones).",
+                            },
                         },
-                    },
+                    ),
                     "responses": {
                         "200": {
                             "description": "The suggestions.",
