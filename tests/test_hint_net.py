@@ -99,6 +99,39 @@ def test_classical_base_starts_exactly_at_the_classical_propagation(auto_model):
     assert (further - reach).abs().max() < 0.05 and (further - ours).abs().mean() > 1
 
 
+def test_nonlocal_shift_carries_the_points_change_by_likeness():
+    H = HintUNet(**TINY, base="classical", nonlocal_points=True).eval()
+    L = torch.zeros(1, 1, 32, 40)
+    feats = torch.zeros(1, 16 // 2, 32, 40)  # TINY's last decoder width is 8
+    auto = torch.zeros(1, 2, 32, 40)
+    none = hint_maps(np.full((32, 40), 50.0, np.float32), [], np.zeros((0, 2)))[None]
+    one = hint_maps(np.full((32, 40), 50.0, np.float32), [(5.0, 5.0, 1.0)], np.array([[44.0, 0]]))
+    with torch.no_grad():
+        assert torch.equal(H.nonlocal_shift(feats, L, none, auto), torch.zeros(1, 2, 32, 40))
+        torch.nn.init.zeros_(H.point_query.weight)  # every cell looks alike...
+        H.point_null.fill_(-1e4)  # ... and "no match" is never chosen: the change goes everywhere
+        shift = H.nonlocal_shift(feats, L, one[None], auto)
+        assert torch.allclose(shift[0, 0], torch.full((32, 40), 0.4), atol=1e-4)
+        assert shift[0, 1].abs().max() < 1e-6
+        H.point_null.fill_(1e4)  # "no match" always: nothing moves
+        assert H.nonlocal_shift(feats, L, one[None], auto).abs().max() < 1e-6
+
+
+def test_a_nonlocal_model_made_from_a_guided_one_starts_as_it(auto_model, tmp_path):
+    G, folder = auto_model
+    H = HintUNet(**TINY, base="classical", refine_layers=3)
+    init_generator(H, folder)
+    torch.manual_seed(2)
+    torch.nn.init.normal_(H.refine[-1].weight, std=0.1)  # a guided model that has learned
+    save_pretrained(H, tmp_path / "guided")
+    N = HintUNet(**TINY, base="classical", refine_layers=3, nonlocal_points=True)
+    fresh = init_generator(N, tmp_path / "guided")
+    assert all(k.startswith(("nonlocal_in.", "point_")) for k in fresh)
+    L, _, _, maps = three_points(G)
+    with torch.no_grad():
+        assert torch.equal(N.eval()(L[None], maps[None]), H.eval()(L[None], maps[None]))
+
+
 def test_points_summary_is_zero_without_points_and_reads_the_patches():
     from pix2color.models.encoder_unet import SUMMARY_VALUES, summarise_points
 
@@ -200,12 +233,13 @@ def test_training_feeds_the_hints_and_they_learn(tiny_config, tmp_path):
 def test_the_classical_recipe_trains_and_saves_its_shape(tiny_config, tmp_path):
     cfg = tiny_config(
         *HINT_RUN, "train.lr_g=1e-3", "model.hint_base=classical", "model.hint_refine_layers=3",
-        "model.hint_point_summary=true",
+        "model.hint_point_summary=true", "model.hint_nonlocal=true",
     )  # fmt: skip
     fit(cfg, tmp_path / "run", progress=False)
     G, _ = load_generator(tmp_path / "run" / "model")
     assert G.base == "classical" and len(G.refine) == 5 and G.summary_mlp is not None
     assert G.summary_mlp[2].weight.abs().sum() > 0  # the points' summary learned
+    assert G.nonlocal_in.weight.abs().sum() > 0  # and the input of the change by likeness
 
 
 def test_freeze_automatic_keeps_the_automatic_colour(tiny_config, tmp_path):

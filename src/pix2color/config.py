@@ -187,6 +187,7 @@ class ModelConfig:
     hint_pull: float = 1e-4  # "classical": its pull back to automatic (propagate.PULL's unit)
     hint_refine_layers: int = 2
     hint_point_summary: bool = False
+    hint_nonlocal: bool = False  # the points' change also carried by likeness (nonlocal_shift)
     base_channels: int = 64
     depth: int = 8
     max_channels: int = 512

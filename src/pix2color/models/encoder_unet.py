@@ -36,6 +36,7 @@ SKIP_CHANNELS = (16, 24, 32, 96, FEATURES)
 DECODER_CHANNELS = (256, 256, 128, 64, 32, 16)  # widths at strides 32, 16, 8, 4, 2, 1
 HINT_BASES = ("approx", "classical")  # HintUNet's colour with points before the refiner
 SUMMARY_VALUES = 9  # summarise_points' values per photo
+NONLOCAL_STRIDE, NONLOCAL_DIM = 4, 16  # HintUNet.nonlocal_shift's cells and feature size
 
 
 def build_encoder(name: str, *, pretrained: bool) -> tuple[nn.Module, tuple[int, ...]]:
@@ -260,7 +261,9 @@ class HintUNet(MobileNetUNet):
     the truth's ab, the automatic ab and their difference, and how much of the photo the
     patches cover) goes through a small MLP into a bias of the refiner's first layer: the
     refiner can then act where no point reaches (e.g. "everything is bolder than the automatic
-    colour"). The reference histogram goes through an MLP into a scale and shift of the
+    colour"). With `nonlocal_points`, each point's colour change also reaches the cells that
+    look like it, wherever they are (`nonlocal_shift`), as a further input of the refiner.
+    The reference histogram goes through an MLP into a scale and shift of the
     bottleneck's features (FiLM). The last layers of the refiner and of both MLPs start at
     zero, so a fresh HintUNet made from an automatic model's weights (train.init_from) returns
     that model's colour without guidance and the classical propagation's with points (exactly,
@@ -286,6 +289,7 @@ class HintUNet(MobileNetUNet):
         base_pull: float = PULL,
         refine_layers: int = 2,
         point_summary: bool = False,
+        nonlocal_points: bool = False,
     ) -> None:
         # the automatic model's body, without its @saves_config (which would replace this config)
         MobileNetUNet.__init__.__wrapped__(
@@ -323,6 +327,13 @@ class HintUNet(MobileNetUNet):
                 nn.Linear(SUMMARY_VALUES, reference_hidden), nn.ReLU(inplace=True), to_bias
             )
             zeroed.append(to_bias)
+        self.point_query = None
+        if nonlocal_points:  # see nonlocal_shift
+            self.point_query = nn.Conv2d(decoder_channels[-1] + 1, NONLOCAL_DIM, 1)
+            self.point_scale = nn.Parameter(torch.tensor(NONLOCAL_DIM**-0.5))
+            self.point_null = nn.Parameter(torch.zeros(()))
+            self.nonlocal_in = nn.Conv2d(out_channels, w, 3, padding=1)
+            zeroed.append(self.nonlocal_in)
         for layer in zeroed:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
@@ -354,7 +365,42 @@ class HintUNet(MobileNetUNet):
         x = self.refine[0](torch.cat(inputs, dim=1))
         if self.summary_mlp is not None:
             x = x + self.summary_mlp(summarise_points(hints, auto))[:, :, None, None]
+        if self.point_query is not None:
+            x = x + self.nonlocal_in(self.nonlocal_shift(feats, L, hints, auto))
         return (base + self.refine[1:](x)).clamp(-1.0, 1.0)
+
+    def nonlocal_shift(
+        self, feats: torch.Tensor, L: torch.Tensor, hints: torch.Tensor, auto: torch.Tensor
+    ) -> torch.Tensor:
+        """The points' colour change carried by likeness rather than by edges (B, 2, H, W).
+
+        On a grid of NONLOCAL_STRIDE-pixel cells, every cell compares a learned projection of
+        its features (the decoder's last features and L) with that of each cell a point covers,
+        and takes the softmax-weighted mean of those cells' change (truth minus automatic ab);
+        a learned "no match" logit lets a cell that resembles no point take nearly none. So a
+        point on one sleeve can reach the other sleeve beyond the arm, which the edge-aware
+        propagation cannot. Photos without points get zeros."""
+        s = NONLOCAL_STRIDE
+        on = hints[:, 5:6]
+        share = F.avg_pool2d(on, s, ceil_mode=True)  # (B, 1, h, w): patch pixels per cell
+        change = F.avg_pool2d((hints[:, 3:5] - auto) * on, s, ceil_mode=True)
+        change = change / share.clamp(min=1e-6)  # the mean change over a cell's patch pixels
+        q = self.point_query(F.avg_pool2d(torch.cat([feats, L], 1), s, ceil_mode=True))
+        B, d, h, w = q.shape
+        out = q.new_zeros(B, 2, h * w)
+        for b in range(B):
+            keys = share[b, 0].flatten() > 0
+            if not keys.any():
+                continue
+            qb = q[b].flatten(1)  # (d, n)
+            logits = (qb.T @ qb[:, keys]) * self.point_scale  # (n, k)
+            null = self.point_null.expand(logits.shape[0], 1)
+            weights = torch.softmax(torch.cat([logits, null], 1), 1)[:, :-1]
+            out[b] = change[b].flatten(1)[:, keys] @ weights.T  # (2, n)
+        out = out.view(B, 2, h, w)
+        return F.interpolate(out, scale_factor=s, mode="bilinear", align_corners=False)[
+            ..., : L.shape[-2], : L.shape[-1]
+        ]
 
 
 def summarise_points(hints: torch.Tensor, auto: torch.Tensor) -> torch.Tensor:

@@ -53,6 +53,7 @@ def build_models(cfg: ModelConfig) -> tuple[Generator, PatchDiscriminator]:
             encoder=cfg.encoder, pretrained=cfg.pretrained, base=cfg.hint_base,
             base_pull=cfg.hint_pull,
             refine_layers=cfg.hint_refine_layers, point_summary=cfg.hint_point_summary,
+            nonlocal_points=cfg.hint_nonlocal,
         )  # fmt: skip
     elif cfg.generator == "mobilenet_unet":  # the U-Net shape keys do not apply to it
         G = MobileNetUNet(encoder=cfg.encoder, pretrained=cfg.pretrained)
