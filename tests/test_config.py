@@ -26,7 +26,8 @@ def test_recipes_load():
         assert cfg.name == path.stem
 
 
-UNSHIPPED = {"hint-net", "hint-net-classical", "hint-net-nonlocal"}  # recipes whose model is not trained and shipped yet
+# recipes whose model is not trained and shipped yet
+UNSHIPPED = {"hint-net", "hint-net-classical", "hint-net-nonlocal"}
 
 
 def test_each_model_recipe_names_a_shipped_model_and_starts_from_one():
