@@ -15,7 +15,6 @@ The spot comes as query or form fields `x` and `y`, whole pixels of the photo as
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import threading
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from pix2color.data.images import Photo
+from pix2color.files import replacing
 from pix2color.inference import small_L
 from pix2color.suggest import Suggestion, class_distribution, likely_colours
 from pix2color.web.errors import WebError
@@ -81,9 +81,8 @@ class Suggester:
 
 def save_distribution(path: Path, probs: np.ndarray, L: np.ndarray) -> None:
     """Write a distribution file whole or not at all (a temporary file, then a rename)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.npz")
-    np.savez(tmp, probs=probs, L=L)
-    os.replace(tmp, path)
+    with replacing(path, suffix=f".{secrets.token_hex(4)}.npz") as tmp:  # np.savez keeps .npz
+        np.savez(tmp, probs=probs, L=L)
 
 
 def load_distribution(path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
