@@ -4,7 +4,8 @@
 # training packages plus the more varied photos; the same val and test photos, prepared with
 # `--keep-split bench/study_split.json`), the cosine schedule sized to all 80 epochs, no early
 # stop (best.pt keeps the best val LPIPS). It outlives any session: run it again and it
-# continues from last.pt with the same schedule.
+# continues from last.pt with the same schedule. Extra arguments are more overrides, e.g.
+# train.num_threads=1 to share the two cores with another run.
 set -u
 cd "$(dirname "$0")/.."
 run=runs/study-long
@@ -12,5 +13,5 @@ resume=(); [ -f $run/last.pt ] && resume=(--resume)
 date
 .venv/bin/pix2color train configs/mobilenet-l1.toml --run-dir $run \
   'data.root="data/photos-more"' train.epochs=80 train.val_lpips=true \
-  'train.early_stop_metric="lpips"' -q "${resume[@]}"
+  'train.early_stop_metric="lpips"' -q "${resume[@]}" "$@"
 date
