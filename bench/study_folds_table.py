@@ -40,7 +40,9 @@ def load_fold(out: Path, fold: int) -> dict:
     for variant, suffix in VARIANTS.items():
         (name,) = [k for k in models if k.endswith(suffix)]
         rows[variant] = {**models[name], "model": name}
-    gain = json.loads(Path(RUNS[fold], "model", "config.json").read_text())["config"]["ab_gain"]
+    gain = json.loads(Path(RUNS[fold], "model", "config.json").read_text())["config"].get(
+        "ab_gain", 1.0
+    )
     sources = sorted({p.split("/")[0] for p in report["photos"]})
     return {"n": report["n"], "rows": rows, "gain": gain, "sources": sources}
 
@@ -116,7 +118,7 @@ def pooled(out: Path, folds: dict[int, dict]) -> list[str]:
                 [sys.executable, "-m", "pix2color.cli", "evaluate", "--pred",
                  str(pool / "images" / tag), "--truth", str(pool / "images" / "truth"),
                  "-o", str(report_dir), "-q"],
-                check=True,
+                check=True, stdout=subprocess.DEVNULL,
             )  # fmt: skip
         models = json.loads((report_dir / "report.json").read_text())["models"]
         grey, (row,) = models["grey"], [m for name, m in models.items() if name != "grey"]
