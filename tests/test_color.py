@@ -56,3 +56,12 @@ def test_the_compiled_lab_rows_match_the_reference_formula_within_one_level():
     color.lab_rows_to_rgb16(L, a, b, out16[..., :3])
     assert np.abs(out16[..., :3].astype(np.int32) - (ref * 65535 + 0.5).astype(np.int32)).max() <= 1
     assert tuple(out8[0, 0]) == (0, 0, 0) and tuple(out8[0, 1]) == (255, 255, 255)
+
+
+def test_lab_conversions_follow_the_input_device():
+    # the constants live on the CPU; a CUDA tensor must not meet them there (found on a lent GPU:
+    # validation failed with "Expected all tensors to be on the same device"). The meta device
+    # stands in for CUDA here: mixing it with CPU tensors raises the same way.
+    lab = torch.zeros(2, 3, 8, 8, device="meta")
+    assert color.lab_to_rgb_t(lab).device.type == "meta"
+    assert color.rgb_to_lab_t(torch.zeros(2, 3, 8, 8, device="meta")).device.type == "meta"

@@ -42,7 +42,7 @@ def _as_tensor(x: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, bool]:
 
 def _mix(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """Multiply the channel axis (dim -3) of (..., 3, H, W) by a 3x3 matrix."""
-    return torch.einsum("ij,...jhw->...ihw", m.to(x.dtype), x)
+    return torch.einsum("ij,...jhw->...ihw", m.to(x.device, x.dtype), x)
 
 
 def srgb_to_linear(c: torch.Tensor) -> torch.Tensor:
@@ -66,7 +66,7 @@ def _f_inv(f: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_lab_t(rgb: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) RGB in [0, 1] -> (..., 3, H, W) Lab, L in [0, 100]."""
-    xyz = _mix(srgb_to_linear(rgb), _RGB2XYZ) / _WHITE.to(rgb.dtype).view(3, 1, 1)
+    xyz = _mix(srgb_to_linear(rgb), _RGB2XYZ) / _WHITE.to(rgb.device, rgb.dtype).view(3, 1, 1)
     fx, fy, fz = _f(xyz).unbind(-3)
     return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=-3)
 
@@ -76,7 +76,7 @@ def lab_to_rgb_t(lab: torch.Tensor) -> torch.Tensor:
     L, a, b = lab.unbind(-3)
     fy = (L + 16) / 116
     fx, fz = fy + a / 500, (fy - b / 200).clamp(min=0)
-    xyz = _f_inv(torch.stack([fx, fy, fz], dim=-3)) * _WHITE.to(lab.dtype).view(3, 1, 1)
+    xyz = _f_inv(torch.stack([fx, fy, fz], dim=-3)) * _WHITE.to(lab.device, lab.dtype).view(3, 1, 1)
     return linear_to_srgb(_mix(xyz, _XYZ2RGB))
 
 
