@@ -52,7 +52,8 @@ def main() -> int:
     pfields, pkept = rows(photos / "manifest.csv")
     missing = {r["path"] for r in pkept} - {r["path"] for r in kept}
     if missing:
-        print(f"data/photos has {len(missing)} train/val photos that photos-more lacks", file=sys.stderr)
+        n = len(missing)
+        print(f"data/photos has {n} train/val photos that photos-more lacks", file=sys.stderr)
         return 1
     dst_root = out / "data" / "photos-more"
     for r in kept:
