@@ -21,11 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from pix2color.evaluate_report import image_folder_name
 
 VARIANTS = {"calibrated": "/model", "gain 1": "/best.pt"}
 RUNS = {0: "runs/study-mnv2-l1", 1: "runs/study-fold1", 2: "runs/study-fold2"}
@@ -101,8 +102,7 @@ def pooled(out: Path, folds: dict[int, dict]) -> list[str]:
         dest = pool / "images" / variant.replace(" ", "")
         for k, f in folds.items():
             model = f["rows"][variant]["model"] if variant in VARIANTS else "truth"
-            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")  # as evaluate saves it
-            src = out / f"study-fold{k}" / "images" / safe
+            src = out / f"study-fold{k}" / "images" / image_folder_name(model)
             if not src.is_dir():
                 sys.exit(f"{src}: no saved images; run bash bench/study_folds.sh")
             for path in src.rglob("*.png"):

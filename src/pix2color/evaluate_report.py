@@ -54,7 +54,7 @@ def write_report_folder(evaluation: Evaluation, output: Path, save_images: bool 
         test = evaluation.test
         for name, imgs in {"truth": test.truth, **images}.items():
             for stem, im in zip(test.names, imgs, strict=True):
-                path = output / "images" / _safe(name) / f"{stem}.png"
+                path = output / "images" / image_folder_name(name) / f"{stem}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(im).save(path)
     (output / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -349,6 +349,6 @@ def write_json(
     path.write_text(json.dumps(out, indent=2) + "\n")
 
 
-def _safe(name: str) -> str:
-    """A model name (may be a path) -> a folder name."""
+def image_folder_name(name: str) -> str:
+    """A model name (may be a path) -> the folder `--save-images` writes its images to."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
