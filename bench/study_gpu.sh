@@ -6,11 +6,15 @@
 #            baseline L1 recipe (configs/mobilenet-l1.toml, seed 0), phase 2 the 0.1.0 class recipe
 #            (60 epochs, class head on phase 1's network, rebalance 0.75, best epoch on val LPIPS)
 #   seeds:   the baseline recipe with seeds 1 and 2 (how far val LPIPS moves with the seed alone)
-#   (STUDY=seeds: chains with seeds 3 and 4 and the baseline with seeds 5 and 6, DEADLINE=230)
+#   (STUDY=seeds: chains with seeds 3 and 4 and the baseline with seeds 5 and 6, DEADLINE=285)
 #   long:    the long-run recipe (bench/study_long.sh: 80 epochs on photos-more) with seed 1
 # Every run stops by DEADLINE seconds (default 420); whatever has finished comes back under $OUT:
 # the runs' metrics.csv and logs in study-gpu.tar.gz, the model folders of classes and long.
 #   SMOKE=1 bash bench/study_gpu.sh   # on the CPU: 1 epoch each on 16 photos, to try the script
+# The tracked files (about 38 MB, most of it the shipped weights) and gpu/ (about 56 MB) together
+# are over the device tool's 64 MiB, so for each call the four model.safetensors files that
+# training does not read (models/*/ and src/pix2color/bundled/default/) were emptied, and
+# restored afterwards with `git checkout -- models src/pix2color/bundled`.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/study-gpu}; LOGS=runs/gpu-logs; mkdir -p "$OUT" $LOGS

@@ -22,8 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from pix2color.data.dataset import _resize_short_side
-from pix2color.data.images import load_rgb
+from pix2color.data.dataset import load_photos
 from pix2color.metrics import cache_dir
 from pix2color.models.mobilenet import find_imagenet_weights
 
@@ -61,7 +60,7 @@ def main() -> int:
         if dst.exists():
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        rgb = _resize_short_side(load_rgb(more / r["path"]), SHORT)
+        (rgb,) = load_photos([more / r["path"]], SHORT)  # as training decodes and resizes
         Image.fromarray(rgb).save(dst, quality=92)
     write_manifest(dst_root / "manifest.csv", fields, kept)
     write_manifest(out / "data" / "photos" / "manifest.csv", pfields, pkept)
