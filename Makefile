@@ -27,12 +27,12 @@ serve: $(STAMP)
 	$(BIN)/pix2color serve
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench experiments
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench experiments
+	$(BIN)/ruff format --check src tests bench experiments
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_speed.py

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 from pix2color import Colorizer
-from pix2color.data.images import read_photo, save_like
+from pix2color.photo import read_photo, save_like
 
 src, out, model = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 threads, repeat, backend = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]

@@ -56,7 +56,7 @@ def make_folder(folder: Path, n: int, size: tuple[int, int] = (1024, 768)) -> li
 
 
 def sequential(c, paths: list[Path], out: Path, batch_size: int) -> int:
-    from pix2color.data.images import save_like
+    from pix2color.photo import save_like
 
     n = 0
     for path, img, photo, err in c.colorize_files(paths, batch_size=batch_size):
@@ -67,7 +67,7 @@ def sequential(c, paths: list[Path], out: Path, batch_size: int) -> int:
 
 
 def pipeline(c, paths: list[Path], out: Path, batch_size: int) -> int:
-    from pix2color.data.images import save_like
+    from pix2color.photo import save_like
 
     def save(img, photo):
         return save_like(img, photo, out / photo.path.name)

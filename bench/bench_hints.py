@@ -27,9 +27,9 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from pix2color.data.images import photo_from_image
-from pix2color.hints import Point
-from pix2color.inference import Colorizer
+from pix2color.guide.points import Point
+from pix2color.inference.colorizer import Colorizer
+from pix2color.photo import photo_from_image
 
 
 def grey_photo(width: int, height: int) -> Image.Image:

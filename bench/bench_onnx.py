@@ -45,9 +45,9 @@ def grey_photo(w: int, h: int):
 
 def bench_model(model: str, args: argparse.Namespace, folder: Path) -> list[str]:
     """Export one model and time both backends -> the table's rows for it."""
-    from pix2color.export import OnnxGenerator, export_onnx
-    from pix2color.inference import Colorizer
+    from pix2color.inference.colorizer import Colorizer
     from pix2color.models.io import load_generator
+    from pix2color.models.onnx_export import OnnxGenerator, export_onnx
 
     G, info = load_generator(model)
     path = export_onnx(G, folder / f"{Path(model).name}.onnx", metadata=info.get("metadata"))

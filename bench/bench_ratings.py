@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 
 import pix2color
-from pix2color.inference import Colorizer
+from pix2color.inference.colorizer import Colorizer
 from pix2color.models.unet import UNetGenerator
 from pix2color.web import create_app
 from pix2color.web.server import make_server

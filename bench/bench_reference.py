@@ -35,22 +35,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pix2color import metrics as M
-from pix2color import reference as R
-from pix2color.data.images import photo_from_image
-from pix2color.evaluate import (
+from pix2color.eval import metrics as M
+from pix2color.eval.evaluate import (
     GREY,
     OTHER,
     OWN,
-    TestSet,
     WithReference,
     evaluate,
-    load_test_split,
     reference_palettes,
     right_half,
     right_halves,
 )
-from pix2color.inference import Colorizer
+from pix2color.eval.testset import TestSet, load_test_split
+from pix2color.guide import reference as R
+from pix2color.inference.colorizer import Colorizer
+from pix2color.photo import photo_from_image
 
 # the settings --grid tries: (bands, band sigma, ratio limit) x max shift x strength
 GRID = [(1, 12.0, 1.5), (4, 16.0, 1.5), (6, 12.0, 1.5), (6, 12.0, 2.0), (10, 8.0, 1.5)]

@@ -44,7 +44,8 @@ REFERENCE = "unet_256"
 
 def _model_config(model: str):
     """A recipe's [model] by name; the reference is the default (pix2pix `unet_256`) U-Net."""
-    from pix2color.config import ModelConfig, load_config
+    from pix2color.train.config import ModelConfig
+    from pix2color.train.recipe import load_config
 
     return ModelConfig() if model == REFERENCE else load_config(f"configs/{model}.toml").model
 
@@ -63,7 +64,7 @@ def case_colorize(model: str, size: str, device: str, runs: int) -> dict:
     import numpy as np
     from PIL import Image
 
-    from pix2color.inference import Colorizer
+    from pix2color.inference.colorizer import Colorizer
 
     colorizer = Colorizer(_generator(model), size=256, device=device)
     rng = np.random.default_rng(0)
@@ -81,7 +82,7 @@ def case_colorize(model: str, size: str, device: str, runs: int) -> dict:
 
 
 def case_train(model: str, size: str, device: str, runs: int) -> dict:
-    from pix2color.ab_classes import ColourClassLoss
+    from pix2color.color.classes import ColourClassLoss
     from pix2color.models.patchgan import GANLoss
     from pix2color.train import build_models, train_step
 

@@ -37,12 +37,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pix2color.color import rgb_to_lab
-from pix2color.data.images import photo_from_image
-from pix2color.evaluate import load_test_split
-from pix2color.inference import Colorizer, small_L
+from pix2color.color.lab import rgb_to_lab
+from pix2color.eval.testset import load_test_split
+from pix2color.guide.suggest import class_distribution, likely_colours
+from pix2color.inference.colorizer import Colorizer
+from pix2color.inference.join import small_L
 from pix2color.models.io import load_generator, suggestion_model
-from pix2color.suggest import class_distribution, likely_colours
+from pix2color.photo import photo_from_image
 
 SPOTS, MARGIN, HIT = 10, 2, 10.0
 COLOURFUL = 20.0  # truth chroma from which a spot counts as colourful

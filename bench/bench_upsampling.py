@@ -5,7 +5,7 @@
 Each photo of the split (long side capped at --max-side) is turned grey and coloured at working
 size 256 with each upsampling; the table gives the mean PSNR, CIEDE2000 over the whole photo,
 and CIEDE2000 in the band around strong luminance edges (where plain upsampling bleeds colour
-across), with the time per photo. The rule that decides between them is in bench/STUDY.md.
+across), with the time per photo. The rule that decides between them is in experiments/STUDY.md.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pix2color.color import rgb_to_lab
+from pix2color.color.lab import rgb_to_lab
+from pix2color.color.upsample import UPSAMPLING
 from pix2color.data.dataset import split_files
-from pix2color.inference import Colorizer
-from pix2color.metrics import psnr
-from pix2color.upsample import UPSAMPLING
+from pix2color.eval.metrics import psnr
+from pix2color.inference.colorizer import Colorizer
 
 
 def edge_band(rgb: torch.Tensor, threshold: float = 0.25, width: int = 3) -> torch.Tensor:

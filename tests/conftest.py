@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from pix2color.config import load_config
 from pix2color.train import build_models
+from pix2color.train.recipe import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right")

@@ -8,20 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from pix2color.ab_classes import (
+from pix2color.cli import main
+from pix2color.color.classes import (
     ColourClassLoss,
     ab_bin_centres,
     ab_prior,
     annealed_mean,
     rebalancing_weights,
 )
-from pix2color.calibrate import BOOSTS, TEMPERATURES, choose, sweep, val_loader
-from pix2color.cli import main
-from pix2color.color import AB_SCALE, rgb_to_lab_t
+from pix2color.color.lab import AB_SCALE, rgb_to_lab_t
+from pix2color.models.colour_settings import BOOSTS, TEMPERATURES
 from pix2color.models.encoder_unet import MobileNetClassUNet, MobileNetUNet
 from pix2color.models.io import load_generator, save_pretrained
 from pix2color.models.patchgan import PatchDiscriminator
 from pix2color.train import fit, train_step
+from pix2color.train.calibrate import choose, sweep, val_loader
 from pix2color.train.setup import init_generator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -158,8 +159,8 @@ def test_init_from_copies_matching_weights(bins, tmp_path):
 
 
 def test_sweep_scores_every_boost_and_temperature_and_restores_the_model(G, photo_root):
-    from pix2color.calibrate import log_prior
     from pix2color.data.dataset import load_photos, split_files
+    from pix2color.train.calibrate import log_prior
 
     loader = val_loader(photo_root, size=64)
     prior = log_prior(load_photos(split_files(photo_root, "train"), 48), G.bins)
@@ -318,7 +319,7 @@ def _chroma(folder) -> float:
 def test_colorize_temperature_sets_how_bold_the_colour_is(G, tmp_path, capsys):
     from PIL import Image
 
-    from pix2color.inference import Colorizer
+    from pix2color.inference.colorizer import Colorizer
     from tests.conftest import real_photo
 
     G = MobileNetClassUNet(n_bins=len(G.bins))
@@ -351,7 +352,7 @@ def test_colorize_temperature_sets_how_bold_the_colour_is(G, tmp_path, capsys):
 def test_colorize_gain_sets_how_bold_an_l1_models_colour_is(tmp_path, capsys):
     from PIL import Image
 
-    from pix2color.inference import Colorizer
+    from pix2color.inference.colorizer import Colorizer
     from tests.conftest import real_photo
 
     G = MobileNetUNet().eval()

@@ -11,17 +11,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pix2color.color import (
-    gray_to_L,
-    lab_rows_to_rgb8,
-    lab_to_rgb_t,
-    levels_to_L,
-    rgb8_to_L,
-    rgb_to_lab_t,
-)
-from pix2color.data.images import Photo, photo_from_image
-from pix2color.inference import join_colour, photo_L, photo_L_rows, small_L, working_shape
-from pix2color.upsample import BandColour, RowUpsampler, upsample_ab
+from pix2color.color.lab import gray_to_L, lab_to_rgb_t, rgb_to_lab_t
+from pix2color.color.rows import lab_rows_to_rgb8, levels_to_L, rgb8_to_L
+from pix2color.color.upsample import BandColour, RowUpsampler, upsample_ab
+from pix2color.inference.join import join_colour, photo_L, photo_L_rows, small_L, working_shape
+from pix2color.photo import Photo, photo_from_image
 from tests.conftest import real_photo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,17 +37,17 @@ def _photo(kind: str, H: int = 301, W: int = 407) -> Photo:
     return photo_from_image(img)
 
 
-def _colour(photo: Photo) -> tuple[torch.Tensor, torch.Tensor]:
+def _colour(photo: Photo) -> tuple[np.ndarray, np.ndarray]:
     """A smooth, saturated working-size colour (2, h, w) and the photo's small L (1, h, w)."""
     s = small_L(photo, 64)
     h, w = s.shape[-2:]
     y, x = torch.meshgrid(torch.arange(h) / h, torch.arange(w) / w, indexing="ij")
-    return torch.stack([70 * torch.sin(6 * x), 60 * torch.cos(5 * y)]), s
+    return torch.stack([70 * torch.sin(6 * x), 60 * torch.cos(5 * y)]).numpy(), s
 
 
-def _old_join(photo: Photo, ab: torch.Tensor, s: torch.Tensor, mode: str) -> np.ndarray:
+def _old_join(photo: Photo, ab: np.ndarray, s: np.ndarray, mode: str) -> np.ndarray:
     """The previous whole-image join: full-size float L and ab, lab_to_rgb_t, uint8 packing."""
-    L = photo_L(photo)
+    L, ab, s = torch.from_numpy(photo_L(photo)), torch.from_numpy(ab), torch.from_numpy(s)
     rgb = lab_to_rgb_t(torch.cat([L[None], upsample_ab(ab, s, L, mode=mode)]))
     return (rgb.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
 
@@ -102,10 +96,10 @@ def test_row_upsampling_samples_where_f_interpolate_does(h, w, H, W):
 @pytest.mark.parametrize("kind", ["grey", "rgb"])
 def test_working_size_L_is_the_antialiased_downscale_of_the_full_L(kind):
     photo = _photo(kind)
-    L = photo_L(photo)
+    L = torch.from_numpy(photo_L(photo))
     size = working_shape(*L.shape, 64)
     ref = F.interpolate(L[None, None], size=size, mode="bilinear", antialias=True)[0]
-    got = small_L(photo, 64, workers=2)
+    got = torch.from_numpy(small_L(photo, 64, workers=2))
     assert got.shape == ref.shape and (got - ref).abs().max() < 1e-3
 
 
@@ -213,7 +207,7 @@ def test_a_16_bit_scan_comes_out_16_bit_with_its_levels(tmp_path, ext):
 def test_depth_8_and_8_bit_formats_stay_8_bit(tmp_path):
     src = tmp_path / "scan.tif"
     _sixteen_bit_scan(src)
-    from pix2color.data.images import output_depth, read_photo
+    from pix2color.photo import output_depth, read_photo
 
     photo = read_photo(src)
     assert photo.bits == 16
@@ -228,7 +222,7 @@ def test_depth_8_and_8_bit_formats_stay_8_bit(tmp_path):
 def test_dpi_icc_profile_and_exif_are_kept(tmp_path, fmt, ext):
     from PIL import ImageCms
 
-    from pix2color.data.images import read_photo, save_like
+    from pix2color.photo import read_photo, save_like
 
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from pix2color.cli import main, parse_args
-from pix2color.color import rgb_to_lab
+from pix2color.color.lab import rgb_to_lab
 from tests.conftest import real_photo
 
 
@@ -138,7 +138,7 @@ def test_a_process_that_ends_while_the_join_warms_up_exits_cleanly():
     # interpreter must wait for it, so it must not be a daemon (checked while it runs)
     code = (
         "import threading\n"
-        "from pix2color.inference import warm_join\n"
+        "from pix2color.inference.join import warm_join\n"
         "warm_join()\n"
         "t = [t for t in threading.enumerate() if t.name == 'pix2color-warm-join']\n"
         "assert t and not t[0].daemon, 'the warm-up thread must not be a daemon'\n"

@@ -3,7 +3,8 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from pix2color import color
+from pix2color.color import lab as color
+from pix2color.color import rows
 from tests.conftest import real_photo
 
 
@@ -50,10 +51,10 @@ def test_the_compiled_lab_rows_match_the_reference_formula_within_one_level():
     ref = color.lab_to_rgb_t(torch.from_numpy(np.stack([L, a, b]))).clamp(0, 1)
     ref = ref.permute(1, 2, 0).numpy()
     out8 = np.empty((5, 37, 3), np.uint8)
-    color.lab_rows_to_rgb8(L, a, b, out8)
+    rows.lab_rows_to_rgb8(L, a, b, out8)
     assert np.abs(out8.astype(np.int32) - (ref * 255 + 0.5).astype(np.int32)).max() <= 1
     out16 = np.empty((5, 37, 4), np.uint16)  # a strided view, as the 16-bit join passes
-    color.lab_rows_to_rgb16(L, a, b, out16[..., :3])
+    rows.lab_rows_to_rgb16(L, a, b, out16[..., :3])
     assert np.abs(out16[..., :3].astype(np.int32) - (ref * 65535 + 0.5).astype(np.int32)).max() <= 1
     assert tuple(out8[0, 0]) == (0, 0, 0) and tuple(out8[0, 1]) == (255, 255, 255)
 

@@ -1,6 +1,8 @@
 import pytest
 
-from pix2color.config import (
+from pix2color.models.colour_settings import TEMPERATURE_RANGE
+from pix2color.models.io import installed_models
+from pix2color.train.config import (
     AUTO_ON_OFF,
     DEVICES,
     EARLY_STOP_METRICS,
@@ -10,11 +12,9 @@ from pix2color.config import (
     LR_SCHEDULES,
     ConfigError,
     TrainConfig,
-    load_config,
     validate_config,
 )
-from pix2color.models.colour_settings import TEMPERATURE_RANGE
-from pix2color.models.io import installed_models
+from pix2color.train.recipe import load_config
 from tests.conftest import ROOT
 
 CONFIGS = ROOT / "configs"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pix2color.config import ConfigError, ModelConfig
 from pix2color.models import efficientnet
 from pix2color.models.efficientnet import (
     INPUT_MEAN,
@@ -18,6 +17,7 @@ from pix2color.models.encoder_unet import MobileNetClassUNet, MobileNetUNet
 from pix2color.models.io import build_generator, load_generator, save_pretrained
 from pix2color.models.mobilenet import MobileNetV2
 from pix2color.train import build_models
+from pix2color.train.config import ConfigError, ModelConfig
 from tests.conftest import real_photo
 from tests.test_encoder_unet import CAT_CLASSES, COFFEE_CLASSES, imagenet_input
 

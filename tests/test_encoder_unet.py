@@ -7,8 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pix2color.checkpoint import load_checkpoint
-from pix2color.color import IMAGENET_MEAN, IMAGENET_STD, normalize_L, rgb_to_lab
+from pix2color.color.lab import IMAGENET_MEAN, IMAGENET_STD, normalize_L, rgb_to_lab
 from pix2color.models import mobilenet
 from pix2color.models.colour_settings import apply_colour_settings
 from pix2color.models.encoder_unet import MobileNetClassUNet, MobileNetUNet
@@ -16,6 +15,7 @@ from pix2color.models.io import load_generator, save_pretrained
 from pix2color.models.mobilenet import MobileNetV2, load_imagenet_weights
 from pix2color.models.patchgan import GANLoss, PatchDiscriminator
 from pix2color.train import build_models, fit, train_step
+from pix2color.train.checkpoint import load_checkpoint
 from tests.conftest import real_photo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -17,19 +17,13 @@ from PIL import Image
 
 from pix2color.cli import main
 from pix2color.data.dataset import centre_square
-from pix2color.data.images import photo_from_image
 from pix2color.data.prepare import MANIFEST_COLUMNS
 from pix2color.data.stats import colorfulness, dhash
-from pix2color.evaluate import (
-    METRIC_KEYS,
-    OTHER,
-    OWN,
-    evaluate,
-    reference_index,
-)
-from pix2color.evaluate import TestSet as TruthSet  # not a test class for pytest
-from pix2color.inference import Colorizer
+from pix2color.eval.evaluate import METRIC_KEYS, OTHER, OWN, evaluate, reference_index
+from pix2color.eval.testset import TestSet as TruthSet  # not a test class for pytest
+from pix2color.inference.colorizer import Colorizer
 from pix2color.models.io import save_pretrained
+from pix2color.photo import photo_from_image
 from tests.conftest import PHOTOS, ROOT, real_photo
 
 SIZE = 32
@@ -89,8 +83,8 @@ def make_prepared(root: Path, n_test: int) -> Path:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """A tiny random generator, saved as a shipped model would be."""
-    from pix2color.config import load_config
     from pix2color.train import build_models
+    from pix2color.train.recipe import load_config
 
     torch.manual_seed(0)
     G, _ = build_models(load_config(ROOT / "configs" / "tiny.toml").model)
@@ -367,7 +361,7 @@ def test_the_other_reference_is_always_another_photo():
 
 
 def test_a_reference_half_without_colour_leaves_the_automatic_colour(model_dir):
-    from pix2color.evaluate import WithReference, colorize_set, colourless_references
+    from pix2color.eval.evaluate import WithReference, colorize_set, colourless_references
 
     test = _squares(2)
     grey_left = test.truth[1].copy()

@@ -10,10 +10,10 @@ from PIL import Image
 
 from pix2color import Colorizer
 from pix2color.cli import main
-from pix2color.color import rgb_to_lab
-from pix2color.export import OnnxGenerator, export_onnx
+from pix2color.color.lab import rgb_to_lab
 from pix2color.models.encoder_unet import MobileNetClassUNet, MobileNetUNet
 from pix2color.models.io import ModelNotFoundError, load_generator, save_pretrained
+from pix2color.models.onnx_export import OnnxGenerator, export_onnx
 from pix2color.models.unet import UNetGenerator
 from tests.conftest import real_photo
 
@@ -144,7 +144,7 @@ def test_cli_exports_a_model_folder_and_checks_it(model_dir, tmp_path, capsys):
 
 
 def test_cli_writes_nothing_when_the_check_fails(model_dir, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("pix2color.export.max_ab_difference", lambda G, onnx_G: 0.5)
+    monkeypatch.setattr("pix2color.models.onnx_export.max_ab_difference", lambda G, onnx_G: 0.5)
     out = tmp_path / "tiny.onnx"
     assert main(["export", str(model_dir), str(out)]) == 1
     err = capsys.readouterr().err

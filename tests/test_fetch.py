@@ -14,15 +14,10 @@ import pytest
 from PIL import Image
 
 from pix2color.cli import main
-from pix2color.data.fetch import (
-    PHOTO_SUFFIXES,
-    SOURCES,
-    FetchError,
-    SourceReport,
-    check_allowed,
-    fetch,
-    run_command,
-)
+from pix2color.data.deb import FetchError, run_command
+from pix2color.data.extract import PHOTO_SUFFIXES
+from pix2color.data.fetch import SourceReport, check_allowed, fetch
+from pix2color.data.sources import SOURCES
 from tests.test_rcc import make_rcc
 
 pytestmark = pytest.mark.skipif(

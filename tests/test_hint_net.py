@@ -7,16 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2color.config import ConfigError, load_config
 from pix2color.data.dataset import HintCenterCrops, HintCrops, HintSimulation
 from pix2color.errors import UsageError
-from pix2color.guidance import HINT_CHANNELS, REFERENCE_VALUES, hint_maps, reference_histogram
-from pix2color.hints import Point
-from pix2color.inference import Colorizer
+from pix2color.guide.maps import HINT_CHANNELS, REFERENCE_VALUES, hint_maps, reference_histogram
+from pix2color.guide.points import Point
+from pix2color.guide.propagate import color_ab, propagate
+from pix2color.inference.colorizer import Colorizer
 from pix2color.models import HintUNet, MobileNetUNet
 from pix2color.models.io import load_generator, save_pretrained
-from pix2color.propagate import color_ab, propagate
 from pix2color.train import fit
+from pix2color.train.config import ConfigError
+from pix2color.train.recipe import load_config
 from pix2color.train.setup import build_models, init_generator
 from tests.conftest import ROOT, real_photo
 
@@ -56,7 +57,7 @@ def three_points(G, **options):
     """The astronaut at 64x64 with three colour points: its L (1, 64, 64) in network units,
     G's automatic ab, the classical propagation of the points over it (both in Lab units), and
     the points' hint maps."""
-    from pix2color.color import denormalize_L, rgb_to_network
+    from pix2color.color.lab import denormalize_L, rgb_to_network
 
     rgb = np.asarray(Image.fromarray(real_photo("astronaut")).resize((64, 64)))
     L, _ = rgb_to_network(torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1) / 255)

@@ -9,21 +9,19 @@ import scipy.sparse.linalg as spla
 import torch
 from PIL import Image
 
-from pix2color.color import gray_to_L, rgb_to_lab
+from pix2color.color.lab import gray_to_L, rgb_to_lab
 from pix2color.errors import EXIT_USAGE, UsageError
-from pix2color.evaluate import simulated_points
-from pix2color.hints import (
-    HintsError,
+from pix2color.eval.evaluate import simulated_points
+from pix2color.guide.points import (
     Point,
+    PointsError,
     check_points,
     parse_color,
     parse_points,
     read_points,
     to_working,
 )
-from pix2color.inference import Colorizer
-from pix2color.models.unet import UNetGenerator
-from pix2color.propagate import (
+from pix2color.guide.propagate import (
     PULL,
     SIGMA,
     STIFFNESS,
@@ -32,6 +30,8 @@ from pix2color.propagate import (
     propagate,
     solve_difference,
 )
+from pix2color.inference.colorizer import Colorizer
+from pix2color.models.unet import UNetGenerator
 from tests.conftest import real_photo
 
 BLUE = (32, 80, 192)
@@ -81,14 +81,14 @@ def test_a_hints_file_is_read(tmp_path):
 def test_bad_hints_files_name_the_file_and_the_field(tmp_path, content, message):
     f = tmp_path / "hints.json"
     f.write_text(content)
-    with pytest.raises(HintsError) as e:
+    with pytest.raises(PointsError) as e:
         read_points(f)
     assert message in str(e.value) and str(f) in str(e.value)
     assert isinstance(e.value, UsageError) and e.value.exit_code == EXIT_USAGE
 
 
 def test_a_missing_hints_file_is_named(tmp_path):
-    with pytest.raises(HintsError, match="nope.json: no such hints file"):
+    with pytest.raises(PointsError, match="nope.json: no such hints file"):
         read_points(tmp_path / "nope.json")
 
 
@@ -96,7 +96,7 @@ def test_points_outside_the_photo_are_refused_by_name():
     points = parse_points({"points": [{"x": 5, "y": 5, "color": "#fff"},
                                       {"x": 64, "y": 5, "color": "#fff"}]}, "h.json")  # fmt: skip
     check_points(points[:1], (64, 48))
-    with pytest.raises(HintsError, match=r"h.json: points\[1\]: \(64, 5\) is outside .*64x48"):
+    with pytest.raises(PointsError, match=r"h.json: points\[1\]: \(64, 5\) is outside .*64x48"):
         check_points(points, (64, 48), "h.json")
 
 
@@ -195,7 +195,7 @@ def test_the_colorizer_without_points_is_unchanged(colorizer):
 
 
 def test_the_colorizer_refuses_points_outside_the_photo(colorizer):
-    with pytest.raises(HintsError, match="outside the photo"):
+    with pytest.raises(PointsError, match="outside the photo"):
         colorizer(_grey_two_halves(), points=[Point(96, 3, BLUE)])
 
 

@@ -4,8 +4,9 @@ import torch
 from PIL import Image
 
 from pix2color import Colorizer
-from pix2color.color import rgb_to_lab
-from pix2color.inference import photo_from_pil, working_shape
+from pix2color.color.lab import rgb_to_lab
+from pix2color.inference.colorizer import photo_from_pil
+from pix2color.inference.join import working_shape
 from pix2color.models.io import save_pretrained
 from pix2color.models.unet import UNetGenerator
 from tests.conftest import real_photo

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from pix2color.checkpoint import load_checkpoint
-from pix2color.config import ConfigError
 from pix2color.data.dataset import RandomCrops, old_print
 from pix2color.train import fit
+from pix2color.train.checkpoint import load_checkpoint
+from pix2color.train.config import ConfigError
 from pix2color.train.feature_loss import FeatureLoss
 from tests.conftest import real_photo
 
@@ -47,7 +47,7 @@ def test_degraded_crops_change_the_input_never_the_colour_target():
 
 
 def test_degrade_is_checked():
-    from pix2color.config import DataConfig
+    from pix2color.train.config import DataConfig
 
     with pytest.raises(ConfigError, match="data.degrade"):
         DataConfig(degrade=1.5)

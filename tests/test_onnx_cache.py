@@ -11,7 +11,7 @@ from PIL import Image
 from pix2color import Colorizer
 from pix2color.cli import main
 from pix2color.errors import UsageError
-from pix2color.models import onnx_cache
+from pix2color.models import io
 from pix2color.models.encoder_unet import MobileNetUNet
 from pix2color.models.io import save_pretrained
 from pix2color.models.onnx_cache import BackendUnavailable, fast_generator, model_key
@@ -57,8 +57,54 @@ def test_the_twin_is_made_once_then_read_from_the_cache(model_dir, cache, monkey
     def no_export(*a, **k):
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(onnx_cache, "export_onnx", no_export)
+    monkeypatch.setattr("pix2color.models.onnx_export.export_onnx", no_export)
     assert Colorizer.from_pretrained(model_dir).backend == "onnx"
+
+
+def test_a_cached_twin_is_found_without_loading_the_torch_model(model_dir, cache, monkeypatch):
+    first = Colorizer.from_pretrained(model_dir, gain=1.5)
+    loads = []
+    real = io.load_generator
+    monkeypatch.setattr(io, "load_generator", lambda p: loads.append(p) or real(p))
+    again = Colorizer.from_pretrained(model_dir, gain=1.5)
+    assert again.backend == "onnx" and not loads and again.net.path == first.net.path
+    photo = grey_photo()
+    assert np.array_equal(np.asarray(again(photo)), np.asarray(first(photo)))
+    assert again.G.ab_gain == 1.5 and len(loads) == 1  # the torch model, when asked for
+    with pytest.raises(UsageError, match="temperature applies only"):
+        Colorizer.from_pretrained(model_dir, temperature=0.5)  # refused on the fast path too
+
+
+def test_a_changed_weights_file_is_not_taken_for_its_cached_twin(model_dir, cache, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(model_dir, tmp_path / "copy")
+    Colorizer.from_pretrained(copy)
+    G = MobileNetUNet(pretrained=False, decoder_channels=(32, 32, 16, 16, 8, 8)).eval()
+    save_pretrained(G, copy)  # other weights, same folder
+    changed = Colorizer.from_pretrained(copy)
+    assert changed._G is not None  # loaded: the index did not match the new files
+    assert len(list(cache.glob("*.onnx"))) == 2
+
+
+def test_a_photo_coloured_by_a_cached_twin_loads_no_torch(model_dir, cache, tmp_path):
+    import os
+    import subprocess
+
+    src = tmp_path / "in.png"
+    grey_photo().save(src)
+    Colorizer.from_pretrained(model_dir)  # makes the twin
+    code = (
+        "import sys; from pix2color.cli import main; "
+        f"rc = main(['colorize', {str(src)!r}, '--model', {str(model_dir)!r}, '-o', "
+        f"{str(tmp_path / 'out')!r}, '-q']); "
+        "print('torch' in sys.modules, 'numba' in sys.modules); sys.exit(rc)"
+    )
+    env = {**os.environ, "PIX2COLOR_CACHE": str(cache.parent)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2:] == ["False", "False"], out.stdout
+    assert (tmp_path / "out" / "in.png").is_file()
 
 
 def test_a_damaged_cache_file_is_made_again(model_dir, cache):
@@ -71,7 +117,7 @@ def test_a_damaged_cache_file_is_made_again(model_dir, cache):
 
 def test_a_twin_that_differs_is_never_used_and_says_why(model_dir, cache, monkeypatch):
     with monkeypatch.context() as m:
-        m.setattr(onnx_cache, "max_ab_difference", lambda *a, **k: 0.5)
+        m.setattr("pix2color.models.onnx_export.max_ab_difference", lambda *a, **k: 0.5)
         c = Colorizer.from_pretrained(model_dir)
     assert c.net is c.G and c.backend.startswith("torch (") and "differs" in c.backend
     assert not list(cache.glob("*.onnx")) and list(cache.glob("*.failed"))

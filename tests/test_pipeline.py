@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-import pix2color.inference as inference
+import pix2color.inference.pipeline as inference
 from pix2color import Colorizer
-from pix2color.data.images import ImageError, save_like
 from pix2color.models.unet import UNetGenerator
+from pix2color.photo import ImageError, save_like
 from tests.conftest import real_photo
 
 

@@ -14,7 +14,11 @@ from PIL import Image
 from skimage import data as skdata
 
 from pix2color.cli import main
-from pix2color.data.prepare import PrepareReport, _Candidate, _group_scenes, prepare, split_of
+from pix2color.data.dedupe import Candidate as _Candidate
+from pix2color.data.dedupe import group_scenes as _group_scenes
+from pix2color.data.prepare import prepare
+from pix2color.data.report import PrepareReport
+from pix2color.data.split import split_of
 from pix2color.data.stats import SCENE_HAMMING, Look, colorfulness, dhash, hamming
 
 

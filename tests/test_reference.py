@@ -8,11 +8,12 @@ import torch
 from PIL import Image
 
 from pix2color.cli import main
-from pix2color.color import rgb8_to_L, rgb_to_lab
+from pix2color.color.lab import rgb_to_lab
+from pix2color.color.rows import rgb8_to_L
 from pix2color.errors import UsageError
-from pix2color.hints import Point
-from pix2color.inference import Colorizer
-from pix2color.reference import Palette, ReferencePhotoError, palette_of, transfer
+from pix2color.guide.points import Point
+from pix2color.guide.reference import Palette, ReferencePhotoError, palette_of, transfer
+from pix2color.inference.colorizer import Colorizer
 from tests.conftest import real_photo
 
 BLUE = np.zeros((40, 60, 3), np.uint8) + np.array([40, 80, 200], np.uint8)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2color.color import rgb_to_lab
-from pix2color.config import load_config
-from pix2color.inference import Colorizer
+from pix2color.color.lab import rgb_to_lab
+from pix2color.inference.colorizer import Colorizer
 from pix2color.models.io import BUNDLED_DIR, CARD_FILE, CONFIG_FILE, installed_models
+from pix2color.train.recipe import load_config
 from tests.conftest import ROOT, real_photo
 
 SHIPPED = {

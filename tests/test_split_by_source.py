@@ -12,7 +12,8 @@ from PIL import Image
 
 from pix2color.cli import main
 from pix2color.data.dataset import split_files
-from pix2color.data.prepare import MAX_SOURCE_SHARE, plan_source_split, prepare
+from pix2color.data.prepare import prepare
+from pix2color.data.split import MAX_SOURCE_SHARE, plan_source_split
 from pix2color.data.stats import Look, hamming, same_scene
 from pix2color.errors import UsageError
 
@@ -299,8 +300,8 @@ def test_keep_split_takes_a_file_with_only_the_plan(raw, fold0, tmp_path):
 
 
 def test_the_study_split_in_the_repo_is_a_plan():
-    from pix2color.data.prepare import KeptSplit
+    from pix2color.data.split import KeptSplit
 
-    kept = KeptSplit.load(Path(__file__).parents[1] / "bench" / "study_split.json")
+    kept = KeptSplit.load(Path(__file__).parents[1] / "experiments" / "study_split.json")
     assert len(kept.val) == 11 and len(kept.test) == 6 and (kept.fold, kept.folds) == (0, 3)
     assert "kphotoalbum" in kept.test and "gimp-help-en" in kept.val

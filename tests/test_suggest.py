@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from pix2color.ab_classes import ab_bin_centres
-from pix2color.color import rgb_to_lab_t
-from pix2color.suggest import (
+from pix2color.color.classes import ab_bin_centres
+from pix2color.color.lab import rgb_to_lab_t
+from pix2color.guide.suggest import (
     SpotError,
     class_distribution,
     likely_colours,

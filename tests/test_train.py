@@ -6,10 +6,10 @@ import sys
 import pytest
 import torch
 
-from pix2color.checkpoint import load_checkpoint, save_checkpoint
 from pix2color.models.io import load_generator
 from pix2color.models.patchgan import GANLoss
 from pix2color.train import fit, train_step
+from pix2color.train.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import ROOT
 
 
@@ -148,7 +148,7 @@ import hashlib, os, sys
 import torch
 import pix2color.train as train
 import pix2color.train.setup as setup
-from pix2color.config import load_config
+from pix2color.train.recipe import load_config
 
 built = {}
 real_build = setup.build_models

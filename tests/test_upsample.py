@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pix2color.upsample import upsample_ab
+from pix2color.color.upsample import upsample_ab
 
 
 def _edge_photo(H=192, W=256, h=48, w=64):

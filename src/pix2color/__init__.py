@@ -16,7 +16,7 @@ __all__ = ["Colorizer", "__version__"]
 
 def __getattr__(name: str):
     if name == "Colorizer":  # imported lazily: `pix2color --help` need not load torch
-        from pix2color.inference import Colorizer
+        from pix2color.inference.colorizer import Colorizer
 
         return Colorizer
     raise AttributeError(f"module 'pix2color' has no attribute {name!r}")

@@ -11,11 +11,13 @@ import importlib
 import logging
 import sys
 
-from pix2color.commands import NAMES
+from pix2color.commands import COMMANDS
 from pix2color.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, Pix2ColorError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s module is imported and registered in full (None: every
+    command's, as tests and docs want), the others are listed by their line in COMMANDS."""
     p = argparse.ArgumentParser(
         prog="pix2color",
         description="Give black-and-white photographs back their colour.",
@@ -23,8 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
-    for name in NAMES:
-        importlib.import_module(f"pix2color.commands.{name}").register(sub)
+    for name, line in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(f"pix2color.commands.{name}").register(sub)
+        else:
+            sub.add_parser(name, help=line)
     for parser in sub.choices.values():  # every command's --help says what its status means
         parser.epilog = parser.epilog or EXIT_CODES_HELP
     return p
@@ -32,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse a command line; `section.key=value` overrides may also come after options."""
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    chosen = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(chosen if chosen in COMMANDS else "")
     args, extra = parser.parse_known_args(argv)
     # argparse stops filling `overrides` at the first option, so in
     # `train recipe.toml train.epochs=5 --resume` the overrides after an option come back

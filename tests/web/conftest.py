@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2color.inference import Colorizer
+from pix2color.inference.colorizer import Colorizer
 from pix2color.models.unet import UNetGenerator
 from pix2color.web import create_app
 from tests.conftest import real_photo

@@ -276,7 +276,7 @@ def test_healthz(app, client, monkeypatch):
     r = client.get("/healthz")
     assert r.status_code == 200 and r.json["status"] == "ok"
     assert r.json["models"] == ["alpha", "beta"] and r.json["database"] == "sqlite"
-    from pix2color.web.store import StoreError
+    from pix2color.web.database import StoreError
 
     def down():
         raise StoreError("database is gone")
@@ -304,7 +304,7 @@ def test_openapi_describes_every_api_route(app, client):
 
 
 def test_a_database_outage_is_503_not_a_crash(app, client, monkeypatch):
-    from pix2color.web.store import StoreError
+    from pix2color.web.database import StoreError
 
     def down(*args, **kwargs):
         raise StoreError("PostgreSQL database x on db:5432: connection refused")

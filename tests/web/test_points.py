@@ -56,7 +56,7 @@ def test_a_point_recolours_its_spot_and_is_kept_with_the_result(app, client, pag
 
 
 def test_the_points_file_is_what_the_cli_reads(client, page_job, tmp_path):
-    from pix2color.hints import Point, read_points
+    from pix2color.guide.points import Point, read_points
 
     _, (a, _), headers = page_job
     post_points(client, a, headers, points((10, 70, "rgb(200, 40, 30)", 0), (119, 0, "#0f0", 2.5)))

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from pix2color.web.store import Store, StoreError
+from pix2color.web.database import StoreError
+from pix2color.web.store import Store
 
 
 @pytest.fixture

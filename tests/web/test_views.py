@@ -270,7 +270,7 @@ def test_a_rerun_is_kept_beside_the_first_and_both_go_in_the_zip(client, page_jo
 
 
 def test_the_page_shows_thumbnails_and_full_size_only_when_asked(client):
-    from pix2color.web.jobs import THUMB_SIDE
+    from pix2color.web.instance_files import THUMB_SIDE
 
     headers = page_headers(client)
     big = photo_bytes(size=(1600, 600))  # under the tests' 1 MP limit

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pix2color.commands import COMMANDS
 from pix2color.errors import EXIT_OK, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from pix2color.calibrate import BOOSTS, GAINS, TEMPERATURES
+    from pix2color.models.colour_settings import BOOSTS, GAINS, TEMPERATURES
 
     c = sub.add_parser(
         "calibrate",
-        help="choose how bold a model's colour is (class models: temperature and prior boost; "
-        "L1 models: ab gain), on the validation photos",
+        help=COMMANDS["calibrate"],
     )
     c.add_argument("model", help="model folder, installed model name or training checkpoint")
     c.add_argument(
@@ -63,11 +63,11 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from pix2color.calibrate import calibrate, calibrated_metadata, val_loader
     from pix2color.data.dataset import load_photos, split_files
-    from pix2color.metrics import LPIPS
+    from pix2color.eval.lpips import LPIPS
     from pix2color.models.colour_settings import colour_knob
     from pix2color.models.io import load_generator, resolve, save_pretrained, stored_half
+    from pix2color.train.calibrate import calibrate, calibrated_metadata, val_loader
 
     temps = _floats(args.temperatures, "--temperatures")
     boosts = _floats(args.boosts, "--boosts")

@@ -7,12 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-from pix2color.commands import print_error
+from pix2color.commands import COMMANDS, print_error
 from pix2color.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    c = sub.add_parser("colorize", help="colour photos at their full resolution")
+    c = sub.add_parser("colorize", help=COMMANDS["colorize"])
     c.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
     c.add_argument("-o", "--output", required=True, help="folder for the results")
     add_model_arguments(c)
@@ -110,7 +110,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 def output_paths(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Map each input image to its output path (folders keep their inner layout); the output
     folder is left out of the search when it lies inside an input folder."""
-    from pix2color.data.images import find_images
+    from pix2color.photo import find_images
 
     pairs: list[tuple[Path, Path]] = []
     errors: list[str] = []
@@ -125,31 +125,32 @@ def output_paths(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Pat
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     shard = parse_shard(args.shard) if args.shard else None
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads}: give 1 or more")
-    threads = torch.get_num_threads()
-    if args.device == "cpu":
-        torch.set_num_threads(args.threads or network_threads())
+    threads = (args.threads or network_threads()) if args.device == "cpu" else None
+    torch = sys.modules.get("torch")  # loaded already (a caller in Python): restored after
+    before = torch.get_num_threads() if torch is not None else None
     try:
-        return colorize(args, shard)
+        return colorize(args, shard, threads)
     finally:
-        torch.set_num_threads(threads)  # as it was: run() may be called from Python
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)  # as it was: run() may be called from Python
 
 
-def colorize(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
+def colorize(args: argparse.Namespace, shard: tuple[int, int] | None, threads: int | None) -> int:
     from tqdm import tqdm
 
-    from pix2color.data.images import ImageError, output_depth, save_like
-    from pix2color.inference import Colorizer
+    from pix2color.inference.colorizer import Colorizer
+    from pix2color.photo import ImageError, output_depth, save_like
 
+    set_torch_threads(threads)
     colorizer = Colorizer.from_pretrained(
         args.model, size=args.size, device=args.device, temperature=args.temperature,
-        gain=args.gain, backend=args.backend,
+        gain=args.gain, backend=args.backend, threads=threads,
         **({"upsampling": args.upsampling} if args.upsampling else {}),
     )  # fmt: skip
+    set_torch_threads(threads)  # loading the model may have loaded torch
     if args.reference:  # checked before any photo is read: a bad reference fails the command
         colorizer = colorizer.with_reference(args.reference)
     out_dir = Path(args.output)
@@ -169,8 +170,9 @@ def colorize(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
             raise ImageError(f"{photo.path}: cannot write {targets[photo.path]} ({e})") from None
 
     # decoding, the network and encoding overlap (Colorizer.colorize_folder)
+    guidance = hints.guidance_of(colorizer) if hints else None
     results = colorizer.colorize_folder(
-        todo, save, batch_size=args.batch_size, depth=depth, points=hints.points if hints else None
+        todo, save, batch_size=args.batch_size, depth=depth, guidance=guidance
     )
     for path, written, err in results:
         bar.update(1)
@@ -203,7 +205,7 @@ def plan(
 ) -> tuple[dict[Path, Path], list[Path], list[str], int]:
     """What to colour -> (input -> output path, the inputs to do, errors printed, how many
     --skip-existing left out). Every input that will not be coloured gets its error line."""
-    from pix2color.data.images import output_written
+    from pix2color.photo import output_written
 
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: is a file, not a folder; give --output a folder")
@@ -242,18 +244,15 @@ class Hints:
     def __init__(self, files: dict[Path, tuple[Path, list | None]]) -> None:
         self.files = files
 
-    def points(self, photo) -> list:
-        """The photo's points, checked against its size (a HintsError names the file)."""
-        from pix2color.hints import HintsError, check_points
+    def guidance_of(self, colorizer):
+        """A function of a photo giving its Guidance: its points (the pipeline checks them
+        against the photo, naming the photo and its hints file) and the run's reference."""
 
-        source, points = self.files.get(photo.path, (None, None))
-        if not points:
-            return []
-        try:
-            check_points(points, photo.size, str(source))
-        except HintsError as e:
-            raise HintsError(f"{photo.path}: not coloured: {e}") from None
-        return points
+        def of(photo):
+            source, points = self.files.get(photo.path, (None, None))
+            return colorizer.guidance(points, f"{photo.path}: not coloured: {source}")
+
+        return of
 
     def describe(self, path: Path) -> str:
         source, points = self.files[path]
@@ -271,7 +270,7 @@ def plan_hints(
 ) -> Hints:
     """--hints FILE (one photo) or DIR (<path inside the input folder>.json per photo) ->
     Hints. A photo whose hints file cannot be used gets its error line and leaves `todo`."""
-    from pix2color.hints import HintsError, read_points
+    from pix2color.guide.points import PointsError, read_points
 
     where = Path(hints)
     if not where.exists():
@@ -294,7 +293,7 @@ def plan_hints(
             continue
         try:
             found[src] = (file, read_points(file))
-        except HintsError as e:
+        except PointsError as e:
             errors.append(f"{src}: not coloured: {e}")
             print_error(errors[-1])
     todo[:] = [src for src in todo if src in found]
@@ -308,15 +307,19 @@ def plan_hints(
 
 
 def network_threads() -> int:
-    """Torch threads for the network when the pipeline's reader and writer run beside it: one
-    CPU left to them (on 2 CPUs: 1 thread; bench/bench_folder.py), never more than torch's own
-    default. torch's threads meet at a barrier after every layer, so a thread that shares its
-    CPU with the reader, the writer or another process makes all of them wait."""
+    """Threads for the network (onnxruntime's or torch's) when the pipeline's reader and writer
+    run beside it: one CPU left to them (on 2 CPUs: 1 thread; bench/bench_folder.py), never more
+    than the machine's cores. The network's threads meet at a barrier after every layer, so a
+    thread that shares its CPU with the reader, the writer or another process makes all wait."""
     import os
 
-    import torch
+    return max(1, min(os.cpu_count() or 1, len(os.sched_getaffinity(0)) - 1))
 
-    return max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)) - 1))
+
+def set_torch_threads(threads: int | None) -> None:
+    """torch's threads for the network, where torch is loaded (it is not, for onnxruntime)."""
+    if threads is not None and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pix2color.commands import print_error
+from pix2color.commands import COMMANDS, print_error
 from pix2color.data.fetch import DEFAULT_SOURCES, SOURCES
 from pix2color.errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, UsageError, WorkFailed
 
@@ -14,7 +14,7 @@ from pix2color.errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, UsageError, 
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser(
         "data",
-        help="fetch, prepare and study the training photos",
+        help=COMMANDS["data"],
         description="Fetch real colour photos, prepare train/val/test folders, study them.",
     )
     data.set_defaults(func=lambda args: _usage(data))

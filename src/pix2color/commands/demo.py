@@ -6,13 +6,14 @@ import argparse
 import time
 from pathlib import Path
 
+from pix2color.commands import COMMANDS
 from pix2color.errors import EXIT_OK
 
 SAMPLES = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    d = sub.add_parser("demo", help="colour the sample photos and write a before/after sheet")
+    d = sub.add_parser("demo", help=COMMANDS["demo"])
     d.add_argument("-o", "--output", default="out/demo")
     d.add_argument("--model", default="default")
     d.add_argument("--size", type=int, default=256)
@@ -24,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
     from skimage import data as skdata
 
-    from pix2color.data.images import read_photo, save_like
-    from pix2color.inference import Colorizer
+    from pix2color.inference.colorizer import Colorizer
+    from pix2color.photo import read_photo, save_like
 
     out = Path(args.output)
     colorizer = Colorizer.from_pretrained(args.model, size=args.size)

@@ -30,25 +30,23 @@ from typing import Any
 
 import torch
 
-from pix2color import metrics
+from pix2color.commands import COMMANDS
 from pix2color.data.leakage import Leak, find_leaks, leak_message
 from pix2color.errors import EXIT_OK, Pix2ColorError, UsageError, WorkFailed
-from pix2color.evaluate import (
+from pix2color.eval.evaluate import (
     GREY,
     HINT_COUNTS,
     HINT_RADIUS,
     OTHER,
     OWN,
-    TestSet,
     WithPoints,
     WithReference,
     colourless_references,
     evaluate,
-    has_split,
-    load_pairs,
-    load_test_split,
 )
-from pix2color.evaluate_report import (
+from pix2color.eval.fid import inception_weights_path
+from pix2color.eval.lpips import LPIPS_NETS, lpips_state_dict
+from pix2color.eval.report import (
     grey_lines,
     hints_curve,
     markdown_table,
@@ -56,6 +54,7 @@ from pix2color.evaluate_report import (
     write_json,
     write_report_folder,
 )
+from pix2color.eval.testset import TestSet, has_split, load_pairs, load_test_split
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ Inputs = tuple[TestSet, dict[str, Any], dict[str, Any], list[str], TestSet | Non
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="score models on the held-out test photos (or compare folders of results)",
+        help=COMMANDS["evaluate"],
         description="Colour the test photos of a prepared folder with each model, or compare "
         "a folder of results with a folder of truths, and write report.md, report.json, bar "
         "charts and comparison sheets. Metrics: PSNR, SSIM, LPIPS, FID, KID, colourfulness, "
@@ -108,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--truth", type=Path, help="folder of the true colour photos for --pred")
     p.add_argument("-o", "--output", type=Path, required=True, help="report folder")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the metrics as JSON")
-    p.add_argument("--lpips-net", choices=sorted(metrics.LPIPS_NETS), default="alex")
+    p.add_argument("--lpips-net", choices=sorted(LPIPS_NETS), default="alex")
     p.add_argument("--device", default="cpu", help="cpu or cuda (models and metrics)")
     p.add_argument(
         "--threads",
@@ -192,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _data_form(args: argparse.Namespace) -> Inputs:
     """--data/--models -> (test set, {model name: Colorizer}, protocol, notes)."""
-    from pix2color.inference import Colorizer
+    from pix2color.inference.colorizer import Colorizer
 
     if args.data is None or not args.models:
         raise UsageError(
@@ -215,8 +214,8 @@ def _data_form(args: argparse.Namespace) -> Inputs:
     # a missing model or missing metric weights fail now, not after minutes of work
     colorizers = {m: Colorizer.from_pretrained(m, size=args.size, device=args.device)
                   for m in names}  # fmt: skip
-    metrics.lpips_state_dict(args.lpips_net)
-    metrics.inception_weights_path()
+    lpips_state_dict(args.lpips_net)
+    inception_weights_path()
     test, files = load_test_split(args.data, args.size, args.split)
     in_source = None
     if args.split == "test" and has_split(args.data, IN_SOURCE):
@@ -360,8 +359,8 @@ def _folder_form(args: argparse.Namespace) -> Inputs:
     if args.reference:
         raise UsageError("--reference goes with --data and --models: each model is given the "
                          "references as it colours")  # fmt: skip
-    metrics.lpips_state_dict(args.lpips_net)
-    metrics.inception_weights_path()
+    lpips_state_dict(args.lpips_net)
+    inception_weights_path()
     test, pred = load_pairs(args.pred, args.truth)
     label = args.pred.resolve().name
     if label in (GREY, "truth"):

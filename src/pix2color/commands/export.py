@@ -6,15 +6,16 @@ import argparse
 import os
 from pathlib import Path
 
+from pix2color.commands import COMMANDS
 from pix2color.errors import EXIT_OK, UsageError, WorkFailed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from pix2color.export import CHECK_SHAPES, CHECK_TOLERANCE, DEFAULT_OPSET
+    from pix2color.models.onnx_generator import CHECK_SHAPES, CHECK_TOLERANCE, DEFAULT_OPSET
 
     p = sub.add_parser(
         "export",
-        help="export a model to ONNX (for onnxruntime)",
+        help=COMMANDS["export"],
         description="Write a model as one .onnx file (dynamic batch, height and width) that "
         "onnxruntime runs and `--model` accepts like a model folder. The export is then "
         "compared with the torch model on random inputs of odd sizes "
@@ -36,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pix2color.export import (
+    from pix2color.models.io import load_generator
+    from pix2color.models.onnx_export import (
         CHECK_SHAPES,
         CHECK_TOLERANCE,
         OnnxGenerator,
@@ -44,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
         max_ab_difference,
         needs,
     )
-    from pix2color.models.io import load_generator
 
     out = Path(args.output)
     if out.suffix != ".onnx":

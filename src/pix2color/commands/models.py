@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from pix2color.commands import COMMANDS
 from pix2color.errors import EXIT_OK
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser(
         "models",
-        help="list the installed models and where they are",
+        help=COMMANDS["models"],
         description="Installed models are found by name, first match wins, in: each folder of "
         "$PIX2COLOR_MODELS (separated by ':'), the user folder ($XDG_DATA_HOME/pix2color/models, "
         "default ~/.local/share/pix2color/models), the source checkout's models/ when run from "
@@ -25,9 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pix2color.models.io import (
-        ARCHITECTURES,
         CONFIG_FILE,
         WEIGHTS_FILE,
+        architectures,
         installed_models,
         model_dirs,
         suggestion_model,
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     for name, folder in sorted(found.items()):
         info = json.loads((folder / CONFIG_FILE).read_text())
         arch, config = info.get("architecture", "?"), info.get("config", {})
-        knob = ARCHITECTURES[arch].colour_knob if arch in ARCHITECTURES else None
+        known = architectures()
+        knob = known[arch].colour_knob if arch in known else None
         value = config.get("ab_gain", 1.0) if knob == "gain" else config.get("temperature")
         setting = f"{knob} {value:g}" if knob and value is not None else knob or "-"
         mb = (folder / WEIGHTS_FILE).stat().st_size / 1e6

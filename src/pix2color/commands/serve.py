@@ -7,13 +7,14 @@ import logging
 import os
 import sys
 
+from pix2color.commands import COMMANDS
 from pix2color.errors import EXIT_OK, UsageError, WorkFailed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     s = subparsers.add_parser(
         "serve",
-        help="run the web page and JSON API (waitress; never debug mode)",
+        help=COMMANDS["serve"],
         description="Serve the page (upload, compare, rate, download), the JSON API under "
         "/api/v1 and /healthz. More settings (ADMIN_TOKEN, MAX_PIXELS, FILE_TTL, ...) come from "
         "INSTANCE/config.py or PIX2COLOR_WEB_<KEY> environment variables.",

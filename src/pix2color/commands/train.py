@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pix2color.commands import COMMANDS
 from pix2color.errors import EXIT_OK, Interrupted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    t = sub.add_parser("train", help="train a model from a recipe in configs/")
+    t = sub.add_parser("train", help=COMMANDS["train"])
     t.add_argument("config", help="a TOML recipe, e.g. configs/pix2pix-scratch.toml")
     t.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.epochs=5")
     t.add_argument("--run-dir", help="run folder (default: runs/<recipe name>)")
@@ -19,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pix2color.config import load_config
     from pix2color.train import fit
+    from pix2color.train.recipe import load_config
 
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / cfg.name

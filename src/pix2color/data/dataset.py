@@ -21,10 +21,10 @@ import torch
 from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
-from pix2color.color import denormalize_ab, denormalize_L, rgb_to_network
-from pix2color.data.images import IMAGE_EXTENSIONS, ImageError, load_rgb
+from pix2color.color.lab import denormalize_ab, denormalize_L, rgb_to_network
 from pix2color.errors import UsageError
-from pix2color.guidance import hint_maps, no_reference, reference_histogram
+from pix2color.guide.maps import hint_maps, no_reference, reference_histogram
+from pix2color.photo import IMAGE_EXTENSIONS, ImageError, load_rgb
 
 log = logging.getLogger(__name__)
 

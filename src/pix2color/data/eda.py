@@ -18,10 +18,10 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global backend state, Agg by default
 from PIL import Image
 
-from pix2color.color import rgb_to_lab
-from pix2color.data.images import IMAGE_EXTENSIONS, ImageError, load_rgb
+from pix2color.color.lab import rgb_to_lab
 from pix2color.data.stats import colorfulness
 from pix2color.errors import UsageError, WorkFailed
+from pix2color.photo import IMAGE_EXTENSIONS, ImageError, load_rgb
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2color.data.images import IMAGE_EXTENSIONS, ImageError, load_rgb
 from pix2color.data.stats import Look, dhash, same_scene, scene_candidates
+from pix2color.photo import IMAGE_EXTENSIONS, ImageError, load_rgb
 
 log = logging.getLogger(__name__)
 

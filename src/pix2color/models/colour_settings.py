@@ -17,6 +17,10 @@ from pix2color.errors import UsageError
 
 GAIN_RANGE = (0.5, 3.0)  # ab times 0.5 (much paler) to 3 (saturating); 1 = unchanged
 TEMPERATURE_RANGE = (0.05, 2.0)  # 0.05: close to the mode; 1: the mean; 2: paler still
+# the values `pix2color calibrate` tries on the validation photos (train/calibrate.py)
+TEMPERATURES = (0.3, 0.38, 0.5, 0.7)
+BOOSTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # how much of the class prior's rebalancing is undone
+GAINS = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8)
 
 
 def check_gain(gain: float) -> float:
@@ -45,11 +49,10 @@ def colour_knob(G: Any) -> str | None:
     return getattr(G, "colour_knob", None)
 
 
-def apply_colour_settings(
-    G: Any, *, gain: float | None = None, temperature: float | None = None
+def check_colour_settings(
+    knob: str | None, *, gain: float | None = None, temperature: float | None = None
 ) -> None:
-    """Set G's gain or temperature (None leaves it); refuse the setting G does not have."""
-    knob = colour_knob(G)
+    """Refuse a gain or temperature that a model with this `knob` does not have, or out of range."""
     if gain is not None:
         if knob != "gain":
             raise UsageError(
@@ -57,7 +60,7 @@ def apply_colour_settings(
                 "or mobilenet-l1)"
                 + ("; for a colour-class model use --temperature" if knob else "")
             )
-        G.set_ab_gain(check_gain(gain))
+        check_gain(gain)
     if temperature is not None:
         if knob != "temperature":
             raise UsageError(
@@ -65,4 +68,15 @@ def apply_colour_settings(
                 "predicts colour directly"
                 + (": use --gain for bolder or safer colour" if knob else "")
             )
-        G.set_temperature(check_temperature(temperature))
+        check_temperature(temperature)
+
+
+def apply_colour_settings(
+    G: Any, *, gain: float | None = None, temperature: float | None = None
+) -> None:
+    """Set G's gain or temperature (None leaves it); refuse the setting G does not have."""
+    check_colour_settings(colour_knob(G), gain=gain, temperature=temperature)
+    if gain is not None:
+        G.set_ab_gain(float(gain))
+    if temperature is not None:
+        G.set_temperature(float(temperature))

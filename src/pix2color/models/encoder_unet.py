@@ -18,16 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pix2color.ab_classes import ab_bin_centres, annealed_mean
-from pix2color.color import IMAGENET_MEAN, IMAGENET_STD
+from pix2color.color.classes import ab_bin_centres, annealed_mean
+from pix2color.color.lab import IMAGENET_MEAN, IMAGENET_STD
 from pix2color.errors import UsageError
-from pix2color.guidance import HINT_CHANNELS, REFERENCE_VALUES, classical_difference
+from pix2color.guide.maps import HINT_CHANNELS, REFERENCE_VALUES, classical_difference
+from pix2color.guide.propagate import PULL
 from pix2color.models import efficientnet, mobilenet
 from pix2color.models.base import Generator, pad_to_multiple, saves_config
 from pix2color.models.colour_settings import check_gain, check_temperature
 from pix2color.models.efficientnet import EfficientNetLite
 from pix2color.models.mobilenet import FEATURES, MobileNetV2
-from pix2color.propagate import PULL
 
 ENCODERS = ("mobilenet_v2", *efficientnet.VARIANTS)  # the `encoder` argument; model.encoder
 # MobileNetV2 stages whose outputs are the skips, at strides 2, 4, 8, 16 and 32

@@ -21,20 +21,25 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from pix2color.errors import ModelNotFoundError
 from pix2color.files import replacing, write_atomic
-from pix2color.models.base import Generator, generator_record
-from pix2color.models.encoder_unet import HintUNet, MobileNetClassUNet, MobileNetUNet
-from pix2color.models.unet import UNetGenerator
 
-ARCHITECTURES: dict[str, type[Generator]] = {
-    cls.architecture: cls for cls in (UNetGenerator, MobileNetUNet, MobileNetClassUNet, HintUNet)
-}
+if TYPE_CHECKING:  # torch is imported where a network is built: finding models needs none
+    import torch
+
+    from pix2color.models.base import Generator
+
+
+def architectures() -> dict[str, type[Generator]]:
+    """Every generator class by its `architecture` name (the record's key)."""
+    from pix2color.models.encoder_unet import HintUNet, MobileNetClassUNet, MobileNetUNet
+    from pix2color.models.unet import UNetGenerator
+
+    return {c.architecture: c for c in (UNetGenerator, MobileNetUNet, MobileNetClassUNet, HintUNet)}
+
+
 WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "MODEL_CARD.md"
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "bundled"
 _CHECKOUT_DIR = Path(__file__).resolve().parents[3] / "models"
@@ -85,6 +90,10 @@ def save_pretrained(
     G: Generator, folder: str | Path, *, metadata: dict[str, Any] | None = None, half: bool = False
 ) -> Path:
     """Write G's weights (fp32, or fp16 with `half`) and config into `folder`, atomically."""
+    from safetensors.torch import save_file
+
+    from pix2color.models.base import generator_record
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
@@ -117,18 +126,21 @@ def resolve(name_or_path: str | Path) -> Path:
 
 def build_generator(record: dict[str, Any], where: str | Path) -> Generator:
     """A fresh generator from a record {"architecture", "config"}; `where` names it in errors."""
+    known = architectures()
     arch, config = record.get("architecture", "unet"), dict(record["config"])
     if arch == "mobilenet_unet" and config.pop("head", "regression") == "classes":
         arch = "mobilenet_classes"  # models saved before the class head had its own class
-    if arch not in ARCHITECTURES:
+    if arch not in known:
         raise ModelNotFoundError(
-            f"{where}: unknown architecture {arch!r}; this pix2color knows {sorted(ARCHITECTURES)}"
+            f"{where}: unknown architecture {arch!r}; this pix2color knows {sorted(known)}"
         )
     config.pop("pretrained", None)  # trained weights replace ImageNet's: never read that file
-    return ARCHITECTURES[arch](**config)
+    return known[arch](**config)
 
 
 def _read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    import torch
+
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     try:
         if "generator" in ckpt:
@@ -163,6 +175,8 @@ def load_generator(name_or_path: str | Path) -> tuple[Any, dict[str, Any]]:
             raise ModelNotFoundError(
                 f"{path}: a model folder needs {WEIGHTS_FILE} and {CONFIG_FILE} side by side"
             )
+        from safetensors.torch import load_file
+
         info = json.loads(config_file.read_text())
         state = load_file(str(weights))
     G = build_generator(info, path)

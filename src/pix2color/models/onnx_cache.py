@@ -11,6 +11,14 @@ The cache is a folder of `<key>.onnx` files ($PIX2COLOR_CACHE/onnx, else
 ~/.cache/pix2color/onnx): the key hashes the architecture, the constructor config (the colour
 setting included), every weight, and the torch, onnx and opset versions, so a changed model or
 setting gets its own file and a stale one is never used.
+
+Finding that key needs the torch model (its weights). So that a process whose network runs in
+onnxruntime need not load torch at all (it takes longer than the colouring of a photo), each
+twin made from a model folder also gets an index entry `<file key>.json`: the file key hashes
+the folder's config.json and weights files as they are on disk, the colour setting asked for,
+and the torch, onnx and opset versions; the entry names the twin and says what the Colorizer
+needs to know without the torch model (its info, its colour setting's kind, whether it reads
+colour points itself). `cached_twin` looks a model folder up there, torch-free.
 """
 
 from __future__ import annotations
@@ -19,19 +27,17 @@ import hashlib
 import json
 import logging
 import os
+from importlib import metadata
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from pix2color.errors import UsageError
-from pix2color.models.onnx_export import (
-    CHECK_TOLERANCE,
-    DEFAULT_OPSET,
-    export_onnx,
-    max_ab_difference,
-)
-from pix2color.models.onnx_generator import OnnxGenerator
+from pix2color.files import write_atomic
+from pix2color.models.io import CONFIG_FILE, WEIGHTS_FILE
+from pix2color.models.onnx_generator import DEFAULT_OPSET, OnnxGenerator
+
+if TYPE_CHECKING:
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,7 @@ def cache_dir() -> Path:
 def model_key(G: nn.Module, opset: int = DEFAULT_OPSET) -> str:
     """A hash of everything the exported file depends on."""
     import onnx
+    import torch
 
     h = hashlib.sha256()
     h.update(json.dumps([G.architecture, G.config, torch.__version__, onnx.__version__, opset],
@@ -97,6 +104,8 @@ def onnx_twin(G: nn.Module, folder: Path | None = None) -> OnnxGenerator:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise BackendUnavailable(f"cannot write the ONNX cache {folder}: {e.strerror}") from None
+    from pix2color.models.onnx_export import CHECK_TOLERANCE, export_onnx, max_ab_difference
+
     log.info("preparing the onnxruntime version of this model (once; cached in %s)", folder)
     tmp = folder / f"{key}.{os.getpid()}.tmp"
     try:
@@ -120,14 +129,19 @@ def onnx_twin(G: nn.Module, folder: Path | None = None) -> OnnxGenerator:
     return OnnxGenerator(path)
 
 
+def check_backend(backend: str) -> None:
+    """Refuse a backend name that is not one of BACKENDS."""
+    if backend not in BACKENDS:
+        raise UsageError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}")
+
+
 def fast_generator(G: nn.Module, backend: str = "auto") -> tuple[nn.Module | OnnxGenerator, str]:
     """The network to run for `backend` -> (network, "onnx" or "torch: <why>").
 
     "torch": G. "onnx": its twin, or BackendUnavailable. "auto": the twin where there can be
     one, else G with the reason.
     """
-    if backend not in BACKENDS:
-        raise UsageError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    check_backend(backend)
     if backend == "torch" or isinstance(G, OnnxGenerator):
         return G, "onnx" if isinstance(G, OnnxGenerator) else "torch"
     try:
@@ -137,3 +151,63 @@ def fast_generator(G: nn.Module, backend: str = "auto") -> tuple[nn.Module | Onn
             raise
         log.info("using torch: %s", e)
         return G, f"torch ({e})"
+
+
+def _model_files(path: Path) -> tuple[Path, Path] | None:
+    """A model folder's (config.json, weights) or a .safetensors file's; None for other paths."""
+    folder, weights = (path, path / WEIGHTS_FILE) if path.is_dir() else (path.parent, path)
+    if weights.suffix != ".safetensors" or not weights.is_file():
+        return None
+    config = folder / CONFIG_FILE
+    return (config, weights) if config.is_file() else None
+
+
+def file_key(path: Path, settings: dict[str, Any]) -> str | None:
+    """The index key of a model folder or .safetensors file with these colour settings, from its
+    files' bytes (torch-free); None where the path is not such a model."""
+    files = _model_files(path)
+    if files is None:
+        return None
+    h = hashlib.sha256()
+    versions = []
+    for package in ("torch", "onnx", "onnxruntime"):
+        try:
+            versions.append(metadata.version(package))
+        except metadata.PackageNotFoundError:
+            return None
+    h.update(json.dumps([versions, DEFAULT_OPSET, settings], sort_keys=True).encode())
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:32]
+
+
+def cached_twin(
+    path: Path, settings: dict[str, Any], *, threads: int | None = None
+) -> tuple[OnnxGenerator, dict[str, Any]] | None:
+    """The checked twin of a model folder with these settings and its index entry, if both are
+    in the cache; else None (the caller loads the torch model and makes one)."""
+    key = file_key(path, settings)
+    if key is None:
+        return None
+    entry_file = cache_dir() / f"{key}.json"
+    try:
+        entry = json.loads(entry_file.read_text(encoding="utf-8"))
+        return OnnxGenerator(cache_dir() / entry["onnx"], threads=threads), entry
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        if entry_file.exists():
+            log.warning("ONNX cache index %s unusable (%s); made again", entry_file, e)
+        return None
+    except Exception as e:  # a damaged .onnx file: the slow path makes it again
+        log.warning("ONNX cache %s unusable (%s); exporting again", entry_file, e)
+        return None
+
+
+def remember_twin(path: Path, settings: dict[str, Any], twin: OnnxGenerator, entry: dict) -> None:
+    """Write the index entry for `cached_twin` (best effort: a read-only cache only costs time)."""
+    key = file_key(path, settings)
+    if key is None:
+        return
+    try:
+        write_atomic(cache_dir() / f"{key}.json", json.dumps({**entry, "onnx": twin.path.name}))
+    except OSError as e:
+        log.info("cannot write the ONNX cache index (%s)", e)

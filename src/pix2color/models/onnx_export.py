@@ -22,9 +22,12 @@ import torch
 from torch import nn
 
 from pix2color.files import write_atomic
-from pix2color.models.onnx_generator import (
+from pix2color.models.onnx_generator import (  # noqa: F401 - their public home is this module
     ARCHITECTURE_KEY,
+    CHECK_SHAPES,
+    CHECK_TOLERANCE,
     CONFIG_KEY,
+    DEFAULT_OPSET,
     FACTOR_KEY,
     INPUT_NAME,
     METADATA_KEY,
@@ -35,11 +38,6 @@ from pix2color.models.onnx_generator import (
 __all__ = ["OnnxGenerator", "export_onnx", "max_ab_difference"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_OPSET = 17  # run by every onnxruntime since 1.13
-# odd sides on purpose: the runtime's padding and cropping are part of what is checked
-CHECK_SHAPES = ((1, 1, 200, 300), (2, 1, 256, 256), (1, 1, 97, 131))
-CHECK_TOLERANCE = 1e-3  # in ab / 110 units: 0.11 Lab units
 
 
 def needs(package: str) -> str:

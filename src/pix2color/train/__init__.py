@@ -1,8 +1,14 @@
 """Training: `fit(config, run_dir)` (loop.py), one step (step.py), the set-up (setup.py) and
-what a run folder shows (records.py)."""
+what a run folder shows (records.py). The package itself loads nothing: `pix2color.train.config`
+and the others import without the training loop."""
 
-from pix2color.train.loop import fit
-from pix2color.train.setup import build_models
-from pix2color.train.step import train_step
+_WHERE = {"fit": "loop", "build_models": "setup", "train_step": "step"}
+__all__ = sorted(_WHERE)
 
-__all__ = ["build_models", "fit", "train_step"]
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"pix2color.train.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'pix2color.train' has no attribute {name!r}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pix2color.color import IMAGENET_MEAN, IMAGENET_STD, lab_tensor_to_rgb
+from pix2color.color.lab import IMAGENET_MEAN, IMAGENET_STD, lab_tensor_to_rgb
 from pix2color.models import mobilenet
 
 # MobileNetV2 stages whose outputs are compared: strides 4, 8 and 16 (24, 32, 96 channels).

@@ -14,12 +14,12 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from pix2color.calibrate import calibrate, calibrated_metadata
-from pix2color.checkpoint import load_checkpoint, save_checkpoint
-from pix2color.config import EARLY_STOP_METRICS, Config
 from pix2color.models.base import generator_record
 from pix2color.models.colour_settings import colour_knob
 from pix2color.models.io import save_pretrained
+from pix2color.train.calibrate import calibrate, calibrated_metadata
+from pix2color.train.checkpoint import load_checkpoint, save_checkpoint
+from pix2color.train.config import EARLY_STOP_METRICS, Config
 from pix2color.train.records import (
     CSV_FIELDS,
     save_grid,
@@ -28,7 +28,7 @@ from pix2color.train.records import (
 )
 from pix2color.train.setup import Run, TrainingData, load_data, open_run_folder, start_run
 from pix2color.train.step import train_step
-from pix2color.validation import validate
+from pix2color.train.validation import validate
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from pix2color.ab_classes import ColourClassLoss, photos_ab_prior, rebalancing_weights
-from pix2color.checkpoint import check_resumable, load_checkpoint
-from pix2color.config import EARLY_STOP_METRICS, Config, ModelConfig
+from pix2color.color.classes import ColourClassLoss, photos_ab_prior, rebalancing_weights
 from pix2color.data.dataset import (
     CenterCrops,
     HintCenterCrops,
@@ -31,12 +29,14 @@ from pix2color.data.dataset import (
     split_files,
 )
 from pix2color.errors import AlreadyExists, ConfigError, NotFound, UsageError
-from pix2color.metrics import LPIPS
+from pix2color.eval.lpips import LPIPS
 from pix2color.models.base import Generator
 from pix2color.models.encoder_unet import HintUNet, MobileNetClassUNet, MobileNetUNet
 from pix2color.models.io import load_generator
 from pix2color.models.patchgan import GANLoss, PatchDiscriminator
 from pix2color.models.unet import UNetGenerator
+from pix2color.train.checkpoint import check_resumable, load_checkpoint
+from pix2color.train.config import EARLY_STOP_METRICS, Config, ModelConfig
 from pix2color.train.feature_loss import FeatureLoss
 
 log = logging.getLogger(__name__)

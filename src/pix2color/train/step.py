@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from pix2color.ab_classes import ColourClassLoss
+from pix2color.color.classes import ColourClassLoss
 from pix2color.models.patchgan import GANLoss
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # importing the package stays light: `pix2color --help` needs no Flask
     from flask import Flask
 
-    from pix2color.inference import Colorizer
+    from pix2color.inference.colorizer import Colorizer
     from pix2color.web.suggestions import Suggester
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ def create_app(
     from pix2color.web.engine import Engine, load_colorizers
     from pix2color.web.errors import register_error_handlers
     from pix2color.web.jobs import Service
+    from pix2color.web.schema import SCORES
     from pix2color.web.security import (
         SessionInterface,
         add_security_headers,
@@ -125,7 +126,7 @@ def create_app(
         make_limiters,
     )
     from pix2color.web.settings import WebSettings
-    from pix2color.web.store import SCORES, Store
+    from pix2color.web.store import Store
 
     given = {**(test_config or {}), **(settings or {})}
     instance = Path(

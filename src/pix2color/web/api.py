@@ -17,12 +17,14 @@ from flask import Blueprint, jsonify, request, send_file
 
 from pix2color import __version__
 from pix2color.web import points as web_points
+from pix2color.web.database import StoreError
 from pix2color.web.downloads import OUTPUT_FORMATS, download_name, parse_format
 from pix2color.web.errors import WebError
 from pix2color.web.jobs import REFERENCE_FIELD, current_service
 from pix2color.web.openapi import openapi_spec
+from pix2color.web.schema import SCORES
 from pix2color.web.security import new_api_token, owns, rate_limited
-from pix2color.web.store import SCORES, StoreError, check_score, owner_digest
+from pix2color.web.store import check_score, owner_digest
 
 bp = Blueprint("api", __name__)
 

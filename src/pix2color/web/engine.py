@@ -27,14 +27,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
 from PIL import Image
 
-from pix2color.data.images import Photo
 from pix2color.errors import UsageError
-from pix2color.hints import Point, check_points
-from pix2color.inference import Colorizer
-from pix2color.reference import Palette
+from pix2color.guide.points import Point
+from pix2color.guide.reference import Palette
+from pix2color.inference import spine
+from pix2color.inference.colorizer import Colorizer
+from pix2color.photo import Photo
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +222,8 @@ class Engine:
             "try again in a few seconds"
         )
 
-    def predict(self, model: str, photo: Photo, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The network's working-size colour -> (ab (2, h, w), L_small (1, h, w)); in a slot.
+    def predict(self, model: str, photo: Photo, size: int) -> spine.Prediction:
+        """The network's working-size colour (spine steps 1-2); in a slot.
 
         Kept per page result (jobs.py), so that new colour points re-colour the photo without
         the network: propagation and the join only."""
@@ -234,16 +234,16 @@ class Engine:
         self,
         model: str,
         photo: Photo,
-        ab: torch.Tensor,
-        L_small: torch.Tensor,
+        predicted: spine.Prediction,
         points: Sequence[Point] | None = None,
         reference: Palette | None = None,
     ) -> Image.Image:
-        """Working-size colour (with a reference photo's palette, then colour points, if
-        any) at the photo's full size."""
-        c = self.colorizers[model].with_reference(reference)
-        if points:  # checked by the caller against the photo's size (a HintsError otherwise)
-            check_points(points, photo.size, "points")
-        image = c.join(photo, c.apply_points(photo, ab, L_small, points), L_small)
+        """A kept prediction with its guidance (a reference photo's palette, then colour points;
+        checked by the request against the photo's size) at the photo's full size, 8-bit
+        (spine steps 3-4)."""
+        c = self.colorizers[model]
+        guidance = spine.Guidance(tuple(points or ()), reference)
+        ab = spine.guide(c, photo, predicted, guidance)
+        image = spine.finish(c, photo, ab, predicted.L_small, 8)
         assert isinstance(image, Image.Image)
         return image

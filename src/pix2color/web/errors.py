@@ -13,9 +13,10 @@ import math
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from pix2color.hints import HintsError
+from pix2color.guide.points import PointsError
+from pix2color.web.database import StoreError
 from pix2color.web.engine import Busy
-from pix2color.web.store import RatingError, StoreError
+from pix2color.web.store import RatingError
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ def register_error_handlers(app: Flask) -> None:
     def _rating(e: RatingError):
         return error_response(400, str(e))
 
-    @app.errorhandler(HintsError)
-    def _points(e: HintsError):  # colour points that cannot be used: the message names the field
+    @app.errorhandler(PointsError)
+    def _points(e: PointsError):  # colour points that cannot be used: the message names the field
         return error_response(400, str(e))
 
     @app.errorhandler(Busy)

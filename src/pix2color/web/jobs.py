@@ -1,18 +1,8 @@
-"""What the page and the API both do: colour an upload, record it, keep its files, expire them.
+"""What the page and the API both do: colour an upload, record it as a job, re-colour it.
 
 `Service.colorize` is the one way a photo is coloured: the page keeps the files and shows a
-card, the API answers with the image and keeps only the rows (so that it can be rated).
-
-Files live in the instance folder under random names: the upload as sent (`<id>.upload`, never
-served), a browser-friendly copy of it (`<id>-view.jpg|png`), one PNG per result, a thumbnail
-of the view and of each result (`...-thumb.webp`, THUMB_SIDE px at most: what the page shows
-until someone asks for full size), and the result's JPEG or WebP once somebody downloads it in
-that format (`<result id>.jpg|webp`: encoded once, in an inference slot, then sent from the
-file), and the network's working-size colour of each result (`<result id>-ab.npy`: ab and the
-working-size L, (3, h, w) float32), so that new colour points re-colour a result with
-propagation and the join only, without the network (`Service.recolor`), and, once someone asks
-for colour suggestions, the upload's colour distribution (`<upload>-classes.npz`:
-web/suggestions.py). They expire FILE_TTL seconds after the upload; ratings do not.
+card, the API answers with the image and keeps only the rows (so that it can be rated). The
+files themselves (names, thumbnails, downloads, expiry) are web/instance_files.py's.
 """
 
 from __future__ import annotations
@@ -20,26 +10,25 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from flask import current_app
 from PIL import Image
 from werkzeug.datastructures import FileStorage
 
-from pix2color.data.images import Photo
-from pix2color.hints import Point, check_points
-from pix2color.reference import Palette, ReferencePhotoError, palette_of
+from pix2color.guide.points import Point, check_points
+from pix2color.guide.reference import Palette, ReferencePhotoError, palette_of
+from pix2color.photo import Photo
 from pix2color.web import points as web_points
-from pix2color.web.downloads import OUTPUT_FORMATS, encode
+from pix2color.web.downloads import encode
 from pix2color.web.engine import Engine
 from pix2color.web.errors import WebError
+from pix2color.web.instance_files import DERIVED, InstanceFiles
 from pix2color.web.settings import WebSettings
 from pix2color.web.store import Store
 from pix2color.web.suggestions import (
@@ -58,29 +47,6 @@ log = logging.getLogger(__name__)
 REFERENCE_FIELD = "reference"  # the form field of the reference photo (page and API)
 
 LABELS = "ABCDEFGH"
-DERIVED = tuple(ext for _, ext, _, _ in OUTPUT_FORMATS.values() if ext != "png")  # jpg, webp
-THUMB_SIDE = 1280  # the page shows thumbnails this long at most; full size only when asked
-
-
-def thumb_name(name: str) -> str:
-    """`<id>.png` -> `<id>-thumb.webp`: the page's copy of an image (WebP keeps alpha)."""
-    return f"{name.rsplit('.', 1)[0]}-thumb.webp"
-
-
-def colour_name(name: str) -> str:
-    """`<id>.png` -> `<id>-ab.npy`: a result's working-size colour, for re-colouring."""
-    return f"{name.rsplit('.', 1)[0]}-ab.npy"
-
-
-def derived_names(name: str) -> list[str]:
-    """The files made from a kept file, which expire with it: its thumbnail, its downloads,
-    its working-size colour, its colour distribution (suggestions)."""
-    stem = name.rsplit(".", 1)[0]
-    made = (
-        thumb_name(name), colour_name(name), classes_name(name),
-        *(f"{stem}.{ext}" for ext in DERIVED),
-    )  # fmt: skip
-    return [n for n in made if n != name]
 
 
 @dataclass(frozen=True)
@@ -103,8 +69,8 @@ class Colouring:
     encoded: bytes | None = None  # the first output in the format asked for (the API)
 
 
-class Service:
-    """The store, the models and the instance folder's files, shared by every request."""
+class Service(InstanceFiles):
+    """Colouring, re-colouring and colour suggestions, on the files InstanceFiles keeps."""
 
     def __init__(
         self,
@@ -113,13 +79,8 @@ class Service:
         settings: WebSettings,
         suggester: Suggester | None = None,
     ) -> None:
-        self.store, self.engine, self.settings = store, engine, settings
+        super().__init__(store, engine, settings)
         self.suggester = suggester  # None: no suggestions model, colour suggestions are off
-        self.files = settings.files
-        self._cleanup_lock = threading.Lock()
-        self._last_cleanup = 0.0
-        # one encoding per result and format at a time: the others wait, then find the file
-        self._encode_locks = [threading.Lock() for _ in range(64)]
 
     # ------------------------------------------------------------------ colouring
     def colorize(
@@ -143,7 +104,7 @@ class Service:
         encode_as: also encode the first result in this download format, in the same slot
         (the API's answer: a second wait for a slot would put it at the back of the queue).
         points: colour points (web/points.py) for every model; checked against the upright
-        photo's size once it is decoded (a HintsError, answered 400).
+        photo's size once it is decoded (a PointsError, answered 400).
         reference: a colour photo whose palette every model's colour takes (reference.py), with
         the photo's checks (format, pixels); only its palette is kept, in the upload's row.
         Refusals name the field: `reference: ...`.
@@ -258,15 +219,6 @@ class Service:
         self._save_thumb(view, name)
         return name
 
-    def _save_thumb(self, image: Image.Image, name: str, method: int = 4) -> None:
-        """The page's copy: THUMB_SIDE px at most (a view and its results get the same size).
-        method: WebP's effort, 0-6 (0: about 4x faster, files ~20 % larger)."""
-        w, h = image.size
-        scale = min(1.0, THUMB_SIDE / max(w, h))
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        thumb = image if scale == 1.0 else image.resize(size, Image.Resampling.BICUBIC, None, 2.0)
-        thumb.save(self.files / thumb_name(name), format="WEBP", quality=85, method=method)
-
     def _results(
         self,
         outputs: list[Output],
@@ -299,21 +251,6 @@ class Service:
         return found
 
     # ------------------------------------------------------------------ colour points
-    def _save_colour(self, name: str, ab: torch.Tensor, L_small: torch.Tensor) -> None:
-        colour = torch.cat([ab, L_small]).numpy().astype(np.float32)  # (3, h, w)
-        path = self.files / colour_name(name)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-        with open(tmp, "wb") as f:
-            np.save(f, colour)
-        os.replace(tmp, path)
-
-    def _load_colour(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
-        try:
-            colour = torch.from_numpy(np.load(self.files / colour_name(name)))
-        except (OSError, ValueError):  # not kept (a result from before), or half gone: predict
-            return None
-        return colour[:2], colour[2:]
-
     def recolor(
         self, job: dict[str, Any], result: dict[str, Any], points: Sequence[Point] | None
     ) -> dict[str, Any]:
@@ -418,69 +355,6 @@ class Service:
                        photo.size, x, y, k)  # fmt: skip
         w, h = photo.size
         return dict(x=x, y=y, width=w, height=h, model=suggester.name, suggestions=as_json(found))
-
-    # ------------------------------------------------------------------ downloads
-    def encoded(self, result: dict[str, Any], fmt: str) -> Path:
-        """A kept result's file in `fmt`: the PNG itself, or its JPEG/WebP, encoded on first
-        request inside an inference slot (a 25 MP encode is a second of CPU and ~100 MB) and
-        kept beside it until the upload expires."""
-        png = self.files / result["file"]
-        _, ext, _, _ = OUTPUT_FORMATS[fmt]
-        if ext == "png":
-            return png
-        path = png.with_suffix(f".{ext}")
-        with self._encode_locks[hash(path.name) % len(self._encode_locks)]:
-            if path.is_file():
-                return path
-            if not png.is_file():
-                raise WebError(404, "this photo has expired; upload it again")
-            with self.engine.slot(result["width"] * result["height"]):
-                with Image.open(png) as img:
-                    data = encode(img, fmt)
-            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)  # whole or absent, never half a file
-        return path
-
-    # ------------------------------------------------------------------ expiry
-    def cleanup(self, now: float | None = None) -> int:
-        """Delete expired uploads and their files, and stray files older than the TTL."""
-        now = time.time() if now is None else now
-        removed = 0
-        for name in self.store.expire(now):
-            for each in (name, *derived_names(name)):  # with its thumbnail and downloads
-                try:
-                    (self.files / each).unlink()
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-        # files a crash left without a database row (nothing lives longer than the TTL)
-        cutoff = now - self.settings.file_ttl - 60
-        if self.files.is_dir():
-            for entry in os.scandir(self.files):
-                try:
-                    if entry.is_file() and entry.stat().st_mtime < cutoff:
-                        os.unlink(entry.path)
-                        removed += 1
-                except FileNotFoundError:
-                    pass
-        if removed:
-            log.info("expired %d file(s)", removed)
-        return removed
-
-    def maybe_cleanup(self) -> None:
-        """Run cleanup() at most every CLEANUP_INTERVAL seconds, in one thread at a time."""
-        now = time.time()
-        if now - self._last_cleanup < self.settings.cleanup_interval:
-            return
-        if self._cleanup_lock.acquire(blocking=False):
-            try:
-                self._last_cleanup = now
-                self.cleanup(now)
-            except Exception:
-                log.exception("expiring old files failed; will try again later")
-            finally:
-                self._cleanup_lock.release()
 
 
 def stored_palette(job: dict[str, Any]) -> Palette | None:

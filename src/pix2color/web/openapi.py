@@ -10,8 +10,8 @@ from typing import Any
 
 from pix2color import __version__
 from pix2color.web.downloads import OUTPUT_FORMATS
+from pix2color.web.schema import SCORES
 from pix2color.web.settings import WebSettings
-from pix2color.web.store import SCORES
 from pix2color.web.uploads import FORMAT_NAMES
 
 

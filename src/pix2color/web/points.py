@@ -3,7 +3,7 @@
     points={"points": [{"x": 120, "y": 80, "color": "#2050c0", "radius": 3}]}
 
 x, y in the photo's own pixels (hints.py says the rest). Everything is checked here, on the
-server, by hints.py's reader: a refusal is a HintsError (answered 400) that names the field,
+server, by hints.py's reader: a refusal is a PointsError (answered 400) that names the field,
 e.g. `points: points[2].color: '#zz0000' is not a colour; use '#rrggbb'`. A request carries at
 most MAX_POINTS points (a setting) and FIELD_CHARS characters, so that a hostile body is refused
 before it costs more than a glance.
@@ -15,31 +15,31 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pix2color.hints import HintsError, Point, color_hex, parse_points
+from pix2color.guide.points import Point, PointsError, color_hex, parse_points
 
 FIELD = "points"
 FIELD_CHARS = 64 * 1024  # 200 points take about 12 KB
 
 
 def parse_field(text: str | None, max_points: int) -> list[Point] | None:
-    """The `points` field's text -> [Point] (None when absent or empty); HintsError if unusable."""
+    """The `points` field's text -> [Point] (None when absent or empty); PointsError if unusable."""
     if text is None or not text.strip():
         return None
     if len(text) > FIELD_CHARS:
-        raise HintsError(
+        raise PointsError(
             f"{FIELD}: {len(text)} characters; at most {FIELD_CHARS} ({max_points} points)"
         )
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise HintsError(
+        raise PointsError(
             f'{FIELD}: not valid JSON ({e.msg} at column {e.colno}); send {{"points": [{{"x": '
             '120, "y": 80, "color": "#2050c0"}]}'
         ) from None
     if isinstance(data, dict) and isinstance(data.get("points"), list):
         n = len(data["points"])
         if n > max_points:  # before each point is read
-            raise HintsError(f"{FIELD}: {n} points; at most {max_points} per photo")
+            raise PointsError(f"{FIELD}: {n} points; at most {max_points} per photo")
     return parse_points(data, FIELD)
 
 

@@ -1,22 +1,7 @@
-"""The web service's one data layer: uploads, jobs, results and ratings in a real database.
+"""The web service's one data layer: uploads, jobs, results and ratings, read and written.
 
-SQLite in the instance folder by default (WAL, synchronous=FULL, one connection per thread);
-PostgreSQL when a URL is configured, so that several server processes share one store. Every
-write is one transaction that is committed before the caller answers, so a rating that got a
-success answer survives a crash or a restart.
-
-What lives where:
-- `uploads`: one photo a person sent (its file names in the instance folder, never the path
-  they came from), with the time its files expire, and the palette of the reference photo it
-  was coloured like (reference.Palette's JSON: the reference's file name and colour statistics,
-  no pixels; NULL: none).
-- `jobs`: one colouring of an upload at one working size; a re-run is a new job.
-- `results`: one model's output for a job, under a neutral label (A, B, C) in shuffled order,
-  with the colour points it was last coloured with (JSON text, web/points.py; NULL: none).
-- `ratings`: a person's judgement of one model on one job: a 1-5 score (SCORES) and/or whether
-  it was picked as the best of the compared results. Keyed by (job, model), so changing one's mind
-  updates the row. Ratings keep the model name and never reference the files, so they outlive
-  the photos, which expire.
+Every method is one transaction (web/database.py: connections, SQLite and PostgreSQL); the
+tables and what lives in each are in web/schema.py.
 
 Who may rate: an upload has an `owner`, the digest (owner_digest) of a secret only its sender
 holds: the page's session, or the token the API's colorize call returned. A job is rated only
@@ -24,101 +9,24 @@ by its owner, so a result has at most one rating, and that rating's `rater` is t
 A rating is `blind` when the result was shown under a neutral label with the names hidden
 (an upload from the page), named when the caller chose the model (the API); the statistics
 keep the two apart, since a named rating can be given by someone with a stake in a model.
-
-Older databases are brought up to date when the store opens (`_migrate`): missing columns are
-added, every rating is kept, and a rating from before is blind when it came from the page
-(`source = 'web'`), named otherwise.
-
-SQL is written once with `?` placeholders; the PostgreSQL backend turns them into `%s`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
-import sqlite3
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
-
-_TABLES = """
-CREATE TABLE IF NOT EXISTS uploads (
-    id TEXT PRIMARY KEY,
-    filename TEXT NOT NULL,
-    stored TEXT,
-    view TEXT,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    format TEXT,
-    source TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    expires_at DOUBLE PRECISION NOT NULL,
-    owner TEXT,
-    reference TEXT
-);
-CREATE INDEX IF NOT EXISTS uploads_expires ON uploads (expires_at);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    upload_id TEXT NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
-    size INTEGER NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_upload ON jobs (upload_id);
-CREATE TABLE IF NOT EXISTS results (
-    id TEXT PRIMARY KEY,
-    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-    model TEXT NOT NULL,
-    label TEXT NOT NULL,
-    file TEXT,
-    seconds DOUBLE PRECISION NOT NULL,
-    points TEXT
-);
-CREATE INDEX IF NOT EXISTS results_job ON results (job_id);
-CREATE TABLE IF NOT EXISTS ratings (
-    id {id_column},
-    job_id TEXT NOT NULL,
-    model TEXT NOT NULL,
-    label TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    score INTEGER CHECK (score BETWEEN {lowest} AND {highest}),
-    best INTEGER CHECK (best IN (0, 1)),
-    compared INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    updated_at DOUBLE PRECISION NOT NULL,
-    blind INTEGER CHECK (blind IN (0, 1)),
-    rater TEXT,
-    UNIQUE (job_id, model)
-);
-CREATE INDEX IF NOT EXISTS ratings_model ON ratings (model);
-"""
+from pix2color.web.database import Database, PostgresDatabase, SQLiteDatabase, StoreError
+from pix2color.web.schema import SCORES
 
 RATING_COLUMNS = (
     "id", "created_at", "updated_at", "job_id", "model", "label", "size", "score", "best",
     "compared", "source", "blind", "rater",
 )  # fmt: skip
-
-# columns added since the first schema: (table, column, type, how existing rows are filled)
-_ADDED_COLUMNS = (
-    ("uploads", "owner", "TEXT", None),  # older uploads have no owner: nobody can rate them
-    ("ratings", "blind", "INTEGER", "CASE WHEN source = 'web' THEN 1 ELSE 0 END"),
-    ("ratings", "rater", "TEXT", None),  # unknown for ratings from before
-    ("results", "points", "TEXT", None),  # colour points: none before
-    ("uploads", "reference", "TEXT", None),  # a reference photo's palette: none before
-)
 KINDS = ("blind", "named")  # the two kinds of rating the statistics keep apart
-
-
-SCORES = range(1, 6)  # a rating's stars, the one range the page, the API and the table use
-
-
-class StoreError(RuntimeError):
-    """The database cannot be reached or used; the message says which one and why."""
 
 
 class RatingError(ValueError):
@@ -139,20 +47,8 @@ def owner_digest(kind: str, secret: str) -> str:
     return hashlib.sha256(f"pix2color-owner:{kind}:{secret}".encode()).hexdigest()
 
 
-def _ddl(id_column: str) -> list[str]:
-    sql = _TABLES.format(id_column=id_column, lowest=SCORES[0], highest=SCORES[-1])
-    return [s.strip() for s in sql.split(";") if s.strip()]
-
-
-class Store:
-    """Shared by every thread of a server process; each thread gets its own connection."""
-
-    kind = "?"
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self._all: list[Any] = []  # every connection opened, so close() can close them
-        self._lock = threading.Lock()
+class Store(Database):
+    """The queries, on either backend (SQLiteStore, PostgresStore); one per server process."""
 
     # ------------------------------------------------------------------ opening
     @staticmethod
@@ -170,89 +66,6 @@ class Store:
             store = SQLiteStore(Path(path))
         store.create_schema()
         return store
-
-    def describe(self) -> str:
-        raise NotImplementedError
-
-    def _connect(self) -> Any:
-        raise NotImplementedError
-
-    def _ddl(self) -> list[str]:
-        raise NotImplementedError
-
-    def _sql(self, sql: str) -> str:
-        return sql
-
-    def _is_broken(self, conn: Any) -> bool:
-        return False
-
-    def _driver_errors(self) -> tuple[type[BaseException], ...]:
-        return ()
-
-    def _connection(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or self._is_broken(conn):
-            conn = self._connect()
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    @contextmanager
-    def transaction(self) -> Iterator[_Cursor]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        conn = self._connection()
-        try:
-            cur = _Cursor(conn.cursor(), self._sql)
-            yield cur
-            conn.commit()
-        except BaseException as e:
-            try:
-                conn.rollback()
-            except Exception:  # a connection that died mid-way cannot roll back: drop it
-                self._local.conn = None
-            if isinstance(e, self._driver_errors()):
-                raise StoreError(f"{self.describe()}: {e}") from e
-            raise
-
-    def close(self) -> None:
-        with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            try:
-                conn.close()
-            except Exception as e:  # closing is best effort at shutdown, but say so
-                log.debug("closing a database connection failed: %s", e)
-        self._local = threading.local()
-
-    def create_schema(self) -> None:
-        """Create missing tables and bring an older database's tables up to date, at once."""
-        with self.transaction() as cur:
-            for statement in self._ddl():
-                cur.execute(statement)
-            self._migrate(cur)
-            # after _migrate: an older uploads table gets its owner column there
-            cur.execute("CREATE INDEX IF NOT EXISTS uploads_owner ON uploads (owner)")
-
-    def _migrate(self, cur: _Cursor) -> None:
-        """Add the columns an older schema lacks, filling them for the rows already there."""
-        for table, column, kind, fill in _ADDED_COLUMNS:
-            cur.execute(f"SELECT * FROM {table} WHERE 1 = 0")
-            if column in cur.column_names():
-                continue
-            cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            if fill:
-                cur.execute(f"UPDATE {table} SET {column} = {fill}")
-            log.info("database updated: %s.%s added", table, column)
-
-    def ping(self) -> None:
-        """Raise StoreError if the database cannot answer a query."""
-        try:
-            with self.transaction() as cur:
-                cur.execute("SELECT 1")
-                cur.fetchone()
-        except Exception as e:
-            raise StoreError(f"{self.describe()} does not answer: {e}") from e
 
     # ------------------------------------------------------------------ jobs
     def add_upload(self, upload: dict[str, Any]) -> None:
@@ -457,97 +270,9 @@ def _blind(job: dict[str, Any]) -> int:
     return int(job.get("source") == "web")
 
 
-class _Cursor:
-    """A DB-API cursor that speaks `?` placeholders and returns rows as dicts."""
-
-    def __init__(self, cur: Any, translate) -> None:
-        self._cur, self._translate = cur, translate
-
-    def execute(self, sql: str, params: list | tuple = ()) -> None:
-        self._cur.execute(self._translate(sql), params)
-
-    def _names(self) -> list[str]:
-        return [d[0] for d in self._cur.description]
-
-    def column_names(self) -> list[str]:
-        """The columns of the last query's result (for a SELECT with no rows too)."""
-        return self._names()
-
-    def fetchone(self) -> dict[str, Any] | None:
-        row = self._cur.fetchone()
-        return None if row is None else dict(zip(self._names(), row, strict=True))
-
-    def fetchall(self) -> list[dict[str, Any]]:
-        names = self._names()
-        return [dict(zip(names, row, strict=True)) for row in self._cur.fetchall()]
+class SQLiteStore(SQLiteDatabase, Store):
+    """The store in an SQLite file (the default: the instance folder's pix2color.db)."""
 
 
-class SQLiteStore(Store):
-    kind = "sqlite"
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    def describe(self) -> str:
-        return f"SQLite database {self.path}"
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            # check_same_thread=False only so close() can run from another thread at shutdown;
-            # each connection is otherwise used by the thread that opened it
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
-            conn.execute("PRAGMA synchronous = FULL")  # a commit is on disk before we answer
-            conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open {self.describe()}: {e}") from e
-        return conn
-
-    def _driver_errors(self) -> tuple[type[BaseException], ...]:
-        return (sqlite3.Error,)
-
-    def _ddl(self) -> list[str]:
-        return _ddl("INTEGER PRIMARY KEY AUTOINCREMENT")
-
-
-class PostgresStore(Store):
-    kind = "postgresql"
-
-    def __init__(self, url: str) -> None:
-        super().__init__()
-        self.url = url
-
-    def describe(self) -> str:
-        from psycopg.conninfo import conninfo_to_dict
-
-        info = conninfo_to_dict(self.url)  # never print the password
-        where = info.get("host") or "localhost"
-        return f"PostgreSQL database {info.get('dbname', '?')} on {where}:{info.get('port', 5432)}"
-
-    def _connect(self) -> Any:
-        import psycopg
-
-        try:
-            return psycopg.connect(self.url, connect_timeout=10)
-        except psycopg.Error as e:
-            raise StoreError(f"cannot connect to {self.describe()}: {e}") from e
-
-    def _is_broken(self, conn: Any) -> bool:
-        return conn.closed or conn.broken
-
-    def _driver_errors(self) -> tuple[type[BaseException], ...]:
-        import psycopg
-
-        return (psycopg.Error,)
-
-    def _sql(self, sql: str) -> str:
-        assert "%" not in sql, "write SQL with ? placeholders only"
-        return sql.replace("?", "%s")
-
-    def _ddl(self) -> list[str]:
-        # several server processes may start at once: one creates the tables, the others wait
-        return ["SELECT pg_advisory_xact_lock(4242)"] + _ddl(
-            "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-        )
+class PostgresStore(PostgresDatabase, Store):
+    """The store in a PostgreSQL database, shared by several server processes."""

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pix2color.data.images import Photo
 from pix2color.files import replacing
-from pix2color.inference import small_L
-from pix2color.suggest import Suggestion, class_distribution, likely_colours
+from pix2color.guide.suggest import Suggestion, class_distribution, likely_colours
+from pix2color.inference.join import small_L
+from pix2color.photo import Photo
 from pix2color.web.errors import WebError
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class Suggester:
         """A decoded photo -> (bin probabilities (gh, gw, Q) float16, L (gh, gw) float32 on the
         same grid, a quarter of the working size); call inside an inference slot."""
         G = self.network()
-        L_small = small_L(photo, self.size)  # (1, h, w) in [0, 100]
+        L_small = torch.from_numpy(small_L(photo, self.size))  # (1, h, w) in [0, 100]
         probs = class_distribution(G, L_small)  # (gh, gw, Q)
         L_grid = F.avg_pool2d(L_small[None], 4, ceil_mode=True)[0, 0]  # (gh, gw)
         return probs.half().numpy(), L_grid[: probs.shape[0], : probs.shape[1]].numpy()

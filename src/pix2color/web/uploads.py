@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from werkzeug.datastructures import FileStorage
 
-from pix2color.data.images import ImageError, Photo, read_photo
+from pix2color.photo import ImageError, Photo, read_photo
 from pix2color.web.errors import WebError
 
 # Pillow format names this service opens; everything else is refused before decoding

@@ -29,7 +29,8 @@ from flask import (
 from pix2color.web import points as web_points
 from pix2color.web.downloads import OUTPUT_FORMATS, download_name, parse_format
 from pix2color.web.errors import WebError, wants_json
-from pix2color.web.jobs import REFERENCE_FIELD, current_service, reference_name, thumb_name
+from pix2color.web.instance_files import thumb_name
+from pix2color.web.jobs import REFERENCE_FIELD, current_service, reference_name
 from pix2color.web.security import csrf_required, owns, page_owner, rate_limited
 from pix2color.web.store import check_score
 
