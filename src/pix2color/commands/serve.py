@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from pix2color.web import create_app
+    from pix2color.web.database import StoreError
     from pix2color.web.engine import limit_malloc_arenas
     from pix2color.web.server import make_server
-    from pix2color.web.store import StoreError
 
     # before any thread starts: few malloc arenas, so freed memory is reused and trimmed
     limit_malloc_arenas(2)

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
+from pix2color.inference.spine import Prediction
 from pix2color.web.downloads import OUTPUT_FORMATS, encode
 from pix2color.web.engine import Engine
 from pix2color.web.errors import WebError
@@ -83,20 +83,20 @@ class InstanceFiles:
         thumb.save(self.files / thumb_name(name), format="WEBP", quality=85, method=method)
 
     # ------------------------------------------------------------------ colour points
-    def _save_colour(self, name: str, ab: torch.Tensor, L_small: torch.Tensor) -> None:
-        colour = torch.cat([ab, L_small]).numpy().astype(np.float32)  # (3, h, w)
+    def _save_colour(self, name: str, predicted: Prediction) -> None:
+        colour = np.concatenate([predicted.ab, predicted.L_small]).astype(np.float32)  # (3, h, w)
         path = self.files / colour_name(name)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
         with open(tmp, "wb") as f:
             np.save(f, colour)
         os.replace(tmp, path)
 
-    def _load_colour(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _load_colour(self, name: str) -> Prediction | None:
         try:
-            colour = torch.from_numpy(np.load(self.files / colour_name(name)))
+            colour = np.load(self.files / colour_name(name))
         except (OSError, ValueError):  # not kept (a result from before), or half gone: predict
             return None
-        return colour[:2], colour[2:]
+        return Prediction(colour[:2], colour[2:])
 
     # ------------------------------------------------------------------ downloads
     def encoded(self, result: dict[str, Any], fmt: str) -> Path:

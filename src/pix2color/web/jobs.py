@@ -23,6 +23,7 @@ from werkzeug.datastructures import FileStorage
 
 from pix2color.guide.points import Point, check_points
 from pix2color.guide.reference import Palette, ReferencePhotoError, palette_of
+from pix2color.inference.spine import Prediction
 from pix2color.photo import Photo
 from pix2color.web import points as web_points
 from pix2color.web.downloads import encode
@@ -56,8 +57,7 @@ class Output:
     model: str
     image: Image.Image
     seconds: float
-    ab: torch.Tensor | None = None  # the network's working-size colour (2, h, w)
-    L_small: torch.Tensor | None = None  # the working-size L it was predicted from (1, h, w)
+    predicted: Prediction | None = None  # the network's working-size colour, kept for points
 
 
 @dataclass(frozen=True)
@@ -180,10 +180,10 @@ class Service(InstanceFiles):
         outputs = []
         for model in models:
             t = time.perf_counter()
-            ab, L_small = self.engine.predict(model, photo, size)
+            predicted = self.engine.predict(model, photo, size)
             points = (points_of or {}).get(model)
-            img = self.engine.join(model, photo, ab, L_small, points, palette)
-            outputs.append(Output(model, img, time.perf_counter() - t, ab, L_small))
+            img = self.engine.join(model, photo, predicted, points, palette)
+            outputs.append(Output(model, img, time.perf_counter() - t, predicted))
         w, h = photo.size
         log.info("coloured %s (%dx%d) at %d with %s", filename, w, h, size, ", ".join(models))
         return outputs
@@ -237,8 +237,8 @@ class Service(InstanceFiles):
             if keep:
                 out.image.save(self.files / f"{rid}.png", format="PNG", compress_level=3)
                 self._save_thumb(out.image, f"{rid}.png")
-                if out.ab is not None and out.L_small is not None:
-                    self._save_colour(f"{rid}.png", out.ab, out.L_small)
+                if out.predicted is not None:
+                    self._save_colour(f"{rid}.png", out.predicted)
                 row["file"] = f"{rid}.png"
             results.append(row)
         return results
@@ -285,9 +285,9 @@ class Service(InstanceFiles):
                 kept = self._load_colour(name)
                 if kept is None:
                     kept = self.engine.predict(result["model"], photo, job["size"])
-                    self._save_colour(name, *kept)
+                    self._save_colour(name, kept)
                 t2 = time.perf_counter()
-                image = self.engine.join(result["model"], photo, *kept, points, palette)
+                image = self.engine.join(result["model"], photo, kept, points, palette)
                 t3 = time.perf_counter()
                 tmp = self.files / f".{name}.{secrets.token_hex(4)}"
                 image.save(tmp, format="PNG", compress_level=1)  # fast: it changes often
