@@ -290,7 +290,7 @@ def test_keep_split_refuses_what_would_change_val_or_test(raw, fold0, tmp_path, 
 
 
 def test_keep_split_takes_a_file_with_only_the_plan(raw, fold0, tmp_path):
-    """The plan alone (as bench/study_split.json keeps it in the repo) is enough."""
+    """The plan alone (as experiments/study_split.json keeps it in the repo) is enough."""
     out, rows = fold0
     plan = json.loads((out / "prepare_report.json").read_text())["sources"]
     plan_file = tmp_path / "split.json"

@@ -154,19 +154,6 @@ def rows_to_rgb8(L, a, b, m, table, out) -> None:
         out[..., c] = table[np.minimum(np.maximum(v, _ZERO), _TOP16).astype(np.int32)]
 
 
-def upsample_rows_to_rgb8(L, small, x0, x1, wx0, wx1, y0, y1, wy0, wy1, guided, m, table, out):
-    """kernels.upsample_lab_to_rgb8 in numpy: the same arguments, the same bytes."""
-    lo, hi = y0[0], y1[-1] + 1
-    src = small[:, lo:hi]  # (C, k, w): the source rows the band reads
-    across = src[:, :, x0] * wx0 + src[:, :, x1] * wx1  # (C, k, W), along the width first
-    v0, v1 = wy0[:, None], wy1[:, None]
-    top, bottom = across[:, y0 - lo], across[:, y1 - lo]  # (C, R, W)
-    ab = top[:2] * v0 + bottom[:2] * v1
-    if guided:  # the guided filter's A * L / 100 + B
-        ab = ab * (L / _HUNDRED) + (top[2:] * v0 + bottom[2:] * v1)
-    rows_to_rgb8(L, ab[0], ab[1], m, table, out)
-
-
 if __name__ == "__main__":  # write tables.npz from lab.py's torch formulas
     from pix2color.color.lab import table_values
 

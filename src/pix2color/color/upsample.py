@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import torch
 
 UPSAMPLING = ("bilinear", "guided")
-# chosen on the out-of-source validation photos by the rule in bench/STUDY.md
+# chosen on the out-of-source validation photos by the rule in experiments/STUDY.md
 DEFAULT_UPSAMPLING = "guided"
 GUIDED_RADIUS, GUIDED_EPS = 2, 1e-3  # window of 5x5 working-size pixels
 
@@ -157,19 +157,19 @@ class BandColour:
 
     def rgb8(self, r0: int, r1: int, L: np.ndarray, out: np.ndarray) -> None:
         """Full-resolution L rows (R, W) float32 -> 8-bit sRGB into `out` (R, W, 3 or 4) uint8,
-        in one pass (kernels.upsample_lab_to_rgb8, compiled, for a big photo; its numpy twin
-        rows.upsample_rows_to_rgb8 for a small one: the same bytes): the pixels of `rows` then
-        rows.lab_rows_to_rgb8, without the band's ab buffers."""
+        in one compiled pass for a big photo (kernels.upsample_lab_to_rgb8: no band ab buffers),
+        or for a small one `rows` then rows.rows_to_rgb8 in numpy: the same bytes."""
         up = self.up
-        y0, y1, wy0, wy1 = bilinear_taps(up.small.shape[1], up.H, r0, r1)
-        if rows.compiled(up.H * up.W):
-            from pix2color.color import kernels  # numba: loaded on the first compiled join
+        L = np.ascontiguousarray(L, np.float32)
+        if not rows.compiled(up.H * up.W):  # numpy: the same float32 steps, so the same bytes
+            a, b = self.rows(r0, r1, L)
+            rows.rows_to_rgb8(L, a, b, *rows.rgb8_tables(), out)
+            return
+        from pix2color.color import kernels  # numba: loaded on the first compiled join
 
-            join = kernels.upsample_lab_to_rgb8
-        else:
-            join = rows.upsample_rows_to_rgb8
-        join(
-            np.ascontiguousarray(L, np.float32), up.small, up.x0, up.x1, up.wx0, up.wx1,
+        y0, y1, wy0, wy1 = bilinear_taps(up.small.shape[1], up.H, r0, r1)
+        kernels.upsample_lab_to_rgb8(
+            L, up.small, up.x0, up.x1, up.wx0, up.wx1,
             y0, y1, wy0, wy1, self.mode == "guided", *rows.rgb8_tables(), out,
         )  # fmt: skip
 

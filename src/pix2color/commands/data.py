@@ -112,7 +112,7 @@ def _register_prepare(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         help="the prepare_report.json (or its folder, or a file with only its plan, like "
-        "bench/study_split.json) of an earlier --split-by source run: "
+        "experiments/study_split.json) of an earlier --split-by source run: "
         "hold out exactly its val and test sources and train on every other source, new ones "
         "included, so that adding sources leaves val and test as they were (implies "
         "--split-by source; its seed, fold and folds are kept)",

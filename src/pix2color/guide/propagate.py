@@ -27,9 +27,10 @@ scipy only: the arrays are small and every step is a whole-array operation.
 
 `pull` is given for a 256-pixel long side and scaled with the pixel area, so a point's reach is
 the same fraction of the photo at any working size. The defaults were chosen on the validation
-split (bench/tune_hints.py, bench/HINTS.md), never on the test photos: pull 3e-5 scored 0.04-0.07
-dB higher there, but let one point tint whatever it is not walled off from (on the astronaut, a
-red point on the background reddens her face and the flag); 1e-4 keeps the rest automatic.
+split (experiments/tune_hints.py, experiments/HINTS.md), never on the test photos: pull 3e-5
+scored 0.04-0.07 dB higher there, but let one point tint whatever it is not walled off from (on
+the astronaut, a red point on the background reddens her face and the flag); 1e-4 keeps the rest
+automatic.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ pixels cannot set a band's colour. L is never touched: the photo keeps its lumin
 Deterministic and cheap: a few numpy passes over the working size (about 5 ms for 256x192).
 A guided-colour network (HintUNet) reads the reference's ab histogram instead (guidance.py);
 the Palette carries it too. Settings were chosen on the validation split only
-(bench/bench_reference.py, bench/HINTS.md).
+(bench/bench_reference.py, experiments/HINTS.md).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ BAND_SIGMA = 8.0  # L units: each band's Gaussian width
 SHRINK = 0.05  # a band with under this share of the pixels leans on the whole photo's statistics
 MIN_RATIO, MAX_RATIO = 0.5, 2.0  # how much the spread of ab may shrink or grow
 MAX_SHIFT = 10.0  # Lab units: the most a band's mean colour may move (a wrong reference
-# tints, it does not repaint: bench/HINTS.md)
+# tints, it does not repaint: experiments/HINTS.md)
 STRENGTH = 1.0  # 0: automatic colour; 1: the reference's statistics in full
 REFERENCE_SIDE = 256  # the reference is measured on a copy this long at most
 MIN_CHROMA = 2.0  # mean chroma (Lab units) under which a reference "has no colour"

@@ -123,7 +123,7 @@ def likely_colours(
     the answer is ordered by that probability.
 
     Taking only the distribution's true modes (local maxima) instead was measured on the
-    validation photos (bench/HINTS.md): its second and third were far, unlikely colours of the
+    validation photos (experiments/HINTS.md): its second and third were far, unlikely colours of the
     distribution's tail, and the truth was within 10 of the three 62 % of the time, against
     78 % with this rule.
     """
