@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python bench/bench_hint_net.py [--data data/photos] [--crops 128 160 224]
 
-The guidance of a HintUNet's training crop (data/dataset.py HintCrops: simulated points, their
+The guidance of a HintUNet's training crop (data/dataset.py GuidedCrops: simulated points, their
 edge-aware spread and reach, a reference histogram) is computed per crop on the CPU; this
 prints its process CPU time per crop beside the plain crop's, and the wall and CPU time of one
 optimisation step of HintUNet (made from `default`, batch 8, 160 px, channels-last, 1 thread).
@@ -15,7 +15,13 @@ import time
 
 import torch
 
-from pix2color.data.dataset import HintCrops, HintSimulation, RandomCrops, load_photos, split_files
+from pix2color.data.dataset import (
+    GuidanceSimulation,
+    GuidedCrops,
+    RandomCrops,
+    load_photos,
+    split_files,
+)
 from pix2color.models import HintUNet
 from pix2color.train.setup import init_generator
 
@@ -32,7 +38,7 @@ def main() -> None:
     print("| crop | crop only (ms CPU) | crop + guidance (ms CPU) |\n|---|---|---|")
     for crop in args.crops:
         plain = RandomCrops(photos, crop=crop, seed=0)
-        guided = HintCrops(photos, hints=HintSimulation(), crop=crop, seed=0)
+        guided = GuidedCrops(photos, guidance=GuidanceSimulation(), crop=crop, seed=0)
         times = []
         for d in (plain, guided):
             t = time.process_time()
@@ -44,7 +50,7 @@ def main() -> None:
     init_generator(G, "src/pix2color/bundled/default")
     G = G.to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(G.parameters(), 1e-4)
-    data = HintCrops(photos, hints=HintSimulation(), crop=160, seed=0)
+    data = GuidedCrops(photos, guidance=GuidanceSimulation(), crop=160, seed=0)
     items = [data[i] for i in range(args.batch)]
     L, ab, hints, ref = (torch.stack(x) for x in zip(*items, strict=True))
     L = L.contiguous(memory_format=torch.channels_last)

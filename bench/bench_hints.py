@@ -32,7 +32,7 @@ from pix2color.inference.colorizer import Colorizer
 from pix2color.photo import photo_from_image
 
 
-def grey_photo(width: int, height: int) -> Image.Image:
+def gray_photo(width: int, height: int) -> Image.Image:
     """scikit-image's astronaut, centre-cropped to width:height, resized, grey."""
     img = Image.fromarray(skdata.astronaut())
     w, h = img.size
@@ -63,7 +63,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for shape in args.shapes:
         W, H = (int(v) for v in shape.split("x"))
-        photo = photo_from_image(grey_photo(W, H))
+        photo = photo_from_image(gray_photo(W, H))
         points = [
             Point(float(rng.integers(0, W)), float(rng.integers(0, H)),
                   tuple(int(v) for v in rng.integers(0, 256, 3)), 4.0)

@@ -36,7 +36,7 @@ def median_ms(fn: Callable[[], object], runs: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def grey_photo(w: int, h: int):
+def gray_photo(w: int, h: int):
     from PIL import Image
     from skimage import data as skdata
 
@@ -66,7 +66,7 @@ def bench_model(model: str, args: argparse.Namespace, folder: Path) -> list[str]
     ]
 
     w, h = (int(v) for v in args.photo.split("x"))
-    photo = grey_photo(w, h)
+    photo = gray_photo(w, h)
     c_torch, c_onnx = Colorizer(G, size=px), Colorizer(onnx_G, size=px)
     t_torch = median_ms(lambda: c_torch(photo), args.runs)
     t_onnx = median_ms(lambda: c_onnx(photo), args.runs)

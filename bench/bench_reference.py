@@ -37,7 +37,7 @@ from PIL import Image
 
 from pix2color.eval import metrics as M
 from pix2color.eval.evaluate import (
-    GREY,
+    GRAY,
     OTHER,
     OWN,
     WithReference,
@@ -55,7 +55,7 @@ from pix2color.photo import photo_from_image
 GRID = [(1, 12.0, 1.5), (4, 16.0, 1.5), (6, 12.0, 1.5), (6, 12.0, 2.0), (10, 8.0, 1.5)]
 SHIFTS, STRENGTHS = (10.0, 20.0, 1e9), (0.5, 0.75, 1.0)
 ROWS = {
-    GREY: "grey input",
+    GRAY: "grey input",
     "auto": "automatic (no reference)",
     "own": "own palette (left half of the photo)",
     "wrong": "wrong palette (another photo's left half)",
@@ -75,13 +75,13 @@ def quick_scores(pred: list[np.ndarray], truth: list[np.ndarray]) -> dict[str, f
 
 def grid(c: Colorizer, test: TestSet) -> None:
     """Every setting of GRID x SHIFTS x STRENGTHS, own and wrong palette (val only)."""
-    photos = [photo_from_image(Image.fromarray(g, "L")) for g in test.grey]
+    photos = [photo_from_image(Image.fromarray(g, "L")) for g in test.gray]
     predicted = []
     for i in range(0, len(photos), 8):  # the network once; the settings change the transfer only
         predicted += c.predict_photos(photos[i : i + 8])
     right_truth = right_halves(test).truth
 
-    def colour(palettes: list | None, **options) -> list[np.ndarray]:
+    def color(palettes: list | None, **options) -> list[np.ndarray]:
         out = []
         for k, (photo, (ab, s)) in enumerate(zip(photos, predicted, strict=True)):
             if palettes is not None and palettes[k] is not None:
@@ -89,7 +89,7 @@ def grid(c: Colorizer, test: TestSet) -> None:
             out.append(right_half(np.asarray(c.join(photo, ab, s).convert("RGB"))))
         return out
 
-    auto = quick_scores(colour(None), right_truth)
+    auto = quick_scores(color(None), right_truth)
     print(f"automatic: PSNR {auto['psnr']:.2f} CIEDE2000 {auto['ciede2000']:.2f}")
     print("| bands | sigma | max ratio | max shift | strength | own PSNR | own CIEDE | own cf "
           "| wrong PSNR | wrong CIEDE | wrong cf |")  # fmt: skip
@@ -98,8 +98,8 @@ def grid(c: Colorizer, test: TestSet) -> None:
         R.BANDS, R.BAND_SIGMA, R.MAX_RATIO, R.MIN_RATIO = bands, sigma, ratio, 1 / ratio
         own, wrong = reference_palettes(test, OWN), reference_palettes(test, OTHER)
         for R.MAX_SHIFT, strength in itertools.product(SHIFTS, STRENGTHS):
-            a = quick_scores(colour(own, strength=strength), right_truth)
-            b = quick_scores(colour(wrong, strength=strength), right_truth)
+            a = quick_scores(color(own, strength=strength), right_truth)
+            b = quick_scores(color(wrong, strength=strength), right_truth)
             print(f"| {bands} | {sigma:g} | {ratio:g} | {R.MAX_SHIFT:g} | {strength:g} | "
                   f"{a['psnr']:.2f} | {a['ciede2000']:.2f} | {a['colorfulness']:.1f} | "
                   f"{b['psnr']:.2f} | {b['ciede2000']:.2f} | {b['colorfulness']:.1f} |",
@@ -138,7 +138,7 @@ def main() -> None:
         f"settings: bands {R.BANDS}, sigma {R.BAND_SIGMA:g}, ratio {R.MIN_RATIO:g}-"
         f"{R.MAX_RATIO:g}, max shift {R.MAX_SHIFT:g}, strength {R.STRENGTH:g}\n"
     )
-    truth_cf = models[GREY]["colorfulness_truth"]
+    truth_cf = models[GRAY]["colorfulness_truth"]
     print(f"| colour | PSNR (dB) ↑ | LPIPS ↓ | CIEDE2000 ↓ | colourfulness (truth {truth_cf:.2f})")
     print("|---|---|---|---|---|")
     for key, label in ROWS.items():

@@ -82,7 +82,7 @@ def case_colorize(model: str, size: str, device: str, runs: int) -> dict:
 
 
 def case_train(model: str, size: str, device: str, runs: int) -> dict:
-    from pix2color.color.classes import ColourClassLoss
+    from pix2color.color.classes import ColorClassLoss
     from pix2color.models.patchgan import GANLoss
     from pix2color.train import build_models, train_step
 
@@ -92,7 +92,7 @@ def case_train(model: str, size: str, device: str, runs: int) -> dict:
     extra = {}
     if cfg.head == "classes":  # speed only: uniform rebalancing weights do the same work
         bins = G.bins
-        extra = {"class_loss": ColourClassLoss(bins, torch.ones(len(bins))).to(device),
+        extra = {"class_loss": ColorClassLoss(bins, torch.ones(len(bins))).to(device),
                  "lambda_class": 1.0}  # fmt: skip
     G.to(device).train()
     D.to(device).train()

@@ -38,13 +38,13 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(args.tree / "src")}
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "one.jpg"
-        grey = Image.fromarray(np.asarray(data.astronaut())).convert("L")
-        grey.resize((1024, 768)).save(photo, quality=92)
+        gray = Image.fromarray(np.asarray(data.astronaut())).convert("L")
+        gray.resize((1024, 768)).save(photo, quality=92)
         cli = [sys.executable, "-m", "pix2color.cli"]
-        colour = [*cli, "colorize", str(photo), "-o", str(Path(tmp) / "out"), "-q"]
-        timed(colour, env)  # the ONNX twin is made and cached once
+        color = [*cli, "colorize", str(photo), "-o", str(Path(tmp) / "out"), "-q"]
+        timed(color, env)  # the ONNX twin is made and cached once
         rows = []
-        for label, cmd in (("pix2color --help", [*cli, "--help"]), ("colorize 1024x768", colour)):
+        for label, cmd in (("pix2color --help", [*cli, "--help"]), ("colorize 1024x768", color)):
             t = [timed(cmd, env) for _ in range(args.runs)]
             rows.append((label, statistics.median(t), min(t), max(t)))
     print(f"tree: {args.tree}; {os.cpu_count()} CPUs; {args.runs} runs each")

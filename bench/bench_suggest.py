@@ -39,14 +39,14 @@ from PIL import Image
 
 from pix2color.color.lab import rgb_to_lab
 from pix2color.eval.testset import load_test_split
-from pix2color.guide.suggest import class_distribution, likely_colours
+from pix2color.guide.suggest import class_distribution, likely_colors
 from pix2color.inference.colorizer import Colorizer
 from pix2color.inference.join import small_L
 from pix2color.models.io import load_generator, suggestion_model
 from pix2color.photo import photo_from_image
 
 SPOTS, MARGIN, HIT = 10, 2, 10.0
-COLOURFUL = 20.0  # truth chroma from which a spot counts as colourful
+COLORFUL = 20.0  # truth chroma from which a spot counts as colourful
 
 
 # ---- app.js, reproduced: rgbToLab, labToRgb (None outside the screen's colours), bolder
@@ -106,9 +106,9 @@ def js_bolder(rgb: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
     return out
 
 
-def ab_of_rgb(colours: list[tuple[int, int, int]]) -> np.ndarray:
+def ab_of_rgb(colors: list[tuple[int, int, int]]) -> np.ndarray:
     """[(r, g, b)] -> (n, 2) ab (pix2color.color, as the server reads a point's colour)."""
-    rgb = np.asarray(colours, np.uint8).reshape(1, -1, 3)
+    rgb = np.asarray(colors, np.uint8).reshape(1, -1, 3)
     return rgb_to_lab(rgb)[0, :, 1:]
 
 
@@ -139,8 +139,8 @@ def main() -> None:
     counts: dict[str, list[int]] = {k: [] for k in ROWS}
     chroma: list[float] = []
     t0 = time.perf_counter()
-    for grey, truth in zip(test.grey, test.truth, strict=True):
-        photo = photo_from_image(Image.fromarray(grey, "L"))
+    for gray, truth in zip(test.gray, test.truth, strict=True):
+        photo = photo_from_image(Image.fromarray(gray, "L"))
         ab, L_small = c.predict_photos([photo])[0]
         shown = np.asarray(c.join(photo, ab, L_small).convert("RGB"))  # the page's result
         L_work = small_L(photo, 256)
@@ -153,7 +153,7 @@ def main() -> None:
             now = tuple(int(v) for v in np.round(shown[patch].reshape(-1, 3).mean(0)))
             browser = [js_bolder(now, f) for f in (1, 1.6, 2.4, 3.5)]
             L_spot = float(L_work[0, y, x])
-            likely = [hex_rgb(s.hex) for s in likely_colours(probs, bins, (256, 256), x, y, L_spot)]
+            likely = [hex_rgb(s.hex) for s in likely_colors(probs, bins, (256, 256), x, y, L_spot)]
             sets = {
                 "here now": browser[:1],
                 "here now + bolder (today's page)": browser,
@@ -162,15 +162,15 @@ def main() -> None:
                 "here now + likely top-3 (the page now)": browser[:1] + likely,
                 "here now + bolder + likely top-3": browser + likely,
             }
-            for name, colours in sets.items():
-                counts[name].append(len(colours))
-                rows[name].append(float(np.linalg.norm(ab_of_rgb(colours) - want, axis=1).min()))
+            for name, colors in sets.items():
+                counts[name].append(len(colors))
+                rows[name].append(float(np.linalg.norm(ab_of_rgb(colors) - want, axis=1).min()))
     seconds = time.perf_counter() - t0
     chroma_a = np.asarray(chroma)
-    colourful = chroma_a >= COLOURFUL
+    colorful = chroma_a >= COLORFUL
     print(
         f"\n{n} photos of {args.split} x {SPOTS} spots (seed {args.seed}) = {len(chroma)} spots, "
-        f"{int(colourful.sum())} colourful (truth chroma >= {COLOURFUL:g}); page colour from "
+        f"{int(colorful.sum())} colourful (truth chroma >= {COLORFUL:g}); page colour from "
         f"`{args.model}`; {seconds:.0f} s\n"
     )
     print(
@@ -182,7 +182,7 @@ def main() -> None:
         k = f"{ROWS[name]} ({np.mean(counts[name]):.2f})"
         print(
             f"| {name} | {k} | {100 * (d_a <= HIT).mean():.1f} % | "
-            f"{100 * (d_a[colourful] <= HIT).mean():.1f} % | {d_a.mean():.1f} |"
+            f"{100 * (d_a[colorful] <= HIT).mean():.1f} % | {d_a.mean():.1f} |"
         )
 
 

@@ -28,10 +28,10 @@ from pix2color.inference.colorizer import Colorizer
 
 def edge_band(rgb: torch.Tensor, threshold: float = 0.25, width: int = 3) -> torch.Tensor:
     """(3, H, W) in [0, 1] -> (H, W) bool: pixels within `width` of a strong luminance edge."""
-    grey = rgb.mean(0, keepdim=True)[None]  # (1, 1, H, W)
+    gray = rgb.mean(0, keepdim=True)[None]  # (1, 1, H, W)
     kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]).view(1, 1, 3, 3) / 4
-    gx = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kx)
-    gy = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kx.transpose(2, 3))
+    gx = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), kx)
+    gy = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), kx.transpose(2, 3))
     edges = (gx.square() + gy.square()).sqrt() > threshold
     k = 2 * width + 1
     return F.max_pool2d(edges.float(), k, stride=1, padding=width)[0, 0] > 0
@@ -54,10 +54,10 @@ def main() -> None:
         img.thumbnail((args.max_side, args.max_side), Image.Resampling.LANCZOS)
         truth = torch.from_numpy(np.asarray(img)).permute(2, 0, 1).float() / 255
         band = edge_band(truth)
-        grey = img.convert("L")
+        gray = img.convert("L")
         for m, colorizer in colorizers.items():
             t = time.perf_counter()
-            out = colorizer(grey)
+            out = colorizer(gray)
             rows[m]["ms"].append(1000 * (time.perf_counter() - t))
             pred = torch.from_numpy(np.asarray(out.convert("RGB"))).permute(2, 0, 1).float() / 255
             rows[m]["psnr"].append(psnr(pred[None], truth[None]).item())

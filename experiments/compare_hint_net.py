@@ -3,7 +3,7 @@
     PYTHONPATH=src python experiments/compare_hint_net.py --data data/photos --auto default \
         --hint runs/hint-net/model [--points 10] [--limit 0] [--pulls 1e-4 1e-5]
 
-Training's own validation crops (256 px centre squares of the val split, HintCenterCrops: the
+Training's own validation crops (256 px centre squares of the val split, GuidedCenterCrops: the
 same fixed points per photo, radius 2, the truth's mean colour). Rows: the automatic model's
 colour; the classical propagation of the points over it (propagate.py, at each --pulls: the
 page's 1e-4 by default, lower reaching further); each --hint model
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from pix2color.color.lab import denormalize_ab, denormalize_L, lab_tensor_to_rgb, normalize_ab
-from pix2color.data.dataset import HintCenterCrops, load_photos, simulate_points, split_files
+from pix2color.data.dataset import GuidedCenterCrops, load_photos, simulate_points, split_files
 from pix2color.eval.lpips import LPIPS
 from pix2color.eval.metrics import psnr
 from pix2color.guide.propagate import PULL, patches, solve_difference
@@ -39,7 +39,7 @@ def main() -> None:
     torch.set_num_threads(1)
     files = split_files(args.data, "val")
     files = files[: args.limit] if args.limit else files
-    val = HintCenterCrops(load_photos(files, 320), size=256, n_points=args.points)
+    val = GuidedCenterCrops(load_photos(files, 320), size=256, n_points=args.points)
     lpips = LPIPS.from_pretrained("alex", torch.device("cpu"))
     auto, _ = load_generator(args.auto)
     models = {h: load_generator(h)[0].eval() for h in args.hint}
@@ -55,11 +55,11 @@ def main() -> None:
             L, ab, maps, ref = val[i]
             a = auto.eval()(L[None])[0]
             score("automatic", L, a, ab)
-            rng = np.random.default_rng([i, 13])  # the points of HintCenterCrops
+            rng = np.random.default_rng([i, 13])  # the points of GuidedCenterCrops
             n = args.points
-            centres, colours = simulate_points(denormalize_ab(ab), rng, n, np.full(n, 2))
+            centres, colors = simulate_points(denormalize_ab(ab), rng, n, np.full(n, 2))
             for pull in args.pulls:
-                spread = _propagate_ab(denormalize_L(L), denormalize_ab(a), centres, colours, pull)
+                spread = _propagate_ab(denormalize_L(L), denormalize_ab(a), centres, colors, pull)
                 name = "classical" if pull == PULL else f"classical (pull {pull:g})"
                 score(name, L, normalize_ab(spread), ab)
             for name, G in models.items():
@@ -71,10 +71,10 @@ def main() -> None:
         print(f"| {name} | {t[:, 0].mean():.2f} | {t[:, 1].mean():.4f} |")
 
 
-def _propagate_ab(L, auto_ab, centres, colours_ab, pull=PULL):
+def _propagate_ab(L, auto_ab, centres, colors_ab, pull=PULL):
     """The classical propagation with the points' colours given as ab (Lab units)."""
     auto = auto_ab.float().numpy()
-    mask, target = patches(centres, colours_ab, auto.shape[-2:])
+    mask, target = patches(centres, colors_ab, auto.shape[-2:])
     target = (target - auto) * (mask > 0)
     diff = solve_difference(L.numpy().reshape(auto.shape[-2:]), mask, target, pull=pull)
     return torch.from_numpy(auto + diff)

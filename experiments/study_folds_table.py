@@ -48,13 +48,13 @@ def load_fold(out: Path, fold: int) -> dict:
     return {"n": report["n"], "rows": rows, "gain": gain, "sources": sources}
 
 
-def relative(row: dict, grey: dict) -> dict[str, float]:
+def relative(row: dict, gray: dict) -> dict[str, float]:
     """The target figures of one row against grey's (and the truth's colourfulness)."""
     return {
-        "LPIPS under grey (%)": 100 * (1 - row["lpips"] / grey["lpips"]),
-        "PSNR over grey (dB)": row["psnr"] - grey["psnr"],
-        "FID minus grey's": row["fid"] - grey["fid"],
-        "KID minus grey's": row["kid"] - grey["kid"],
+        "LPIPS under grey (%)": 100 * (1 - row["lpips"] / gray["lpips"]),
+        "PSNR over grey (dB)": row["psnr"] - gray["psnr"],
+        "FID minus grey's": row["fid"] - gray["fid"],
+        "KID minus grey's": row["kid"] - gray["kid"],
         "colourfulness / truth's (%)": 100 * row["colorfulness"] / row["colorfulness_truth"],
     }
 
@@ -66,11 +66,11 @@ def per_fold_table(folds: dict[int, dict]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for k, f in folds.items():
-        grey = f["rows"]["grey"]
+        gray = f["rows"]["grey"]
         for variant, r in f["rows"].items():
             label = {"grey": "grey input", "calibrated": f"gain {f['gain']:g} (calibrated on val)",
                      "gain 1": "gain 1"}[variant]  # fmt: skip
-            under = 100 * (1 - r["lpips"] / grey["lpips"])
+            under = 100 * (1 - r["lpips"] / gray["lpips"])
             lines.append(
                 f"| {k} ({f['n']}) | {label} | {r['psnr']:.2f} | {r['lpips']:.3f} ({under:.0f} %) "
                 f"| {r['fid']:.1f} | {r['kid']:.4f} | {r['colorfulness']:.1f} "
@@ -121,22 +121,22 @@ def pooled(out: Path, folds: dict[int, dict]) -> list[str]:
                 check=True, stdout=subprocess.DEVNULL,
             )  # fmt: skip
         models = json.loads((report_dir / "report.json").read_text())["models"]
-        grey, (row,) = models["grey"], [m for name, m in models.items() if name != "grey"]
+        gray, (row,) = models["grey"], [m for name, m in models.items() if name != "grey"]
         if not lines:
             lines = [
-                f"All {grey['n']} test photos of the three folds pooled:",
+                f"All {gray['n']} test photos of the three folds pooled:",
                 "",
                 "| row | PSNR | LPIPS (under grey) | FID | KID | colourfulness (truth) "
                 "| CIEDE2000 |",
                 "|---|---|---|---|---|---|---|",
             ]
-            lines.append(_pooled_row("grey input", grey, grey))
-        lines.append(_pooled_row(variant, row, grey))
+            lines.append(_pooled_row("grey input", gray, gray))
+        lines.append(_pooled_row(variant, row, gray))
     return lines
 
 
-def _pooled_row(label: str, r: dict, grey: dict) -> str:
-    under = 100 * (1 - r["lpips"] / grey["lpips"])
+def _pooled_row(label: str, r: dict, gray: dict) -> str:
+    under = 100 * (1 - r["lpips"] / gray["lpips"])
     return (
         f"| {label} | {r['psnr']:.2f} | {r['lpips']:.3f} ({under:.0f} %) | {r['fid']:.1f} | "
         f"{r['kid']:.4f} | {r['colorfulness']:.1f} ({r['colorfulness_truth']:.1f}) | "

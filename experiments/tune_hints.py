@@ -48,7 +48,7 @@ def main() -> None:
     test, _ = load_test_split(args.data, 256, "val")
     n = args.limit or len(test.names)
     c = Colorizer.from_pretrained(args.model, size=256)
-    photos = [photo_from_image(Image.fromarray(g, "L")) for g in test.grey[:n]]
+    photos = [photo_from_image(Image.fromarray(g, "L")) for g in test.gray[:n]]
     predicted = c.predict_photos(photos)
     truth = torch.from_numpy(np.stack(test.truth[:n])).permute(0, 3, 1, 2).float() / 255
     pools = [simulated_points(test.truth[k], max(args.counts), test.names[k]) for k in range(n)]

@@ -10,14 +10,14 @@ import torch
 
 from pix2color.cli import main
 from pix2color.color.classes import (
-    ColourClassLoss,
+    ColorClassLoss,
     ab_bin_centres,
     ab_prior,
     annealed_mean,
     rebalancing_weights,
 )
 from pix2color.color.lab import AB_SCALE, rgb_to_lab_t
-from pix2color.models.colour_settings import BOOSTS, TEMPERATURES
+from pix2color.models.color_settings import BOOSTS, TEMPERATURES
 from pix2color.models.encoder_unet import MobileNetClassUNet, MobileNetUNet
 from pix2color.models.io import load_generator, save_pretrained
 from pix2color.models.patchgan import PatchDiscriminator
@@ -66,11 +66,11 @@ def test_annealed_mean_goes_from_mean_to_mode(bins):
 
 def test_rebalancing_weights_favour_rare_bins_and_average_one(bins):
     prior = torch.zeros(len(bins))
-    grey = torch.cdist(torch.zeros(1, 2), bins).argmin()
-    prior[grey] = 0.9
+    gray = torch.cdist(torch.zeros(1, 2), bins).argmin()
+    prior[gray] = 0.9
     prior[0] = 0.1
     w = rebalancing_weights(prior, bins, mix=0.5)
-    assert w[grey] < w[0] < w.max()
+    assert w[gray] < w[0] < w.max()
     uniform = rebalancing_weights(torch.full((len(bins),), 1 / len(bins)), bins)
     assert uniform.mean() == pytest.approx(1, abs=0.05)  # mean weight 1 (edges smooth a bit less)
     none = rebalancing_weights(prior, bins, mix=1.0)
@@ -80,13 +80,13 @@ def test_rebalancing_weights_favour_rare_bins_and_average_one(bins):
 def test_prior_counts_nearest_bins(bins):
     px = torch.tensor([[0.0, 0.0], [1.0, -2.0], [41.0, 59.0]])
     p = ab_prior(px, bins)
-    grey = torch.cdist(torch.zeros(1, 2), bins).argmin()
-    assert p[grey] == pytest.approx(2 / 3)
+    gray = torch.cdist(torch.zeros(1, 2), bins).argmin()
+    assert p[gray] == pytest.approx(2 / 3)
     assert p.sum() == pytest.approx(1)
 
 
 def test_class_loss_is_lowest_for_the_true_colour(bins):
-    loss = ColourClassLoss(bins, torch.ones(len(bins)))
+    loss = ColorClassLoss(bins, torch.ones(len(bins)))
     ab = torch.zeros(1, 2, 8, 8)
     ab[:, 0], ab[:, 1] = 40 / AB_SCALE, 60 / AB_SCALE
     right = torch.full((1, len(bins), 2, 2), -5.0)
@@ -128,7 +128,7 @@ def test_train_step_with_class_loss_learns_a_colour(bins):
     torch.manual_seed(0)
     G = MobileNetClassUNet(n_bins=len(bins), decoder_channels=(32, 32, 16, 16, 8, 8))
     G.bins.copy_(bins)
-    loss = ColourClassLoss(bins, torch.ones(len(bins)))
+    loss = ColorClassLoss(bins, torch.ones(len(bins)))
     opt = torch.optim.Adam(G.decoder_parameters(), lr=1e-2)
     D = PatchDiscriminator(base_channels=8, n_layers=1)  # not used before its start
     L = torch.rand(2, 1, 32, 32) * 2 - 1
@@ -330,11 +330,11 @@ def test_colorize_temperature_sets_how_bold_the_colour_is(G, tmp_path, capsys):
         G.head.bias[torch.cdist(torch.tensor([[40.0, 60.0]]), G.bins).argmin()] = 2.0
         G.head.bias[torch.cdist(torch.zeros(1, 2), G.bins).argmin()] = 1.5
     save_pretrained(G.eval(), tmp_path / "m")
-    grey = tmp_path / "grey.png"
-    Image.fromarray(real_photo("chelsea")[::4, ::4]).convert("L").save(grey)
+    gray = tmp_path / "grey.png"
+    Image.fromarray(real_photo("chelsea")[::4, ::4]).convert("L").save(gray)
 
     for t in ("0.1", "1.5"):
-        args = ["colorize", str(grey), "-o", str(tmp_path / t), "--model", str(tmp_path / "m")]
+        args = ["colorize", str(gray), "-o", str(tmp_path / t), "--model", str(tmp_path / "m")]
         assert main([*args, "--size", "64", "--temperature", t]) == 0
     # T=0.1: the orange mode (chroma 68 after gamut clipping); T=1.5: a mix near 42
     assert _chroma(tmp_path / "0.1") > _chroma(tmp_path / "1.5") + 15
@@ -344,7 +344,7 @@ def test_colorize_temperature_sets_how_bold_the_colour_is(G, tmp_path, capsys):
     assert main([*args, "--temperature", "9"]) == 2
     assert "out of range" in capsys.readouterr().err
     save_pretrained(MobileNetUNet(), tmp_path / "reg")
-    args = ["colorize", str(grey), "-o", str(tmp_path / "r"), "--model", str(tmp_path / "reg")]
+    args = ["colorize", str(gray), "-o", str(tmp_path / "r"), "--model", str(tmp_path / "reg")]
     assert main([*args, "--temperature", "0.3"]) == 2
     assert "only to models that predict colour classes" in capsys.readouterr().err
 
@@ -361,10 +361,10 @@ def test_colorize_gain_sets_how_bold_an_l1_models_colour_is(tmp_path, capsys):
         G.head[0].bias.copy_(torch.tensor([0.1, 0.15]))
     G.set_ab_gain(1.5)  # as if calibrated
     save_pretrained(G, tmp_path / "m")
-    grey = tmp_path / "grey.png"
-    Image.fromarray(real_photo("chelsea")[::4, ::4]).convert("L").save(grey)
+    gray = tmp_path / "grey.png"
+    Image.fromarray(real_photo("chelsea")[::4, ::4]).convert("L").save(gray)
 
-    base = ["colorize", str(grey), "--model", str(tmp_path / "m"), "--size", "64"]
+    base = ["colorize", str(gray), "--model", str(tmp_path / "m"), "--size", "64"]
     for g in ("0.5", "2"):
         assert main([*base, "-o", str(tmp_path / g), "--gain", g]) == 0
     assert main([*base, "-o", str(tmp_path / "calibrated")]) == 0
@@ -376,6 +376,6 @@ def test_colorize_gain_sets_how_bold_an_l1_models_colour_is(tmp_path, capsys):
     assert "out of range" in capsys.readouterr().err
     Gc = MobileNetClassUNet(n_bins=4).eval()
     save_pretrained(Gc, tmp_path / "classes")
-    args = ["colorize", str(grey), "-o", str(tmp_path / "c"), "--model", str(tmp_path / "classes")]
+    args = ["colorize", str(gray), "-o", str(tmp_path / "c"), "--model", str(tmp_path / "classes")]
     assert main([*args, "--gain", "1.2"]) == 2
     assert "use --temperature" in capsys.readouterr().err

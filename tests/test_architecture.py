@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import tokenize
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "pix2color"
@@ -130,3 +131,18 @@ def test_no_source_file_is_too_long():
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert not long, f"modules over {MAX_LINES} lines (split them by concern): {long}"
+
+
+# docs/vocabulary.md: names in code are spelt `color` and `gray`; prose says colour and grey.
+# The names a saved file holds (config keys, report keys) are strings and stay as saved.
+BRITISH = ("colour", "grey")
+
+
+def test_names_in_code_use_one_spelling():
+    found = set()
+    for path in SRC.rglob("*.py"):
+        with path.open("rb") as f:
+            for tok in tokenize.tokenize(f.readline):
+                if tok.type == tokenize.NAME and any(w in tok.string.lower() for w in BRITISH):
+                    found.add(f"{module_name(path)}: {tok.string}")
+    assert not found, f"names spelt colour/grey (docs/vocabulary.md says color/gray): {found}"

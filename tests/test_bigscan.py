@@ -13,8 +13,8 @@ from PIL import Image
 
 from pix2color.color.lab import gray_to_L, lab_to_rgb_t, rgb_to_lab_t
 from pix2color.color.rows import lab_rows_to_rgb8, levels_to_L, rgb8_to_L
-from pix2color.color.upsample import BandColour, RowUpsampler, upsample_ab
-from pix2color.inference.join import join_colour, photo_L, photo_L_rows, small_L, working_shape
+from pix2color.color.upsample import BandColor, RowUpsampler, upsample_ab
+from pix2color.inference.join import join_color, photo_L, photo_L_rows, small_L, working_shape
 from pix2color.photo import Photo, photo_from_image
 from tests.conftest import real_photo
 
@@ -37,7 +37,7 @@ def _photo(kind: str, H: int = 301, W: int = 407) -> Photo:
     return photo_from_image(img)
 
 
-def _colour(photo: Photo) -> tuple[np.ndarray, np.ndarray]:
+def _color(photo: Photo) -> tuple[np.ndarray, np.ndarray]:
     """A smooth, saturated working-size colour (2, h, w) and the photo's small L (1, h, w)."""
     s = small_L(photo, 64)
     h, w = s.shape[-2:]
@@ -56,12 +56,10 @@ def _old_join(photo: Photo, ab: np.ndarray, s: np.ndarray, mode: str) -> np.ndar
 @pytest.mark.parametrize("mode", ["bilinear", "guided"])
 def test_bands_give_the_whole_image_result(kind, mode):
     photo = _photo(kind)
-    ab, s = _colour(photo)
-    whole = np.asarray(join_colour(photo, ab, s, upsampling=mode, band_pixels=10**9))
+    ab, s = _color(photo)
+    whole = np.asarray(join_color(photo, ab, s, upsampling=mode, band_pixels=10**9))
     for band_pixels, workers in ((1, 1), (407 * 7, 2), (5000, 3)):  # 1 row; 7 rows; 12 rows
-        banded = join_colour(
-            photo, ab, s, upsampling=mode, band_pixels=band_pixels, workers=workers
-        )
+        banded = join_color(photo, ab, s, upsampling=mode, band_pixels=band_pixels, workers=workers)
         assert np.array_equal(np.asarray(banded), whole), (band_pixels, workers)
     # and the previous whole-image path (torch, float32 everywhere) within one level
     old = _old_join(photo, ab, s, mode)
@@ -73,11 +71,11 @@ def test_bands_give_the_whole_image_result(kind, mode):
 
 def test_16_bit_bands_give_the_whole_image_result_and_the_8_bit_colour():
     photo = _photo("grey16")
-    ab, s = _colour(photo)
-    whole = join_colour(photo, ab, s, depth=16, band_pixels=10**9)
-    banded = join_colour(photo, ab, s, depth=16, band_pixels=407 * 7, workers=2)
+    ab, s = _color(photo)
+    whole = join_color(photo, ab, s, depth=16, band_pixels=10**9)
+    banded = join_color(photo, ab, s, depth=16, band_pixels=407 * 7, workers=2)
     assert whole.dtype == np.uint16 and np.array_equal(banded, whole)
-    eight = np.asarray(join_colour(photo, ab, s), np.float32)
+    eight = np.asarray(join_color(photo, ab, s), np.float32)
     assert np.abs(whole / 257.0 - eight).max() <= 1.0  # the same colour, finer
 
 
@@ -242,10 +240,10 @@ def test_dpi_icc_profile_and_exif_are_kept(tmp_path, fmt, ext):
 def test_a_grey_icc_profile_is_not_put_on_colour_output():
     from PIL import ImageCms
 
-    grey_icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
-    grey_icc[16:20] = b"GRAY"
+    gray_icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    gray_icc[16:20] = b"GRAY"
     img = Image.new("L", (8, 8))
-    img.info["icc_profile"] = bytes(grey_icc)
+    img.info["icc_profile"] = bytes(gray_icc)
     assert "icc_profile" not in photo_from_image(img).info
 
 
@@ -279,13 +277,13 @@ def _read_png16(path: Path) -> np.ndarray:
 def test_the_one_pass_join_is_upsampling_then_lab_to_rgb_exactly(mode):
     # BandColour.rgb8 (one compiled pass) against its two steps done apart: the same bytes
     photo = _photo("grey")
-    ab, s = _colour(photo)
+    ab, s = _color(photo)
     W, H = photo.size
-    colour = BandColour(ab, s, (H, W), mode=mode)
+    color = BandColor(ab, s, (H, W), mode=mode)
     L = photo_L_rows(photo, 40, 47)
     fused = np.empty((7, W, 3), np.uint8)
-    colour.rgb8(40, 47, L, fused)
-    a, b = colour.rows(40, 47, L)
+    color.rgb8(40, 47, L, fused)
+    a, b = color.rows(40, 47, L)
     apart = np.empty((7, W, 3), np.uint8)
     lab_rows_to_rgb8(L, a, b, apart)
     assert np.array_equal(fused, apart)

@@ -1,6 +1,6 @@
 import pytest
 
-from pix2color.models.colour_settings import TEMPERATURE_RANGE
+from pix2color.models.color_settings import TEMPERATURE_RANGE
 from pix2color.models.io import installed_models
 from pix2color.train.config import (
     AUTO_ON_OFF,

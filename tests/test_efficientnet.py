@@ -141,13 +141,13 @@ def test_imagenet_weights_load_strictly_and_classify_real_photos(variant):
     net = load_imagenet_weights(EfficientNetLite(variant=variant, num_classes=1000)).eval()
     size = VARIANTS[variant].resolution
 
-    def label(name: str, grey: bool = False) -> int:
-        x = imagenet_input(real_photo(name), grey, size, INPUT_MEAN, INPUT_STD)
+    def label(name: str, gray: bool = False) -> int:
+        x = imagenet_input(real_photo(name), gray, size, INPUT_MEAN, INPUT_STD)
         with torch.no_grad():
             return net(x).argmax().item()
 
-    assert label("chelsea") in CAT_CLASSES and label("chelsea", grey=True) in CAT_CLASSES
-    assert label("coffee") in COFFEE_CLASSES and label("coffee", grey=True) in COFFEE_CLASSES
+    assert label("chelsea") in CAT_CLASSES and label("chelsea", gray=True) in CAT_CLASSES
+    assert label("coffee") in COFFEE_CLASSES and label("coffee", gray=True) in COFFEE_CLASSES
 
 
 @pytest.mark.metric_weights
@@ -158,7 +158,7 @@ def test_pretrained_generator_holds_the_imagenet_encoder_and_feeds_it_right():
     assert G.config["pretrained"] is False  # rebuilding from the saved config needs no file
     seen = []  # the generator's own encoder input for a grey photo
     G.encoder.stem_pad.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
-    rgb = imagenet_input(real_photo("chelsea"), grey=True, mean=(0, 0, 0), std=(1, 1, 1))
+    rgb = imagenet_input(real_photo("chelsea"), gray=True, mean=(0, 0, 0), std=(1, 1, 1))
     with torch.no_grad():
         G(rgb[:, :1] * 2 - 1)  # its grey level as L in [-1, 1] (close enough to Lab's L)
         assert net(seen[0]).argmax().item() in CAT_CLASSES

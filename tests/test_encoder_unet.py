@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from pix2color.color.lab import IMAGENET_MEAN, IMAGENET_STD, normalize_L, rgb_to_lab
 from pix2color.models import mobilenet
-from pix2color.models.colour_settings import apply_colour_settings
+from pix2color.models.color_settings import apply_color_settings
 from pix2color.models.encoder_unet import MobileNetClassUNet, MobileNetUNet
 from pix2color.models.io import load_generator, save_pretrained
 from pix2color.models.mobilenet import MobileNetV2, load_imagenet_weights
@@ -57,7 +57,7 @@ def test_ab_gain_scales_clips_and_travels_with_the_saved_model(tmp_path):
     with pytest.raises(ValueError, match="out of range"):
         G.set_ab_gain(0)
     with pytest.raises(ValueError, match="only to models that predict colour directly"):
-        apply_colour_settings(MobileNetClassUNet(n_bins=4), gain=1.5)
+        apply_color_settings(MobileNetClassUNet(n_bins=4), gain=1.5)
 
 
 def test_encoder_input_is_grey_rgb_with_imagenet_normalisation(G):
@@ -105,7 +105,7 @@ def test_hub_cache_comes_first_and_the_hash_is_checked(monkeypatch, tmp_path):
 
 def imagenet_input(
     rgb: np.ndarray,
-    grey: bool = False,
+    gray: bool = False,
     size: int = 224,
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
@@ -113,7 +113,7 @@ def imagenet_input(
     """(H, W, 3) uint8 -> (1, 3, size, size): short side to size / 0.875 (256 for 224), the
     centre crop, normalised with `mean` and `std` (ImageNet's unless given)."""
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
-    if grey:  # what the colorizer's encoder sees: luminance repeated to 3 channels
+    if gray:  # what the colorizer's encoder sees: luminance repeated to 3 channels
         x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
         x = x.expand(-1, 3, -1, -1)
     h, w = x.shape[-2:]
@@ -131,10 +131,10 @@ def test_imagenet_weights_load_strictly_and_classify_real_photos():
     with torch.no_grad():
         cat = net(imagenet_input(real_photo("chelsea"))).argmax().item()
         coffee = net(imagenet_input(real_photo("coffee"))).argmax().item()
-        grey_cat = net(imagenet_input(real_photo("chelsea"), grey=True)).argmax().item()
+        gray_cat = net(imagenet_input(real_photo("chelsea"), gray=True)).argmax().item()
     assert cat in CAT_CLASSES, cat
     assert coffee in COFFEE_CLASSES, coffee
-    assert grey_cat in CAT_CLASSES, grey_cat
+    assert gray_cat in CAT_CLASSES, gray_cat
 
 
 @pytest.mark.metric_weights

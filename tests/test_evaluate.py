@@ -135,10 +135,10 @@ def test_json_has_the_required_keys_for_every_model(data_run, model_dir):
 
 def test_grey_baseline_is_the_input_itself(data_run):
     root, out, _, _, _ = data_run
-    grey = json.loads((out / "metrics.json").read_text())["grey"]
-    assert grey["colorfulness"] == pytest.approx(0.0, abs=1e-9)
-    assert grey["delta_cf"] == pytest.approx(grey["colorfulness_truth"])
-    assert grey["ciede2000"] > 0 and grey["lpips"] > 0
+    gray = json.loads((out / "metrics.json").read_text())["grey"]
+    assert gray["colorfulness"] == pytest.approx(0.0, abs=1e-9)
+    assert gray["delta_cf"] == pytest.approx(gray["colorfulness_truth"])
+    assert gray["ciede2000"] > 0 and gray["lpips"] > 0
     saved = np.asarray(Image.open(out / "report" / "images" / "grey" / "test0.png"))
     truth = centre_square(np.asarray(Image.open(root / "test" / "test0.png")), SIZE)
     expected = np.asarray(Image.fromarray(truth).convert("L"))
@@ -148,8 +148,8 @@ def test_grey_baseline_is_the_input_itself(data_run):
 def test_scores_what_users_get_from_the_colorizer(data_run, model_dir):
     root, out, _, _, _ = data_run
     truth = centre_square(np.asarray(Image.open(root / "test" / "test3.png")), SIZE)
-    grey_photo = photo_from_image(Image.fromarray(truth).convert("L"))
-    expected = Colorizer.from_pretrained(model_dir, size=SIZE).colorize_photo(grey_photo)
+    gray_photo = photo_from_image(Image.fromarray(truth).convert("L"))
+    expected = Colorizer.from_pretrained(model_dir, size=SIZE).colorize_photo(gray_photo)
     folder = next(p for p in (out / "report" / "images").iterdir() if "tiny" in p.name)
     scored = Image.open(folder / "test3.png")
     assert np.array_equal(np.asarray(scored), np.asarray(expected))
@@ -361,15 +361,15 @@ def test_the_other_reference_is_always_another_photo():
 
 
 def test_a_reference_half_without_colour_leaves_the_automatic_colour(model_dir):
-    from pix2color.eval.evaluate import WithReference, colorize_set, colourless_references
+    from pix2color.eval.evaluate import WithReference, colorize_set, colorless_references
 
     test = _squares(2)
-    grey_left = test.truth[1].copy()
-    grey_left[:, :32] = test.grey[1][:, :32, None]  # its left half: black and white
-    test = TruthSet(test.names, [test.truth[0], grey_left])
-    assert colourless_references(test) == ["p1"]
+    gray_left = test.truth[1].copy()
+    gray_left[:, :32] = test.gray[1][:, :32, None]  # its left half: black and white
+    test = TruthSet(test.names, [test.truth[0], gray_left])
+    assert colorless_references(test) == ["p1"]
     c = Colorizer.from_pretrained(model_dir, size=64)
-    auto = colorize_set(c, test.grey)
+    auto = colorize_set(c, test.gray)
     own = WithReference(c, OWN).colorize_set(test)
     assert np.array_equal(own[1], auto[1])  # no palette to give: the automatic colour
     assert not np.array_equal(own[0], auto[0])  # photo 0's own palette does move its colour

@@ -60,9 +60,9 @@ def test_onnx_gives_the_torch_ab_at_odd_sizes_and_batches(exported):
 
 def test_colorizer_on_onnx_gives_the_same_image(exported):
     G, onnx_G = exported
-    grey = Image.fromarray(real_photo("coffee")).convert("L")  # 600x400
-    a = np.asarray(Colorizer(G, size=64)(grey), np.int16)
-    b = np.asarray(Colorizer(onnx_G, size=64)(grey), np.int16)
+    gray = Image.fromarray(real_photo("coffee")).convert("L")  # 600x400
+    a = np.asarray(Colorizer(G, size=64)(gray), np.int16)
+    b = np.asarray(Colorizer(onnx_G, size=64)(gray), np.int16)
     assert a.shape == b.shape == (400, 600, 3)
     assert np.abs(a - b).max() <= 1  # 8-bit rounding of a float-noise difference at most
     assert np.abs(rgb_to_lab(b.astype(np.uint8))[..., 1:]).mean() > 0.5  # coloured, not grey

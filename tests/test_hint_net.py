@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2color.data.dataset import HintCenterCrops, HintCrops, HintSimulation
+from pix2color.data.dataset import GuidanceSimulation, GuidedCenterCrops, GuidedCrops
 from pix2color.errors import UsageError
-from pix2color.guide.maps import HINT_CHANNELS, REFERENCE_VALUES, hint_maps, reference_histogram
+from pix2color.guide.maps import POINT_CHANNELS, REFERENCE_VALUES, point_maps, reference_histogram
 from pix2color.guide.points import Point
 from pix2color.guide.propagate import color_ab, propagate
 from pix2color.inference.colorizer import Colorizer
@@ -44,27 +44,27 @@ def test_fresh_hint_net_from_an_automatic_model_returns_its_colour_without_guida
     with torch.no_grad():
         auto = G(L)
         assert torch.equal(H(L), auto)
-        zeros = torch.zeros(2, HINT_CHANNELS, 40, 36)
+        zeros = torch.zeros(2, POINT_CHANNELS, 40, 36)
         ref = reference_histogram(torch.randn(2, 20, 20) * 30)[None].expand(2, -1)
         assert torch.equal(H(L, zeros, ref), auto)  # the reference's FiLM starts at zero too
 
 
 POINTS = [(10.0, 12.0, 2.0), (40.0, 50.0, 2.0), (55.0, 8.0, 1.0)]
-POINT_COLOURS = [(200, 30, 30), (30, 40, 200), (20, 160, 40)]
+POINT_COLORS = [(200, 30, 30), (30, 40, 200), (20, 160, 40)]
 
 
 def three_points(G, **options):
     """The astronaut at 64x64 with three colour points: its L (1, 64, 64) in network units,
     G's automatic ab, the classical propagation of the points over it (both in Lab units), and
-    the points' hint maps."""
+    the points' point maps."""
     from pix2color.color.lab import denormalize_L, rgb_to_network
 
     rgb = np.asarray(Image.fromarray(real_photo("astronaut")).resize((64, 64)))
     L, _ = rgb_to_network(torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1) / 255)
     with torch.no_grad():
         auto = G(L[None])[0] * 110
-    classical = propagate(denormalize_L(L), auto, POINTS, POINT_COLOURS, **options)
-    return L, auto, classical, hint_maps(denormalize_L(L), POINTS, color_ab(POINT_COLOURS))
+    classical = propagate(denormalize_L(L), auto, POINTS, POINT_COLORS, **options)
+    return L, auto, classical, point_maps(denormalize_L(L), POINTS, color_ab(POINT_COLORS))
 
 
 def test_fresh_hint_net_with_points_is_close_to_the_classical_propagation(auto_model):
@@ -105,8 +105,8 @@ def test_nonlocal_shift_carries_the_points_change_by_likeness():
     L = torch.zeros(1, 1, 32, 40)
     feats = torch.zeros(1, 16 // 2, 32, 40)  # TINY's last decoder width is 8
     auto = torch.zeros(1, 2, 32, 40)
-    none = hint_maps(np.full((32, 40), 50.0, np.float32), [], np.zeros((0, 2)))[None]
-    one = hint_maps(np.full((32, 40), 50.0, np.float32), [(5.0, 5.0, 1.0)], np.array([[44.0, 0]]))
+    none = point_maps(np.full((32, 40), 50.0, np.float32), [], np.zeros((0, 2)))[None]
+    one = point_maps(np.full((32, 40), 50.0, np.float32), [(5.0, 5.0, 1.0)], np.array([[44.0, 0]]))
     with torch.no_grad():
         assert torch.equal(H.nonlocal_shift(feats, L, none, auto), torch.zeros(1, 2, 32, 40))
         torch.nn.init.zeros_(H.point_query.weight)  # every cell looks alike...
@@ -137,10 +137,10 @@ def test_points_summary_is_zero_without_points_and_reads_the_patches():
     from pix2color.models.encoder_unet import SUMMARY_VALUES, summarise_points
 
     L = np.full((20, 30), 50.0, np.float32)
-    none = hint_maps(L, [], np.zeros((0, 2)))[None]
+    none = point_maps(L, [], np.zeros((0, 2)))[None]
     auto = torch.full((1, 2, 20, 30), 0.1)
     assert torch.equal(summarise_points(none, auto), torch.zeros(1, SUMMARY_VALUES))
-    one = hint_maps(L, [(5.0, 5.0, 0.0)], np.array([[55.0, 0.0]]))[None]
+    one = point_maps(L, [(5.0, 5.0, 0.0)], np.array([[55.0, 0.0]]))[None]
     s = summarise_points(one, auto)[0]
     assert torch.allclose(s[:2], torch.tensor([0.5, 0.0]))  # the truth's mean ab (network units)
     assert torch.allclose(s[2:4], torch.tensor([0.1, 0.1]))  # the automatic ab there
@@ -151,9 +151,9 @@ def test_points_summary_is_zero_without_points_and_reads_the_patches():
 def test_hint_maps_spread_from_points_and_are_zero_without():
     L = np.full((32, 32), 50.0, np.float32)
     L[:, 16:] = 90.0  # an edge down the middle
-    assert hint_maps(L, [], np.zeros((0, 2))).abs().sum() == 0
-    maps = hint_maps(L, [(4.0, 16.0, 1.0)], np.array([[40.0, -20.0]]))
-    assert maps.shape == (HINT_CHANNELS, 32, 32)
+    assert point_maps(L, [], np.zeros((0, 2))).abs().sum() == 0
+    maps = point_maps(L, [(4.0, 16.0, 1.0)], np.array([[40.0, -20.0]]))
+    assert maps.shape == (POINT_CHANNELS, 32, 32)
     assert maps[5, 16, 4] == 1 and maps[5].sum() == 5  # the disc of radius 1
     assert maps[2, 16, 4] > 0.9 and maps[2, 16, 10] > maps[2, 16, 24] * 5  # stops at the edge
     assert torch.allclose(maps[3:5, 16, 4], torch.tensor([40 / 110, -20 / 110]))
@@ -167,14 +167,14 @@ def test_reference_histogram_sums_to_one_and_marks_presence():
 
 def test_simulated_guidance_is_deterministic_per_seed_epoch_and_index():
     photos = [real_photo(n)[:120, :150] for n in ("astronaut", "coffee", "chelsea")]
-    sim = HintSimulation(p_zero=0.2, max_points=20, p_reference=0.5)
-    a = HintCrops(photos, hints=sim, crop=32, seed=1)
-    b = HintCrops(photos, hints=sim, crop=32, seed=1)
+    sim = GuidanceSimulation(p_zero=0.2, max_points=20, p_reference=0.5)
+    a = GuidedCrops(photos, guidance=sim, crop=32, seed=1)
+    b = GuidedCrops(photos, guidance=sim, crop=32, seed=1)
     for i in range(3):
         for x, y in zip(a[i], b[i], strict=True):
             assert torch.equal(x, y)
     L, ab, maps, ref = a[0]
-    assert maps.shape == (HINT_CHANNELS, 32, 32) and ref.shape == (REFERENCE_VALUES,)
+    assert maps.shape == (POINT_CHANNELS, 32, 32) and ref.shape == (REFERENCE_VALUES,)
     a.set_epoch(1)
     assert not all(torch.equal(x, y) for x, y in zip(a[0], b[0], strict=True))
     # across epochs and photos: some crops without points, some with; some references
@@ -186,7 +186,7 @@ def test_simulated_guidance_is_deterministic_per_seed_epoch_and_index():
             counts.append(int(m[5].sum() > 0))
             refs.append(int(r[-1]))
     assert 0 < sum(counts) < len(counts) and 0 < sum(refs) < len(refs)
-    val = HintCenterCrops(photos, size=32, n_points=4)
+    val = GuidedCenterCrops(photos, size=32, n_points=4)
     assert torch.equal(val[1][2], val[1][2]) and val[1][2][5].sum() > 0
 
 
@@ -262,11 +262,11 @@ def test_hint_net_learns_to_use_points_on_one_photo():
     """Overfit: with a frozen automatic colour, a few steps make the points help."""
     torch.manual_seed(0)
     photos = [np.asarray(Image.fromarray(real_photo("coffee")).resize((48, 40)))]
-    sim = HintSimulation(p_zero=0.0, max_points=10, max_radius=2, p_reference=0.0)
-    data = HintCrops(photos, hints=sim, crop=32, scale=(0.5, 1.0), seed=0)
+    sim = GuidanceSimulation(p_zero=0.0, max_points=10, max_radius=2, p_reference=0.0)
+    data = GuidedCrops(photos, guidance=sim, crop=32, scale=(0.5, 1.0), seed=0)
     H = HintUNet(**TINY)
     opt = torch.optim.Adam([*H.refine.parameters()], lr=3e-3)
-    val = HintCenterCrops(photos, size=32, n_points=10)
+    val = GuidedCenterCrops(photos, size=32, n_points=10)
     L, ab, maps, ref = (t[None] for t in val[0])
 
     def error() -> float:
@@ -312,9 +312,9 @@ def test_reference_errors_are_clear(auto_model, tmp_path):
     bad.write_bytes(b"not a photo")
     with pytest.raises(UsageError, match="bad.jpg"):
         c.with_reference(bad)
-    grey = Image.new("RGB", (20, 20), (128, 128, 128))
+    gray = Image.new("RGB", (20, 20), (128, 128, 128))
     with pytest.raises(UsageError, match="no colour"):
-        c.with_reference(grey)
+        c.with_reference(gray)
 
 
 def test_an_automatic_model_takes_the_classical_transfer_a_guided_one_its_input(auto_model):

@@ -171,14 +171,14 @@ def colorizer():
     return Colorizer(UNetGenerator(base_channels=8, depth=4, max_channels=16), size=32)
 
 
-def _grey_two_halves(w=96, h=64):
+def _gray_two_halves(w=96, h=64):
     g = np.full((h, w), 60, np.uint8)
     g[:, w // 2 :] = 200
     return Image.fromarray(g, "L")
 
 
 def test_the_colorizer_spreads_a_point_and_keeps_the_luminance(colorizer):
-    image = _grey_two_halves()
+    image = _gray_two_halves()
     auto = colorizer(image)
     pointed = colorizer(image, points=[Point(10, 30, (40, 90, 40), radius=3)])
     assert pointed.size == image.size
@@ -190,13 +190,13 @@ def test_the_colorizer_spreads_a_point_and_keeps_the_luminance(colorizer):
 
 
 def test_the_colorizer_without_points_is_unchanged(colorizer):
-    image = _grey_two_halves()
+    image = _gray_two_halves()
     assert np.array_equal(np.asarray(colorizer(image)), np.asarray(colorizer(image, points=[])))
 
 
 def test_the_colorizer_refuses_points_outside_the_photo(colorizer):
     with pytest.raises(PointsError, match="outside the photo"):
-        colorizer(_grey_two_halves(), points=[Point(96, 3, BLUE)])
+        colorizer(_gray_two_halves(), points=[Point(96, 3, BLUE)])
 
 
 def test_simulated_points_are_reproducible_and_nested():

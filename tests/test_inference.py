@@ -29,10 +29,10 @@ def L_of(img: Image.Image) -> np.ndarray:
 
 
 def test_output_keeps_size_and_luminance_of_a_grey_photo(colorizer):
-    grey = Image.fromarray(real_photo("coffee")).convert("L")  # 600x400
-    out = colorizer(grey)
-    assert out.size == grey.size and out.mode == "RGB"
-    ref = L_of(grey)
+    gray = Image.fromarray(real_photo("coffee")).convert("L")  # 600x400
+    out = colorizer(gray)
+    assert out.size == gray.size and out.mode == "RGB"
+    ref = L_of(gray)
     diff = np.abs(L_of(out) - ref)
     # 8-bit rounding and gamut clipping move L a little; losing the full-res L moves it a lot
     assert diff.mean() < 0.5 and np.percentile(diff, 99) < 5.0
@@ -42,8 +42,8 @@ def test_output_keeps_size_and_luminance_of_a_grey_photo(colorizer):
 
 def test_colour_input_is_coloured_anew_from_its_luminance(colorizer):
     rgb = Image.fromarray(real_photo("chelsea"))
-    grey = rgb.convert("L")
-    a, b = np.asarray(colorizer(rgb), np.float32), np.asarray(colorizer(grey), np.float32)
+    gray = rgb.convert("L")
+    a, b = np.asarray(colorizer(rgb), np.float32), np.asarray(colorizer(gray), np.float32)
     assert np.abs(a - b).mean() < 3.0  # same answer whether the photo had colour or not
 
 

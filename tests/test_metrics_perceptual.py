@@ -33,9 +33,9 @@ def crops():
     shifted = skdata.chelsea()[52:180, 103:231]
     coffee = skdata.coffee()[100:228, 200:328]
     luma = np.round(coffee.astype(np.float64) @ [0.299, 0.587, 0.114]).astype(np.uint8)
-    grey = np.repeat(luma[..., None], 3, axis=2)
+    gray = np.repeat(luma[..., None], 3, axis=2)
     quantised = (coffee // 32) * 32 + 16
-    return cat, shifted, coffee, grey, quantised
+    return cat, shifted, coffee, gray, quantised
 
 
 # ---------------------------------------------------------------- LPIPS
@@ -64,8 +64,8 @@ def test_lpips_reference_values(net, expected):
     redistributed here. The VGG16 trunk runs the same code and its linear layers equal the
     official lpips 0.1.4 files; no official VGG calibration values were available offline.
     """
-    cat, shifted, coffee, grey, quantised = crops()
-    pairs = [(cat, shifted), (coffee, grey), (coffee, quantised), (cat, coffee)]
+    cat, shifted, coffee, gray, quantised = crops()
+    pairs = [(cat, shifted), (coffee, gray), (coffee, quantised), (cat, coffee)]
     got = [L.lpips(t(a), t(b), net=net).item() for a, b in pairs]
     assert got == pytest.approx(expected, abs=2e-4)
 
@@ -273,22 +273,22 @@ def test_identical_images_score_perfectly():
 
 
 def test_colourfulness_of_grey_and_of_pure_red():
-    _, _, coffee, grey, _ = crops()
-    assert M.colorfulness(t(grey)).item() == 0.0
+    _, _, coffee, gray, _ = crops()
+    assert M.colorfulness(t(gray)).item() == 0.0
     red = np.zeros((8, 8, 3), np.uint8)
     red[..., 0] = 255
     # rg = 255, yb = 127.5 everywhere: no spread, CF = 0.3 * sqrt(255^2 + 127.5^2)
     assert M.colorfulness(t(red)).item() == pytest.approx(0.3 * np.hypot(255, 127.5))
-    cf = M.colorfulness(torch.cat([t(coffee), t(grey)]))
+    cf = M.colorfulness(torch.cat([t(coffee), t(gray)]))
     assert cf[0] > 20
     assert M.delta_colorfulness(cf[1:], cf[:1]) == pytest.approx(cf[0].item())
     assert M.delta_colorfulness(torch.tensor([10.0, 30.0]), torch.tensor([25.0])) == 5.0
 
 
 def test_ciede2000_matches_scikit_image_and_grows():
-    _, _, coffee, grey, quantised = crops()
-    d = M.ciede2000(torch.cat([t(grey), t(quantised)]), torch.cat([t(coffee), t(coffee)]))
-    ref = deltaE_ciede2000(rgb2lab(grey), rgb2lab(coffee)).mean()
+    _, _, coffee, gray, quantised = crops()
+    d = M.ciede2000(torch.cat([t(gray), t(quantised)]), torch.cat([t(coffee), t(coffee)]))
+    ref = deltaE_ciede2000(rgb2lab(gray), rgb2lab(coffee)).mean()
     assert d[0].item() == pytest.approx(ref, rel=1e-3)
     assert d[0] > d[1] > 0
 

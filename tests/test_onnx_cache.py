@@ -35,7 +35,7 @@ def model_dir(tmp_path_factory):
     return save_pretrained(G, tmp_path_factory.mktemp("m") / "tiny")
 
 
-def grey_photo(name="astronaut", size=(200, 150)):
+def gray_photo(name="astronaut", size=(200, 150)):
     return Image.fromarray(real_photo(name)).convert("L").resize(size)
 
 
@@ -45,8 +45,8 @@ def test_auto_runs_onnx_and_gives_the_torch_image_within_one_level(model_dir, ca
     assert onnx_c.backend == "onnx" and isinstance(onnx_c.net, OnnxGenerator)
     assert torch_c.backend == "torch" and torch_c.net is torch_c.G
     for name in ("astronaut", "coffee"):
-        a = np.asarray(onnx_c(grey_photo(name)), dtype=int)
-        b = np.asarray(torch_c(grey_photo(name)), dtype=int)
+        a = np.asarray(onnx_c(gray_photo(name)), dtype=int)
+        b = np.asarray(torch_c(gray_photo(name)), dtype=int)
         assert np.abs(a - b).max() <= 1
     assert len(list(cache.glob("*.onnx"))) == 1
 
@@ -68,7 +68,7 @@ def test_a_cached_twin_is_found_without_loading_the_torch_model(model_dir, cache
     monkeypatch.setattr(io, "load_generator", lambda p: loads.append(p) or real(p))
     again = Colorizer.from_pretrained(model_dir, gain=1.5)
     assert again.backend == "onnx" and not loads and again.net.path == first.net.path
-    photo = grey_photo()
+    photo = gray_photo()
     assert np.array_equal(np.asarray(again(photo)), np.asarray(first(photo)))
     assert again.G.ab_gain == 1.5 and len(loads) == 1  # the torch model, when asked for
     with pytest.raises(UsageError, match="temperature applies only"):
@@ -92,7 +92,7 @@ def test_a_photo_coloured_by_a_cached_twin_loads_no_torch(model_dir, cache, tmp_
     import subprocess
 
     src = tmp_path / "in.png"
-    grey_photo().save(src)
+    gray_photo().save(src)
     Colorizer.from_pretrained(model_dir)  # makes the twin
     code = (
         "import sys; from pix2color.cli import main; "
@@ -156,7 +156,7 @@ def test_at_size_shares_the_network(model_dir, cache):
 
 def test_cli_backends_give_the_same_photo(model_dir, cache, tmp_path):
     src = tmp_path / "in.png"
-    grey_photo().save(src)
+    gray_photo().save(src)
     for backend in ("onnx", "torch"):
         args = ["colorize", str(src), "--model", str(model_dir), "-o", str(tmp_path / backend)]
         assert main([*args, "--backend", backend, "-q"]) == 0

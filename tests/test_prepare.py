@@ -52,8 +52,8 @@ def src(tmp_path_factory) -> Path:
     save(chelsea, root / "animals" / "chelsea.jpg", quality=95)
     save(rocket, root / "rocket.jpg", quality=95)  # top level: source ""
     exif_rotated_jpeg(coffee, root / "animals" / "coffee_rotated.jpg")
-    grey = np.repeat(np.asarray(Image.fromarray(chelsea).convert("L"))[..., None], 3, axis=2)
-    save(grey[:, ::-1], root / "animals" / "grey_cat.png")
+    gray = np.repeat(np.asarray(Image.fromarray(chelsea).convert("L"))[..., None], 3, axis=2)
+    save(gray[:, ::-1], root / "animals" / "grey_cat.png")
     save(astronaut[100:160, 200:300], root / "people" / "tiny.png")
     buffer = io.BytesIO()
     Image.fromarray(rocket).save(buffer, format="JPEG")
@@ -254,8 +254,8 @@ def test_bad_arguments_are_explained(tmp_path, src):
 
 
 def test_colorfulness_matches_the_formula():
-    grey = np.full((10, 10, 3), 128, np.uint8)
-    assert colorfulness(grey) == 0.0
+    gray = np.full((10, 10, 3), 128, np.uint8)
+    assert colorfulness(gray) == 0.0
     red_green = np.zeros((2, 2, 3), np.uint8)
     red_green[0, :, 0] = 255  # two red pixels
     red_green[1, :, 1] = 255  # two green pixels

@@ -73,28 +73,28 @@ def test_a_colourless_or_unreadable_reference_is_refused_clearly(model_dir, tmp_
 def test_every_model_takes_a_reference_and_keeps_the_photos_luminance(model_dir):
     c = Colorizer.from_pretrained(model_dir, size=32, backend="torch")
     assert not c.guided
-    grey = Image.fromarray(real_photo("astronaut")).convert("L").resize((48, 40))
-    plain = np.asarray(c(grey)).astype(int)
-    blue = np.asarray(c(grey, reference=Image.fromarray(_blue_sky()))).astype(int)
+    gray = Image.fromarray(real_photo("astronaut")).convert("L").resize((48, 40))
+    plain = np.asarray(c(gray)).astype(int)
+    blue = np.asarray(c(gray, reference=Image.fromarray(_blue_sky()))).astype(int)
     assert np.abs(blue - plain).max() > 10
     assert (blue[..., 2] - blue[..., 0]).mean() > (plain[..., 2] - plain[..., 0]).mean() + 5
     # the photo's L is joined as always (only ab moved): a mild reference keeps it to rounding
     mild = Image.fromarray(np.clip(_blue_sky().astype(int) // 4 + 96, 0, 255).astype(np.uint8))
-    L_in = rgb8_to_L(np.repeat(np.asarray(grey)[..., None], 3, axis=2))
-    out = np.asarray(c(grey, reference=mild))
+    L_in = rgb8_to_L(np.repeat(np.asarray(gray)[..., None], 3, axis=2))
+    out = np.asarray(c(gray, reference=mild))
     assert np.median(np.abs(rgb8_to_L(out) - L_in)) < 1.0
     # with_reference: the same network, every later photo coloured like the reference
     like = c.with_reference(Image.fromarray(_blue_sky()))
-    assert like.G is c.G and np.array_equal(np.asarray(like(grey)), blue)
+    assert like.G is c.G and np.array_equal(np.asarray(like(gray)), blue)
     assert c.reference is None  # the original stays automatic
 
 
 def test_points_go_on_top_of_the_reference(model_dir):
     c = Colorizer.from_pretrained(model_dir, size=32, backend="torch")
-    grey = Image.fromarray(real_photo("astronaut")).convert("L").resize((48, 40))
+    gray = Image.fromarray(real_photo("astronaut")).convert("L").resize((48, 40))
     ref = Image.fromarray(_blue_sky())
-    blue = np.asarray(c(grey, reference=ref)).astype(int)
-    both = np.asarray(c(grey, points=[Point(10, 10, (240, 20, 20), 2)], reference=ref))
+    blue = np.asarray(c(gray, reference=ref)).astype(int)
+    both = np.asarray(c(gray, points=[Point(10, 10, (240, 20, 20), 2)], reference=ref))
     diff = np.abs(both.astype(int) - blue).sum(axis=2)
     assert diff[10, 10] > 30  # the point is red on top of the reference's colour
     assert diff[35, 45] < diff[10, 10]  # far away, the reference's colour stays

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from pix2color.color import kernels, lab, rows
 from pix2color.color.resample import box_mean, downscale, downscale_last
-from pix2color.color.upsample import BandColour, bilinear_taps
+from pix2color.color.upsample import BandColor, bilinear_taps
 
 
 @pytest.mark.parametrize(
@@ -43,10 +43,10 @@ def test_the_box_mean_is_avg_pool(radius):
 
 def test_the_shipped_tables_are_labs_formulas():
     values = lab.table_values()
-    assert np.abs(rows.grey_L_table(8) - values["grey_L_8"]).max() <= 1e-4
-    assert np.abs(rows.grey_L_table(16) - values["grey_L_16"]).max() <= 1e-4
+    assert np.abs(rows.gray_L_table(8) - values["grey_L_8"]).max() <= 1e-4
+    assert np.abs(rows.gray_L_table(16) - values["grey_L_16"]).max() <= 1e-4
     assert np.abs(rows.srgb8_linear_table() - values["srgb8_linear"]).max() <= 1e-6
-    assert rows.grey_L_table(8)[0] == 0 and abs(rows.grey_L_table(16)[-1] - 100) < 1e-4
+    assert rows.gray_L_table(8)[0] == 0 and abs(rows.gray_L_table(16)[-1] - 100) < 1e-4
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "guided"])
@@ -58,14 +58,14 @@ def test_the_numpy_join_gives_the_compiled_joins_bytes(mode, monkeypatch):
     L_small = rng.uniform(0, 100, (1, h, w)).astype(np.float32)
     L = rng.uniform(0, 100, (40, W)).astype(np.float32)
     L[0, :3] = [0, 100, 0.5]  # black, white, near black
-    colour = BandColour(ab, L_small, (H, W), mode=mode)
-    up = colour.up
+    color = BandColor(ab, L_small, (H, W), mode=mode)
+    up = color.up
     y0, y1, wy0, wy1 = bilinear_taps(h, H, 10, 50)
     args = (L, up.small, up.x0, up.x1, up.wx0, up.wx1, y0, y1, wy0, wy1, mode == "guided",
             *rows.rgb8_tables())  # fmt: skip
     compiled, numpy_ = np.zeros((40, W, 3), np.uint8), np.zeros((40, W, 3), np.uint8)
     kernels.upsample_lab_to_rgb8(*args, compiled)
-    colour.rgb8(10, 50, L, numpy_)  # a small photo: numpy
+    color.rgb8(10, 50, L, numpy_)  # a small photo: numpy
     assert np.array_equal(compiled, numpy_) and compiled.any()
     a, b = rng.uniform(-128, 127, (2, 40, W)).astype(np.float32)
     kernels.lab_to_rgb8(L, a, b, *rows.rgb8_tables(), compiled)

@@ -33,11 +33,11 @@ def test_the_shipped_models_are_the_installed_ones_in_a_checkout(monkeypatch):
 def test_a_shipped_model_colours_a_photo_and_its_card_is_true(name):
     folder = SHIPPED[name] / name
     rgb = real_photo("chelsea")[::2, ::2]  # (150, 226, 3)
-    grey = Image.fromarray(rgb).convert("L")
-    out = Colorizer.from_pretrained(folder)(grey)
-    assert out.size == grey.size and out.mode == "RGB"
+    gray = Image.fromarray(rgb).convert("L")
+    out = Colorizer.from_pretrained(folder)(gray)
+    assert out.size == gray.size and out.mode == "RGB"
     lab = rgb_to_lab(np.asarray(out))
-    truth_L = rgb_to_lab(np.asarray(grey.convert("RGB")))[..., 0]
+    truth_L = rgb_to_lab(np.asarray(gray.convert("RGB")))[..., 0]
     assert np.abs(lab[..., 0] - truth_L).mean() < 1.0  # the photo's own luminance is kept
     chroma = np.hypot(lab[..., 1], lab[..., 2]).mean()
     assert chroma > 3.0, f"{name}: mean chroma {chroma:.1f}, the output is nearly grey"

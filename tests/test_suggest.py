@@ -13,7 +13,7 @@ from pix2color.color.lab import rgb_to_lab_t
 from pix2color.guide.suggest import (
     SpotError,
     class_distribution,
-    likely_colours,
+    likely_colors,
     spot_distribution,
     swatch_hex,
 )
@@ -40,7 +40,7 @@ def two_modes(bins, shape=(8, 12), blue=0.6, orange=0.3) -> torch.Tensor:
 
 
 def test_two_clear_modes_come_back_most_likely_first(bins):
-    got = likely_colours(two_modes(bins), bins, (48, 32), 20, 10, L=60.0, k=3)
+    got = likely_colors(two_modes(bins), bins, (48, 32), 20, 10, L=60.0, k=3)
     assert [*got[0].ab, *got[1].ab] == pytest.approx([*BLUE_AB, *ORANGE_AB], abs=1.0)
     assert got[0].probability > got[1].probability > got[2].probability
     assert got[0].probability == pytest.approx(0.6, abs=0.01)
@@ -50,18 +50,18 @@ def test_two_clear_modes_come_back_most_likely_first(bins):
     lab = [rgb_to_lab_t(torch.tensor(rgb(s.hex)).view(3, 1, 1) / 255).flatten() for s in got]
     assert lab[0][2] < -20 and lab[1][1] > 10 and lab[1][2] > 30
     # deterministic: the same answer every time
-    assert likely_colours(two_modes(bins), bins, (48, 32), 20, 10, L=60.0, k=3) == got
+    assert likely_colors(two_modes(bins), bins, (48, 32), 20, 10, L=60.0, k=3) == got
 
 
-def rgb(hex_colour: str) -> list[float]:
-    return [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
+def rgb(hex_color: str) -> list[float]:
+    return [int(hex_color[i : i + 2], 16) for i in (1, 3, 5)]
 
 
 def test_suggestions_keep_apart(bins):
     # two neighbouring bins share a mode: one suggestion for both, the next one is the orange
     p = two_modes(bins)
     p[..., bin_of(bins, (BLUE_AB[0] + 10, BLUE_AB[1]))] = 0.2
-    got = likely_colours(p / p.sum(-1, keepdim=True), bins, (48, 32), 5, 5, L=50.0, k=2)
+    got = likely_colors(p / p.sum(-1, keepdim=True), bins, (48, 32), 5, 5, L=50.0, k=2)
     assert got[1].ab == pytest.approx(ORANGE_AB, abs=1.0)
     assert 0 < got[0].ab[0] < 10  # between the two blue bins, nearer the likelier
 
@@ -69,8 +69,8 @@ def test_suggestions_keep_apart(bins):
 def test_only_the_spots_own_disc_counts(bins):
     p = two_modes(bins)
     p[:, 6:] = two_modes(bins, shape=(8, 6), blue=0.3, orange=0.6)  # the right half: orange
-    left = likely_colours(p, bins, (48, 32), 2, 16, L=50.0, k=1)
-    right = likely_colours(p, bins, (48, 32), 45, 16, L=50.0, k=1)
+    left = likely_colors(p, bins, (48, 32), 2, 16, L=50.0, k=1)
+    right = likely_colors(p, bins, (48, 32), 45, 16, L=50.0, k=1)
     assert left[0].ab == pytest.approx(BLUE_AB, abs=1.0)
     assert right[0].ab == pytest.approx(ORANGE_AB, abs=1.0)
 
@@ -78,13 +78,13 @@ def test_only_the_spots_own_disc_counts(bins):
 def test_fewer_suggestions_when_nothing_else_is_likely(bins):
     p = torch.zeros(4, 4, len(bins))
     p[..., bin_of(bins, BLUE_AB)] = 1.0
-    assert len(likely_colours(p, bins, (16, 16), 3, 3, L=50.0, k=3)) == 1
+    assert len(likely_colors(p, bins, (16, 16), 3, 3, L=50.0, k=3)) == 1
 
 
 @pytest.mark.parametrize("x, y", [(48, 5), (5, 32), (-1, 0), (0, -0.5)])
 def test_a_spot_outside_the_photo_is_refused(bins, x, y):
     with pytest.raises(SpotError, match=r"is outside the photo \(48x32\); x must be 0 to 47"):
-        likely_colours(two_modes(bins), bins, (48, 32), x, y, L=50.0)
+        likely_colors(two_modes(bins), bins, (48, 32), x, y, L=50.0)
     with pytest.raises(SpotError):
         spot_distribution(two_modes(bins), (48, 32), x, y)
 

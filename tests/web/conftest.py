@@ -239,5 +239,5 @@ def database_url(request) -> str | None:
     return request.getfixturevalue("postgres_url")
 
 
-def grey_array(h: int = 80, w: int = 120) -> np.ndarray:
+def gray_array(h: int = 80, w: int = 120) -> np.ndarray:
     return np.asarray(Image.fromarray(real_photo("coffee")).convert("L").resize((w, h)))

@@ -59,9 +59,9 @@ def _palette_with_transparency() -> bytes:
 
 
 def _sixteen_bit() -> bytes:
-    grey = np.asarray(Image.fromarray(real_photo("coffee")).convert("L").resize((90, 60)))
+    gray = np.asarray(Image.fromarray(real_photo("coffee")).convert("L").resize((90, 60)))
     buf = io.BytesIO()
-    Image.fromarray(grey.astype(np.uint16) * 257).save(buf, "PNG")  # mode I;16
+    Image.fromarray(gray.astype(np.uint16) * 257).save(buf, "PNG")  # mode I;16
     return buf.getvalue()
 
 
@@ -135,7 +135,7 @@ def _animated_gif() -> bytes:
     return buf.getvalue()
 
 
-def _big_grey_png() -> bytes:  # 1.2 Mpx: over the test limit of 1 Mpx, but a small file
+def _big_gray_png() -> bytes:  # 1.2 Mpx: over the test limit of 1 Mpx, but a small file
     buf = io.BytesIO()
     Image.new("L", (1200, 1000), 128).save(buf, "PNG")
     return buf.getvalue()
@@ -160,7 +160,7 @@ HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></bod
         (_animated_gif(), "cat.gif", 415, "animated image (3 frames)"),
         (_png_header_only(30000, 30000), "bomb.png", 413, "far too many pixels"),
         (_png_header_only(4000, 3000), "bomb2.png", 413, "12.0 megapixels"),
-        (_big_grey_png(), "big.png", 413, "up to 1 megapixels: downscale it first"),
+        (_big_gray_png(), "big.png", 413, "up to 1 megapixels: downscale it first"),
     ],
     ids=[
         "empty",

@@ -72,13 +72,13 @@ def test_an_empty_reference_field_is_no_reference(client):
     assert "colours like" not in r.json["html"]
 
 
-GREY = photo_bytes("PNG", size=(40, 30))
+GRAY = photo_bytes("PNG", size=(40, 30))
 
 
 @pytest.mark.parametrize(
     "data, name, status, says",
     [
-        (GREY, "old.png", 400, "reference: old.png: the reference photo has no colour"),
+        (GRAY, "old.png", 400, "reference: old.png: the reference photo has no colour"),
         (b"just some notes\n", "notes.jpg", 415, "reference: notes.jpg: this is a text file"),
         (b"", "empty.jpg", 400, "reference: empty.jpg: the file is empty"),
     ],
@@ -128,7 +128,7 @@ def test_the_api_takes_a_reference(client):
 
 
 def test_the_api_refuses_a_bad_reference_with_json_naming_the_field(client):
-    r = api(client, reference=upload(GREY, "old.png"))
+    r = api(client, reference=upload(GRAY, "old.png"))
     assert (r.status_code, r.mimetype) == (400, "application/json")
     assert (
         r.json["error"].startswith("reference: old.png:")

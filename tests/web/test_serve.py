@@ -442,7 +442,7 @@ def lab_ab(rgb) -> tuple[float, float]:
     return px[1] - 128, px[2] - 128
 
 
-def wait_recoloured(page, result, n_points: int, colour: str | None = None) -> int:
+def wait_recolored(page, result, n_points: int, color: str | None = None) -> int:
     """Wait until the result shows its re-colouring with n points -> its time in ms."""
     selector = f".result[data-label={result}]"
     check = (
@@ -450,7 +450,7 @@ def wait_recoloured(page, result, n_points: int, colour: str | None = None) -> i
         " const p = JSON.parse(r.dataset.points || '[]');"
         " return !r.classList.contains('is-recolouring') && r.dataset.recolourMs"
         f" && p.length === {n_points}"
-        + (f" && p.some(q => q.color === '{colour}')" if colour else "")
+        + (f" && p.some(q => q.color === '{color}')" if color else "")
         + " })()"
     )
     wait_until(page, check)
@@ -491,7 +491,7 @@ def test_a_person_places_moves_and_deletes_a_colour_point(server, browser, tmp_p
         page.mouse.click(
             box["x"] + (x + 0.5) / 1024 * box["width"], box["y"] + (y + 0.5) / 768 * box["height"]
         )
-        wait_recoloured(page, "A", 1)
+        wait_recolored(page, "A", 1)
         pts = json.loads(result.get_attribute("data-points"))
         assert (pts[0]["x"], pts[0]["y"], pts[0]["radius"]) == (x, y, 3), pts
         # the swatches: the colour there now, then the colours the server finds likely there
@@ -508,7 +508,7 @@ def test_a_person_places_moves_and_deletes_a_colour_point(server, browser, tmp_p
         # pick blue: the spot turns blue, the luminance stays
         times = []
         result.locator(".point-color").fill("#2050c0")
-        times.append(wait_recoloured(page, "A", 1, "#2050c0"))
+        times.append(wait_recolored(page, "A", 1, "#2050c0"))
         now = page.evaluate(READ_PIXELS, [after, x, y])
         a0, b0 = lab_ab(before)
         a1, b1 = lab_ab(now)
@@ -522,13 +522,13 @@ def test_a_person_places_moves_and_deletes_a_colour_point(server, browser, tmp_p
 
         # the other swatches re-colour too; a few rounds for the timing
         for i in range(1, 1 + len(likely)):
-            colour = result.locator(".swatch.from-photo").nth(i).get_attribute("data-color")
-            if colour == "#2050c0":
+            color = result.locator(".swatch.from-photo").nth(i).get_attribute("data-color")
+            if color == "#2050c0":
                 continue
             result.locator(".swatch.from-photo").nth(i).click()
-            times.append(wait_recoloured(page, "A", 1, colour))
+            times.append(wait_recolored(page, "A", 1, color))
         result.locator(".point-color").fill("#2050c0")
-        times.append(wait_recoloured(page, "A", 1, "#2050c0"))
+        times.append(wait_recolored(page, "A", 1, "#2050c0"))
 
         # drag the point to 60 % / 60 %
         dot = result.locator(".point").first
@@ -539,7 +539,7 @@ def test_a_person_places_moves_and_deletes_a_colour_point(server, browser, tmp_p
         page.mouse.up()
         wait_until(page, "JSON.parse(document.querySelector('.result[data-label=A]')"
                          ".dataset.points)[0].x > 600")  # fmt: skip
-        times.append(wait_recoloured(page, "A", 1, "#2050c0"))
+        times.append(wait_recolored(page, "A", 1, "#2050c0"))
         moved = json.loads(result.get_attribute("data-points"))[0]
         assert abs(moved["x"] - 614) <= 2 and abs(moved["y"] - 460) <= 2, moved
 
@@ -590,7 +590,7 @@ def test_a_person_places_moves_and_deletes_a_colour_point(server, browser, tmp_p
             lambda route: route.fulfill(status=503, content_type="application/json", body=busy),
         )
         page.touchscreen.tap(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
-        wait_recoloured(page, "A", 1)
+        wait_recolored(page, "A", 1)
         wait_until(page, "document.querySelector('.result[data-label=A]').dataset.suggested")
         note = result.locator(".swatch-note")
         assert "is-error" in note.get_attribute("class") and note.is_visible()
@@ -598,7 +598,7 @@ def test_a_person_places_moves_and_deletes_a_colour_point(server, browser, tmp_p
         assert result.locator(".swatch.from-photo").count() == 4  # here now and three bolder
         assert result.locator(".swatch.likely").count() == 0
         result.locator(".swatch").nth(5).tap()
-        wait_recoloured(page, "A", 1, result.locator(".swatch").nth(5).get_attribute("data-color"))
+        wait_recolored(page, "A", 1, result.locator(".swatch").nth(5).get_attribute("data-color"))
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         panel = result.locator(".points-panel").bounding_box()
         assert panel["x"] >= 0 and panel["x"] + panel["width"] <= 390, panel

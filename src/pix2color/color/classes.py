@@ -105,7 +105,7 @@ def rebalancing_weights(
     return w / (w * smooth_prior(prior, bins, sigma)).sum()
 
 
-class ColourClassLoss(nn.Module):
+class ColorClassLoss(nn.Module):
     """Rebalanced cross-entropy between predicted bin logits and soft-encoded true ab.
 
     Each true ab is spread over its `k` nearest bins with Gaussian weights (`sigma` in Lab

@@ -141,10 +141,10 @@ def table_values() -> dict[str, np.ndarray]:
     reads them from color/tables.npz, written once from this (`python -m pix2color.color.rows`),
     so that the join needs no torch and gives the same pixels on every machine."""
 
-    def grey(bits: int) -> np.ndarray:
+    def gray(bits: int) -> np.ndarray:
         top = (1 << bits) - 1
         g = np.arange(top + 1, dtype=np.float32) / np.float32(top)
         return gray_to_L(torch.from_numpy(g)).numpy()
 
     srgb8 = srgb_to_linear(torch.arange(256, dtype=torch.float32) / 255.0).numpy()
-    return {"grey_L_8": grey(8), "grey_L_16": grey(16), "srgb8_linear": srgb8}
+    return {"grey_L_8": gray(8), "grey_L_16": gray(16), "srgb8_linear": srgb8}

@@ -38,7 +38,7 @@ def _tables() -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def grey_L_table(bits: int) -> np.ndarray:
+def gray_L_table(bits: int) -> np.ndarray:
     """L of every grey level of a `bits`-bit photo (8 or 16), (2**bits,) float32: what
     lab.gray_to_L gives for level / (2**bits - 1)."""
     return _tables()[f"grey_L_{bits}"]
@@ -65,9 +65,9 @@ def linear_srgb8_table() -> np.ndarray:
 def levels_to_L(levels: np.ndarray) -> np.ndarray:
     """Grey levels (R, W): uint8, uint16, or float32 in [0, 1] -> L (R, W) float32 in [0, 100]."""
     if levels.dtype == np.uint8:
-        return grey_L_table(8).take(levels)
+        return gray_L_table(8).take(levels)
     if levels.dtype == np.uint16:
-        return grey_L_table(16).take(levels)
+        return gray_L_table(16).take(levels)
     import torch  # a float photo (a 32-bit TIFF): the exact powers, pixel by pixel
 
     from pix2color.color.lab import gray_to_L

@@ -129,7 +129,7 @@ class RowUpsampler:
         return top
 
 
-class BandColour:
+class BandColor:
     """Full-size ab, one band of rows at a time: upsample_ab's result without (2, H, W) buffers.
 
     `ab` (2, h, w) and `L_small` (1, h, w) are the working-size colour and luminance; `rows`

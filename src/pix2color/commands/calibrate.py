@@ -10,7 +10,7 @@ from pix2color.errors import EXIT_OK, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from pix2color.models.colour_settings import BOOSTS, GAINS, TEMPERATURES
+    from pix2color.models.color_settings import BOOSTS, GAINS, TEMPERATURES
 
     c = sub.add_parser(
         "calibrate",
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pix2color.data.dataset import load_photos, split_files
     from pix2color.eval.lpips import LPIPS
-    from pix2color.models.colour_settings import colour_knob
+    from pix2color.models.color_settings import color_knob
     from pix2color.models.io import load_generator, resolve, save_pretrained, stored_half
     from pix2color.train.calibrate import calibrate, calibrated_metadata, val_loader
 
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     gains = _floats(args.gains, "--gains")
     source = resolve(args.model)
     G, info = load_generator(source)
-    knob = colour_knob(G)
+    knob = color_knob(G)
     if knob is None:
         raise UsageError(
             f"{args.model}: this model has neither colour classes (a temperature) nor an ab gain "

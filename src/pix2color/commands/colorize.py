@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """--model, --size and the colour settings, shared by the commands that colour photos."""
-    from pix2color.models.colour_settings import GAIN_RANGE, TEMPERATURE_RANGE
+    from pix2color.models.color_settings import GAIN_RANGE, TEMPERATURE_RANGE
 
     p.add_argument(
         "--model", default="default", help="installed model name or path (default: default)"

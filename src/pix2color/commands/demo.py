@@ -35,16 +35,16 @@ def run(args: argparse.Namespace) -> int:
     for name in SAMPLES:
         rgb = getattr(skdata, name)()
         rgb = rgb[0] if isinstance(rgb, tuple) else rgb  # the stereo pair: its left photo
-        grey_path = out / "input" / f"{name.removeprefix('stereo_')}.jpg"
-        Image.fromarray(rgb).convert("L").save(grey_path, quality=95)
-        photo = read_photo(grey_path)
+        gray_path = out / "input" / f"{name.removeprefix('stereo_')}.jpg"
+        Image.fromarray(rgb).convert("L").save(gray_path, quality=95)
+        photo = read_photo(gray_path)
         t = time.time()
         img = colorizer.colorize_photo(photo)
         ms = (time.time() - t) * 1000
-        written = save_like(img, photo, out / "colored" / grey_path.name)
-        print(f"{grey_path} -> {written} ({img.width}x{img.height}, {ms:.0f} ms)")
+        written = save_like(img, photo, out / "colored" / gray_path.name)
+        print(f"{gray_path} -> {written} ({img.width}x{img.height}, {ms:.0f} ms)")
         h = 256
-        cells = [Image.open(grey_path).convert("RGB"), img.convert("RGB"), Image.fromarray(rgb)]
+        cells = [Image.open(gray_path).convert("RGB"), img.convert("RGB"), Image.fromarray(rgb)]
         cells = [c.resize((round(c.width * h / c.height), h)) for c in cells]
         rows.append(np.concatenate([np.asarray(c) for c in cells], axis=1))
     width = max(r.shape[1] for r in rows)

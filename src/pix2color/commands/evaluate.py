@@ -34,20 +34,20 @@ from pix2color.commands import COMMANDS
 from pix2color.data.leakage import Leak, find_leaks, leak_message
 from pix2color.errors import EXIT_OK, Pix2ColorError, UsageError, WorkFailed
 from pix2color.eval.evaluate import (
-    GREY,
+    GRAY,
     HINT_COUNTS,
     HINT_RADIUS,
     OTHER,
     OWN,
     WithPoints,
     WithReference,
-    colourless_references,
+    colorless_references,
     evaluate,
 )
 from pix2color.eval.fid import inception_weights_path
 from pix2color.eval.lpips import LPIPS_NETS, lpips_state_dict
 from pix2color.eval.report import (
-    grey_lines,
+    gray_lines,
     hints_curve,
     markdown_table,
     reference_table,
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         print(markdown_table(in_report["models"]))
         for note in in_report["notes"]:
             print(note)
-    for line in grey_lines(evaluation):
+    for line in gray_lines(evaluation):
         print(line)
     if protocol.get("hints"):
         print("colour points (simulated from the truth):")
@@ -207,9 +207,9 @@ def _data_form(args: argparse.Namespace) -> Inputs:
             "and LPIPS needs them 32 wide or more; give 64 or more (256 is the usual protocol)"
         )
     names = list(args.models)
-    if len(set(names)) != len(names) or {GREY, "truth"} & set(names):
+    if len(set(names)) != len(names) or {GRAY, "truth"} & set(names):
         raise UsageError(
-            f"model names must be distinct and neither {GREY!r} nor 'truth', got {names}"
+            f"model names must be distinct and neither {GRAY!r} nor 'truth', got {names}"
         )
     # a missing model or missing metric weights fail now, not after minutes of work
     colorizers = {m: Colorizer.from_pretrained(m, size=args.size, device=args.device)
@@ -311,12 +311,12 @@ def _reference_notes(test: TestSet) -> list[str]:
         "to 299x299, the truth's halves alike: they rank this table's rows among themselves, "
         "but are not comparable with figures on whole photos."
     ]
-    colourless = colourless_references(test)
-    if colourless:
+    colorless = colorless_references(test)
+    if colorless:
         notes.append(
-            f"{len(colourless)} photo(s) have a left half without colour, which gives no "
+            f"{len(colorless)} photo(s) have a left half without colour, which gives no "
             "palette: a photo given it as its reference (own or other's) keeps its automatic "
-            f"colour ({', '.join(colourless[:5])}" + (" ...)" if len(colourless) > 5 else ")")
+            f"colour ({', '.join(colorless[:5])}" + (" ...)" if len(colorless) > 5 else ")")
         )
     return notes
 
@@ -363,7 +363,7 @@ def _folder_form(args: argparse.Namespace) -> Inputs:
     inception_weights_path()
     test, pred = load_pairs(args.pred, args.truth)
     label = args.pred.resolve().name
-    if label in (GREY, "truth"):
+    if label in (GRAY, "truth"):
         label = f"{label}_pred"  # the baseline row and the truth images keep their names
     protocol = {
         "form": "pred/truth",

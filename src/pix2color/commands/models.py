@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         info = json.loads((folder / CONFIG_FILE).read_text())
         arch, config = info.get("architecture", "?"), info.get("config", {})
         known = architectures()
-        knob = known[arch].colour_knob if arch in known else None
+        knob = known[arch].color_knob if arch in known else None
         value = config.get("ab_gain", 1.0) if knob == "gain" else config.get("temperature")
         setting = f"{knob} {value:g}" if knob and value is not None else knob or "-"
         mb = (folder / WEIGHTS_FILE).stat().st_size / 1e6

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from pix2color.color.lab import denormalize_ab, denormalize_L, rgb_to_network
 from pix2color.errors import UsageError
-from pix2color.guide.maps import hint_maps, no_reference, reference_histogram
+from pix2color.guide.maps import no_reference, point_maps, reference_histogram
 from pix2color.photo import IMAGE_EXTENSIONS, ImageError, load_rgb
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class CenterCrops(Dataset):
 
 
 @dataclass(frozen=True)
-class HintSimulation:
+class GuidanceSimulation:
     """How training simulates a person's guidance from the truth (the data.hint_* keys).
 
     Points: none with chance `p_zero`, else a count log-uniform in 1..`max_points` (as many
@@ -224,40 +224,40 @@ def simulate_points(
     uniform positions and the truth's mean ab over each disc."""
     h, w = ab.shape[-2:]
     xs, ys = rng.integers(0, w, n), rng.integers(0, h, n)
-    centres, colours = [], np.zeros((n, 2), np.float32)
+    centres, colors = [], np.zeros((n, 2), np.float32)
     for k, (x, y, r) in enumerate(zip(xs, ys, radii, strict=True)):
         y0, y1, x0, x1 = max(y - r, 0), min(y + r + 1, h), max(x - r, 0), min(x + r + 1, w)
         yy, xx = np.mgrid[y0:y1, x0:x1]
         disc = torch.from_numpy((xx - x) ** 2 + (yy - y) ** 2 <= r * r)
-        colours[k] = ab[:, y0:y1, x0:x1][:, disc].mean(dim=1).numpy()
+        colors[k] = ab[:, y0:y1, x0:x1][:, disc].mean(dim=1).numpy()
         centres.append((float(x), float(y), float(r)))
-    return centres, colours
+    return centres, colors
 
 
 def guidance_for(
-    L: torch.Tensor, ab: torch.Tensor, centres, colours, reference: torch.Tensor | None
+    L: torch.Tensor, ab: torch.Tensor, centres, colors, reference: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Network-scale L (1, h, w) and points -> (hint maps (6, h, w), reference (65,))."""
-    maps = hint_maps(denormalize_L(L)[0].numpy(), centres, colours)
+    """Network-scale L (1, h, w) and points -> (point maps (6, h, w), reference (65,))."""
+    maps = point_maps(denormalize_L(L)[0].numpy(), centres, colors)
     return maps, reference if reference is not None else no_reference()
 
 
-class HintCrops(RandomCrops):
-    """Training crops with simulated guidance: (L, ab, hint maps, reference) (HintSimulation)."""
+class GuidedCrops(RandomCrops):
+    """Training crops with simulated guidance: (L, ab, point maps, reference)."""
 
-    def __init__(self, photos: list[np.ndarray], *, hints: HintSimulation, **kwargs) -> None:
+    def __init__(self, photos: list[np.ndarray], *, guidance: GuidanceSimulation, **kwargs) -> None:
         super().__init__(photos, **kwargs)
-        self.hints = hints
+        self.guidance = guidance
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
-        """-> L (1, c, c), ab (2, c, c), hint maps (6, c, c), reference (65,)."""
+        """-> L (1, c, c), ab (2, c, c), point maps (6, c, c), reference (65,)."""
         L, ab = super().__getitem__(i)
-        s = self.hints
+        s = self.guidance
         rng = np.random.default_rng([self.seed, self.epoch, i, 1])  # apart from the crop's
         ab_lab = denormalize_ab(ab)
         n = 0 if rng.random() < s.p_zero else int(np.exp(rng.uniform(0, np.log(s.max_points + 1))))
         n = min(n, s.max_points)
-        centres, colours = simulate_points(ab_lab, rng, n, rng.integers(0, s.max_radius + 1, n))
+        centres, colors = simulate_points(ab_lab, rng, n, rng.integers(0, s.max_radius + 1, n))
         reference = None
         if rng.random() < s.p_reference:
             if rng.random() < s.p_other:
@@ -269,10 +269,10 @@ class HintCrops(RandomCrops):
                 reference = reference_histogram(denormalize_ab(other))
             else:
                 reference = reference_histogram(ab_lab)
-        return (L, ab, *guidance_for(L, ab, centres, colours, reference))
+        return (L, ab, *guidance_for(L, ab, centres, colors, reference))
 
 
-class HintCenterCrops(CenterCrops):
+class GuidedCenterCrops(CenterCrops):
     """Validation crops with a FIXED guidance: `n_points` points of radius 2 per photo, seeded
     by its index (the same for every epoch, run and model), no reference."""
 
@@ -281,9 +281,9 @@ class HintCenterCrops(CenterCrops):
         self.n_points = n_points
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
-        """-> L (1, s, s), ab (2, s, s), hint maps (6, s, s), reference (65,) (zeros)."""
+        """-> L (1, s, s), ab (2, s, s), point maps (6, s, s), reference (65,) (zeros)."""
         L, ab = super().__getitem__(i)
         rng = np.random.default_rng([i, 13])
         n = self.n_points
-        centres, colours = simulate_points(denormalize_ab(ab), rng, n, np.full(n, 2))
-        return (L, ab, *guidance_for(L, ab, centres, colours, None))
+        centres, colors = simulate_points(denormalize_ab(ab), rng, n, np.full(n, 2))
+        return (L, ab, *guidance_for(L, ab, centres, colors, None))

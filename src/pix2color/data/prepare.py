@@ -352,8 +352,8 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     photo = read_photo(path)
     if photo.rgb is not None:
         return photo.rgb, photo.alpha
-    grey = np.round(photo.gray * 255.0).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2), photo.alpha
+    gray = np.round(photo.gray * 255.0).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2), photo.alpha
 
 
 def _resized(rgb: np.ndarray, max_side: int | None) -> np.ndarray:

@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50)  # points per photo in `evaluate --hints`' curve
 HINT_RADIUS = 2  # pixels of the evaluated photo
 METRIC_KEYS = ("psnr", "ssim", "lpips", "fid", "kid", "colorfulness", "delta_cf", "ciede2000")
-GREY = "grey"  # the row of the grey input itself
+GRAY = "grey"  # the row of the grey input itself
 OWN, OTHER = "own", "other"  # whose left half is a photo's reference (module docstring)
 
 
@@ -154,15 +154,15 @@ def _colorfulness_of(images: list[np.ndarray]) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def _grey_rgb(grey: list[np.ndarray]) -> list[np.ndarray]:
-    return [np.repeat(g[..., None], 3, axis=2) for g in grey]
+def _gray_rgb(gray: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.repeat(g[..., None], 3, axis=2) for g in gray]
 
 
-def colorize_set(colorizer, grey: list[np.ndarray], batch_size: int = 8, bar=None) -> list:
+def colorize_set(colorizer, gray: list[np.ndarray], batch_size: int = 8, bar=None) -> list:
     """Colour grey photos ((H, W) uint8) with a Colorizer -> [(H, W, 3) uint8 RGB]."""
     out = []
-    for i in range(0, len(grey), batch_size):
-        photos = [photo_from_image(Image.fromarray(g, "L")) for g in grey[i : i + batch_size]]
+    for i in range(0, len(gray), batch_size):
+        photos = [photo_from_image(Image.fromarray(g, "L")) for g in gray[i : i + batch_size]]
         out += [np.asarray(img.convert("RGB")) for img in colorizer.colorize_batch(photos)]
         if bar is not None:
             bar.update(len(photos))
@@ -196,9 +196,9 @@ class WithPoints:
     def colorize_set(self, test: TestSet, batch_size: int = 8, bar=None) -> list[np.ndarray]:
         """Colour test.grey with each photo's simulated points -> [(H, W, 3) uint8 RGB]."""
         out = []
-        for i in range(0, len(test.grey), batch_size):
+        for i in range(0, len(test.gray), batch_size):
             photos = [
-                photo_from_image(Image.fromarray(g, "L")) for g in test.grey[i : i + batch_size]
+                photo_from_image(Image.fromarray(g, "L")) for g in test.gray[i : i + batch_size]
             ]
             points = [
                 simulated_points(test.truth[k], self.n, test.names[k], self.radius)
@@ -224,7 +224,7 @@ def right_half(image: np.ndarray) -> np.ndarray:
 def right_halves(test: TestSet) -> TestSet:
     """The same photos cut to their right halves, truth and grey input alike."""
     return TestSet(
-        test.names, [right_half(t) for t in test.truth], [right_half(g) for g in test.grey]
+        test.names, [right_half(t) for t in test.truth], [right_half(g) for g in test.gray]
     )
 
 
@@ -253,7 +253,7 @@ def reference_palettes(test: TestSet, which: str) -> list[Palette | None]:
     return out
 
 
-def colourless_references(test: TestSet) -> list[str]:
+def colorless_references(test: TestSet) -> list[str]:
     """The photos whose left half has no colour, so gives no palette (module docstring)."""
     return [name for name, p in zip(test.names, reference_palettes(test, OWN), strict=True)
             if p is None]  # fmt: skip
@@ -272,9 +272,9 @@ class WithReference:
         """Colour test.grey, each photo like its reference -> [(H, W, 3) uint8 RGB], whole."""
         palettes = reference_palettes(test, self.which)
         c, out = self.colorizer, []
-        for i in range(0, len(test.grey), batch_size):
+        for i in range(0, len(test.gray), batch_size):
             photos = [
-                photo_from_image(Image.fromarray(g, "L")) for g in test.grey[i : i + batch_size]
+                photo_from_image(Image.fromarray(g, "L")) for g in test.gray[i : i + batch_size]
             ]
             # one forward pass for the batch; then each photo's own reference, as `colorize
             # --reference` applies it (a guided model reads it, any other gets the transfer)
@@ -330,9 +330,9 @@ def evaluate(
 
     n = len(test.names)
     scored = right_halves(test) if right_half_only else test
-    todo = {GREY: _grey_rgb(test.grey), **predictions}
-    to_colour = n * sum(not isinstance(v, list) for v in todo.values())
-    bar = tqdm(total=n + len(todo) * n + to_colour, unit="photo", disable=not progress,
+    todo = {GRAY: _gray_rgb(test.gray), **predictions}
+    to_color = n * sum(not isinstance(v, list) for v in todo.values())
+    bar = tqdm(total=n + len(todo) * n + to_color, unit="photo", disable=not progress,
                file=sys.stderr, desc="truth features")  # fmt: skip
     started = time.time()
     truth_feats = features(scored.truth, device, bar=bar)
@@ -349,8 +349,8 @@ def evaluate(
             if isinstance(value, (WithPoints, WithReference)):
                 pred = value.colorize_set(test, bar=bar)
             else:
-                pred = colorize_set(value, test.grey, bar=bar)
-        colour_s = time.time() - t0
+                pred = colorize_set(value, test.gray, bar=bar)
+        color_s = time.time() - t0
         if right_half_only:
             pred = [right_half(p) for p in pred]
         bar.set_description(f"scoring {name}")
@@ -358,8 +358,8 @@ def evaluate(
             pred, scored.truth, truth_feats, truth_cf, lpips_net=lpips_net, device=device, bar=bar
         )
         if not isinstance(value, list):
-            models[name]["colorize_ms_per_photo"] = round(1000 * colour_s / n, 1)
-        models[name]["score_s"] = round(time.time() - t0 - colour_s, 1)
+            models[name]["colorize_ms_per_photo"] = round(1000 * color_s / n, 1)
+        models[name]["score_s"] = round(time.time() - t0 - color_s, 1)
         images[name] = pred
     bar.close()
     report = {

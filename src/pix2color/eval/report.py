@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pix2color.eval.evaluate import GREY, METRIC_KEYS, Evaluation
+from pix2color.eval.evaluate import GRAY, METRIC_KEYS, Evaluation
 from pix2color.eval.testset import TestSet
 
 # (key, table heading, better: "max" / "min" / None, decimals)
@@ -71,11 +71,11 @@ def markdown_table(models: dict[str, dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     best = {}
     for key, _, better, _ in COLUMNS:
-        values = [m[key] for name, m in models.items() if name != GREY]
+        values = [m[key] for name, m in models.items() if name != GRAY]
         if better and values:
             best[key] = max(values) if better == "max" else min(values)
     for name, m in models.items():
-        cells = [f"{name} (input)" if name == GREY else name]
+        cells = [f"{name} (input)" if name == GRAY else name]
         for key, _, _, decimals in COLUMNS:
             cell = _fmt(m[key], decimals)
             if key == "kid":
@@ -86,41 +86,41 @@ def markdown_table(models: dict[str, dict[str, Any]]) -> str:
                 cell += "†"
             if key == "colorfulness":
                 cell += f" (truth {m['colorfulness_truth']:.2f})"
-            if name != GREY and key in best and m[key] == best[key] and len(models) > 2:
+            if name != GRAY and key in best and m[key] == best[key] and len(models) > 2:
                 cell = f"**{cell}**"
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def grey_lines(evaluation: Evaluation) -> list[str]:
+def gray_lines(evaluation: Evaluation) -> list[str]:
     """One line per model: how far below grey its LPIPS, FID and KID are, in each test split."""
     inside = evaluation.in_source
-    return _grey_lines(evaluation.report["models"], inside.report["models"] if inside else None)
+    return _gray_lines(evaluation.report["models"], inside.report["models"] if inside else None)
 
 
-def _grey_lines(models: dict[str, dict], in_models: dict[str, dict] | None) -> list[str]:
+def _gray_lines(models: dict[str, dict], in_models: dict[str, dict] | None) -> list[str]:
     splits = [("", models)]
     if in_models is not None:
         splits = [(" out of source", models), (" in source", in_models)]
     lines = []
     for name in models:
-        if name == GREY:
+        if name == GRAY:
             continue
         parts = []
         for key, label in (("lpips", "LPIPS"), ("fid", "FID"), ("kid", "KID")):
-            said = [f"{_versus_grey(models[name][key], models[GREY][key])}{where}"
+            said = [f"{_versus_gray(models[name][key], models[GRAY][key])}{where}"
                     for where, models in splits]  # fmt: skip
             parts.append(f"{label} {', '.join(said)}")
         lines.append(f"{name} against grey: " + "; ".join(parts))
     return lines
 
 
-def _versus_grey(value: float, grey: float) -> str:
+def _versus_gray(value: float, gray: float) -> str:
     """'17% below grey', '3% above grey' (a lower-is-better metric), or the two values."""
-    if not grey > 0 or math.isnan(value):  # KID can be 0 or below: no ratio to speak of
-        return f"{value:.4g} (grey {grey:.4g})"
-    change = (value - grey) / grey
+    if not gray > 0 or math.isnan(value):  # KID can be 0 or below: no ratio to speak of
+        return f"{value:.4g} (grey {gray:.4g})"
+    change = (value - gray) / gray
     return f"{abs(change):.0%} {'below' if change < 0 else 'above'} grey"
 
 
@@ -159,7 +159,7 @@ def write_report(
         "floor. Colourfulness (Hasler & Süsstrunk) is neither better nor worse when high: "
         "ΔCF is its distance to the truth's. KID is the mean ± std over subsets.",
         "",
-        *(f"- {line}" for line in _grey_lines(report["models"], in_models)),
+        *(f"- {line}" for line in _gray_lines(report["models"], in_models)),
     ]
     notes = list(report["notes"])
     if in_source is not None:
@@ -228,22 +228,22 @@ def reference_table(models: dict[str, dict[str, Any]], reference: dict[str, Any]
     keys = [("psnr", "PSNR (dB) ↑", 2), ("lpips", "LPIPS ↓", 4), ("ssim", "SSIM ↑", 4),
             ("ciede2000", "CIEDE2000 ↓", 2), ("colorfulness", "colourfulness", 2),
             ("kid", "KID ↓", 5)]  # fmt: skip
-    truth_cf = models[GREY]["colorfulness_truth"]
+    truth_cf = models[GRAY]["colorfulness_truth"]
     heads = [f"{h} (truth {truth_cf:.2f})" if k == "colorfulness" else h for k, h, _ in keys]
     lines = ["| model | colour | " + " | ".join(heads) + " | ΔPSNR vs automatic | ms/photo |",
              "|---|---|" + "---|" * (len(keys) + 2)]  # fmt: skip
 
-    def row(model: str, colour: str, m: dict[str, Any], auto: dict[str, Any] | None) -> str:
+    def row(model: str, color: str, m: dict[str, Any], auto: dict[str, Any] | None) -> str:
         cells = [_fmt(m[k], d) for k, _, d in keys]
         delta = f"{m['psnr'] - auto['psnr']:+.2f}" if auto is not None else ""
         ms = m.get("colorize_ms_per_photo") or ""
-        return f"| {model} | {colour} | " + " | ".join(cells) + f" | {delta} | {ms} |"
+        return f"| {model} | {color} | " + " | ".join(cells) + f" | {delta} | {ms} |"
 
-    lines.append(row(GREY, "grey input (the floor)", models[GREY], None))
+    lines.append(row(GRAY, "grey input (the floor)", models[GRAY], None))
     for model, rows in reference["rows"].items():
         auto = models[rows["automatic"]]
-        for colour, name in rows.items():
-            lines.append(row(model, colour, models[name], None if name == model else auto))
+        for color, name in rows.items():
+            lines.append(row(model, color, models[name], None if name == model else auto))
     return "\n".join(lines)
 
 
@@ -255,12 +255,12 @@ def write_bar_charts(models: dict[str, dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(models)
-    colours = ["0.6" if n == GREY else f"C{i}" for i, n in enumerate(names)]
+    colors = ["0.6" if n == GRAY else f"C{i}" for i, n in enumerate(names)]
     fig, axes = plt.subplots(2, 4, figsize=(16, 7))
     for ax, (key, title, _, _) in zip(axes.ravel(), COLUMNS, strict=True):
         values = [models[n][key] for n in names]
         errors = [models[n]["kid_std"] for n in names] if key == "kid" else None
-        ax.bar(range(len(names)), values, color=colours, yerr=errors, capsize=3)
+        ax.bar(range(len(names)), values, color=colors, yerr=errors, capsize=3)
         if key == "colorfulness":
             ax.axhline(models[names[0]]["colorfulness_truth"], color="k", ls="--", label="truth")
             ax.legend(fontsize=8)
@@ -298,8 +298,8 @@ def write_sheets(
     n = len(test.names)
     count = min(n, rows * sheets)
     chosen = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
-    models = [k for k in images if k != GREY]
-    columns = [*(first or {}).items(), ("input", images[GREY])]
+    models = [k for k in images if k != GRAY]
+    columns = [*(first or {}).items(), ("input", images[GRAY])]
     columns += [(k, images[k]) for k in models] + [("truth", test.truth)]
     written = []
     for s in range(0, len(chosen), rows):

@@ -28,11 +28,11 @@ class TestSet:
 
     names: list[str]  # the path inside the folder, without extension (posix)
     truth: list[np.ndarray]  # (H, W, 3) uint8 RGB
-    grey: list[np.ndarray] = field(default_factory=list)  # (H, W) uint8 luma
+    gray: list[np.ndarray] = field(default_factory=list)  # (H, W) uint8 luma
 
     def __post_init__(self) -> None:
-        if not self.grey:
-            self.grey = [np.asarray(Image.fromarray(t).convert("L")) for t in self.truth]
+        if not self.gray:
+            self.gray = [np.asarray(Image.fromarray(t).convert("L")) for t in self.truth]
 
 
 def _name(path: Path, folder: Path) -> str:

@@ -1,6 +1,6 @@
-"""What a guided-colour network (models HintUNet) reads beside L: hint maps and a reference.
+"""What a guided-colour network (models HintUNet) reads beside L: point maps and a reference.
 
-Hint maps (HINT_CHANNELS = 6, at the working size, ab in network units ab / 110):
+Point maps (POINT_CHANNELS = 6, at the working size, ab in network units ab / 110):
   0-1  `spread`: the points' colour spread edge-aware over GREY (propagate.solve_difference with
        the points' ab as target), fading to 0 far from any point;
   2    `reach`: the same spread of a constant 1 on the points' patches: how strongly the points
@@ -31,23 +31,23 @@ import torch
 from pix2color.color.lab import AB_SCALE, denormalize_L
 from pix2color.guide.propagate import PULL, patches, solve_difference
 
-HINT_CHANNELS = 6
+POINT_CHANNELS = 6
 REFERENCE_BINS = 8
 REFERENCE_VALUES = REFERENCE_BINS * REFERENCE_BINS + 1
 AB_RANGE = 80.0  # Lab units; the histogram's outer bins take everything beyond
 
 
-def hint_maps(
+def point_maps(
     L: np.ndarray | torch.Tensor,
     centres: Sequence[tuple[float, float, float]],
     ab: np.ndarray,
 ) -> torch.Tensor:
     """Working-size L (h, w) in [0, 100], points (x, y, radius) in working pixels with colours
-    ab (N, 2) in Lab units -> the hint maps (HINT_CHANNELS, h, w) float32 (module docstring)."""
+    ab (N, 2) in Lab units -> the point maps (POINT_CHANNELS, h, w) float32 (module docstring)."""
     L_np = np.asarray(L, np.float32)
     L_np = L_np.reshape(L_np.shape[-2:])
     h, w = L_np.shape
-    maps = np.zeros((HINT_CHANNELS, h, w), np.float32)
+    maps = np.zeros((POINT_CHANNELS, h, w), np.float32)
     if len(centres) == 0:
         return torch.from_numpy(maps)
     mask, target = patches(centres, np.asarray(ab, np.float32), (h, w))
@@ -81,7 +81,7 @@ def classical_difference(
     L: torch.Tensor, hints: torch.Tensor, auto: torch.Tensor, pull: float = PULL
 ) -> torch.Tensor:
     """The classical propagation's change to an automatic colour, for a batch, without gradient:
-    L (B, 1, h, w) in [-1, 1], hint maps (B, HINT_CHANNELS, h, w), automatic ab (B, 2, h, w) in
+    L (B, 1, h, w) in [-1, 1], point maps (B, POINT_CHANNELS, h, w), automatic ab (B, 2, h, w) in
     network units -> solve(S (t - auto)) (B, 2, h, w), so that auto + it is exactly
     propagate.propagate's result (the patches' mask and target are channels 5 and 3-4 of the
     maps) with the same `pull`. A photo without points gets zeros, with no solve."""

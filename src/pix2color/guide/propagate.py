@@ -69,7 +69,7 @@ def patches(
     h, w = shape
     weight = np.zeros((h, w), np.float32)
     total = np.zeros((2, h, w), np.float32)
-    for (x, y, r), colour in zip(centres, ab, strict=True):
+    for (x, y, r), color in zip(centres, ab, strict=True):
         cx, cy = min(max(round(x), 0), w - 1), min(max(round(y), 0), h - 1)
         ri = int(np.ceil(r))
         y0, y1, x0, x1 = max(cy - ri, 0), min(cy + ri + 1, h), max(cx - ri, 0), min(cx + ri + 1, w)
@@ -77,7 +77,7 @@ def patches(
         disc = (xx - x) ** 2 + (yy - y) ** 2 <= r * r
         disc[cy - y0, cx - x0] = True  # a radius under a working pixel is still one pixel
         weight[y0:y1, x0:x1] += disc
-        total[:, y0:y1, x0:x1] += disc * colour[:, None, None]
+        total[:, y0:y1, x0:x1] += disc * color[:, None, None]
     target = np.divide(total, weight, out=np.zeros_like(total), where=weight > 0)
     return np.minimum(weight, 1.0), target
 

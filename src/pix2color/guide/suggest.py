@@ -97,7 +97,7 @@ def swatch_hex(L: float, ab: Sequence[float]) -> str:
     return "#" + "".join(f"{int(v):02x}" for v in rgb8.flatten().tolist())
 
 
-def likely_colours(
+def likely_colors(
     probs: torch.Tensor,
     bins: torch.Tensor,
     size: tuple[int, int],

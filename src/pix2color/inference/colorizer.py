@@ -75,10 +75,10 @@ class Colorizer:
             self._G, self.backend = None, "onnx"
             self._guided, self.info = bool(entry["guided"]), entry["info"]
             return
-        from pix2color.models.colour_settings import apply_colour_settings
+        from pix2color.models.color_settings import apply_color_settings
         from pix2color.models.onnx_cache import fast_generator
 
-        apply_colour_settings(G, gain=gain, temperature=temperature)
+        apply_color_settings(G, gain=gain, temperature=temperature)
         self._G = G.eval().to(device)  # the model (its colour setting, config and weights)
         self._guided = bool(getattr(G, "takes_guidance", False))
         if self.device.split(":")[0] != "cpu" and backend == "auto":
@@ -90,10 +90,10 @@ class Colorizer:
     def G(self) -> nn.Module:
         """The torch model, with its colour setting (loaded now if only its twin was)."""
         if self._G is None:
-            from pix2color.models.colour_settings import apply_colour_settings
+            from pix2color.models.color_settings import apply_color_settings
 
             G = self._load_G()
-            apply_colour_settings(G, **self._settings)
+            apply_color_settings(G, **self._settings)
             self._G = G.eval().to(self.device)
         return self._G
 
@@ -136,15 +136,15 @@ class Colorizer:
         if backend != "torch" and str(device) == "cpu":
             cached = onnx_cache.cached_twin(path, settings, threads=threads)
             if cached is not None:
-                from pix2color.models.colour_settings import check_colour_settings
+                from pix2color.models.color_settings import check_color_settings
 
-                check_colour_settings(cached[1]["knob"], gain=gain, temperature=temperature)
+                check_color_settings(cached[1]["knob"], gain=gain, temperature=temperature)
                 twin = (*cached, lambda: load_generator(path)[0])
                 return cls(None, info=cached[1]["info"], twin=twin, **common)
         G, info = load_generator(path)
         c = cls(G, info=info, backend=backend, **common)
         if isinstance(c.net, OnnxGenerator) and not isinstance(G, OnnxGenerator):
-            entry = {"info": info, "guided": c.guided, "knob": getattr(G, "colour_knob", None)}
+            entry = {"info": info, "guided": c.guided, "knob": getattr(G, "color_knob", None)}
             onnx_cache.remember_twin(path, settings, c.net, entry)
         return c
 
@@ -268,12 +268,12 @@ class Colorizer:
                 yield path, None, None, str(e)
                 continue
             if len(pending) >= batch_size:
-                yield from self._colour_pending(pending, depth)
+                yield from self._color_pending(pending, depth)
                 pending = []
         if pending:
-            yield from self._colour_pending(pending, depth)
+            yield from self._color_pending(pending, depth)
 
-    def _colour_pending(self, pending: list[tuple[Photo, Guidance]], depth: Depth):
+    def _color_pending(self, pending: list[tuple[Photo, Guidance]], depth: Depth):
         photos, guidances = zip(*pending, strict=True)
         images = spine.colorize(self, photos, guidances, depth)
         for photo, image in zip(photos, images, strict=True):

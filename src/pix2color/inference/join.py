@@ -20,7 +20,7 @@ from PIL import Image
 
 from pix2color.color.resample import downscale_last
 from pix2color.color.rows import lab_rows_to_rgb16, levels_to_L, rgb8_to_L
-from pix2color.color.upsample import DEFAULT_UPSAMPLING, BandColour
+from pix2color.color.upsample import DEFAULT_UPSAMPLING, BandColor
 from pix2color.errors import UsageError
 from pix2color.photo import Photo
 
@@ -94,7 +94,7 @@ def small_L(photo: Photo, size: int, workers: int = 1) -> np.ndarray:
     return np.ascontiguousarray(downscale_last(np.ascontiguousarray(narrow.T), h).T)[None]
 
 
-def join_colour(
+def join_color(
     photo: Photo,
     ab: np.ndarray,
     L_small: np.ndarray,
@@ -112,10 +112,10 @@ def join_colour(
     depth=16 gives a (H, W, 3 or 4) uint16 array instead (Pillow has no 16-bit RGB mode).
     """
     W, H = photo.size
-    colour = BandColour(ab, L_small, (H, W), mode=upsampling)
+    color = BandColor(ab, L_small, (H, W), mode=upsampling)
     mode = "RGBA" if photo.alpha is not None else "RGB"
     if depth == 16:
-        return _join16(photo, colour, mode, workers, band_pixels)
+        return _join16(photo, color, mode, workers, band_pixels)
     if depth != 8:
         raise UsageError(f"output depth {depth}: use 8 or 16 bits")
     out = Image.new(mode, (W, H), None)  # not filled: every band is pasted over it
@@ -123,7 +123,7 @@ def join_colour(
     def band(r0: int, r1: int) -> tuple[int, np.ndarray]:
         L = photo_L_rows(photo, r0, r1)  # (R, W)
         rgb = np.empty((r1 - r0, W, len(mode)), np.uint8)
-        colour.rgb8(r0, r1, L, rgb)  # the colour upsampled and turned into sRGB in one pass
+        color.rgb8(r0, r1, L, rgb)  # the colour upsampled and turned into sRGB in one pass
         if photo.alpha is not None:
             rgb[..., 3] = photo.alpha[r0:r1]
         return r0, rgb
@@ -134,7 +134,7 @@ def join_colour(
 
 
 def _join16(
-    photo: Photo, colour: BandColour, mode: str, workers: int, band_pixels: int
+    photo: Photo, color: BandColor, mode: str, workers: int, band_pixels: int
 ) -> np.ndarray:
     """join_colour at 16 bits: (H, W, 3 or 4) uint16, each band written in place."""
     W, H = photo.size
@@ -142,7 +142,7 @@ def _join16(
 
     def band(r0: int, r1: int) -> None:
         L = photo_L_rows(photo, r0, r1)
-        a, b = colour.rows(r0, r1, L)
+        a, b = color.rows(r0, r1, L)
         lab_rows_to_rgb16(L, a, b, out[r0:r1, :, :3])
         if photo.alpha is not None:
             out[r0:r1, :, 3] = photo.alpha[r0:r1].astype(np.uint16) * 257  # 255 -> 65535

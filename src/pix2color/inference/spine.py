@@ -31,7 +31,7 @@ from PIL import Image
 
 from pix2color.color.constants import AB_SCALE, L_SCALE, L_SHIFT
 from pix2color.guide.points import Point, check_points, to_working
-from pix2color.inference.join import join_colour
+from pix2color.inference.join import join_color
 from pix2color.photo import Photo
 
 if TYPE_CHECKING:
@@ -140,10 +140,10 @@ def _guided_network(colorizer: Colorizer, L_small: Any, centres: list, guidance:
     import torch
 
     from pix2color.color.lab import denormalize_ab, normalize_L
-    from pix2color.guide.maps import hint_maps, no_reference
+    from pix2color.guide.maps import no_reference, point_maps
     from pix2color.guide.propagate import color_ab
 
-    maps = hint_maps(L_small, centres, color_ab([p.color for p in guidance.points]))
+    maps = point_maps(L_small, centres, color_ab([p.color for p in guidance.points]))
     ref = guidance.reference.histogram if guidance.reference is not None else no_reference()
     G, device = colorizer.G, colorizer.device
     with torch.inference_mode():
@@ -161,7 +161,7 @@ def finish(
 ) -> Image.Image | np.ndarray:
     """Step 4: working-size ab joined with the photo's full-resolution L at `bits` (8: a PIL
     image; 16: a (H, W, 3 or 4) uint16 array)."""
-    return join_colour(
+    return join_color(
         photo, ab, L_small, upsampling=colorizer.upsampling,
         workers=colorizer.workers if workers is None else workers, depth=bits,
     )  # fmt: skip

@@ -48,12 +48,12 @@ class Generator(nn.Module):
     """L (B, 1, H, W) in [-1, 1] -> ab (B, 2, H, W) in [-1, 1], any H and W.
 
     Subclasses set `architecture` (the name saved with the weights), `factor` (sides are padded
-    to a multiple of it) and `colour_knob` ("gain", "temperature" or None: see
-    models/colour_settings.py), and decorate `__init__` with `@saves_config`.
+    to a multiple of it) and `color_knob` ("gain", "temperature" or None: see
+    models/color_settings.py), and decorate `__init__` with `@saves_config`.
     """
 
     architecture: ClassVar[str]
-    colour_knob: ClassVar[str | None] = None
+    color_knob: ClassVar[str | None] = None
     config_fixed: ClassVar[dict[str, Any]] = {}
     factor: int
     config: dict[str, Any]

@@ -21,11 +21,11 @@ from torch import nn
 from pix2color.color.classes import ab_bin_centres, annealed_mean
 from pix2color.color.lab import IMAGENET_MEAN, IMAGENET_STD
 from pix2color.errors import UsageError
-from pix2color.guide.maps import HINT_CHANNELS, REFERENCE_VALUES, classical_difference
+from pix2color.guide.maps import POINT_CHANNELS, REFERENCE_VALUES, classical_difference
 from pix2color.guide.propagate import PULL
 from pix2color.models import efficientnet, mobilenet
 from pix2color.models.base import Generator, pad_to_multiple, saves_config
-from pix2color.models.colour_settings import check_gain, check_temperature
+from pix2color.models.color_settings import check_gain, check_temperature
 from pix2color.models.efficientnet import EfficientNetLite
 from pix2color.models.mobilenet import FEATURES, MobileNetV2
 
@@ -153,7 +153,7 @@ class MobileNetUNet(_MobileNetDecoder):
     """
 
     architecture = "mobilenet_unet"
-    colour_knob = "gain"
+    color_knob = "gain"
 
     @saves_config
     def __init__(
@@ -203,7 +203,7 @@ class MobileNetClassUNet(_MobileNetDecoder):
     """
 
     architecture = "mobilenet_classes"
-    colour_knob = "temperature"
+    color_knob = "temperature"
 
     @saves_config
     def __init__(
@@ -245,7 +245,7 @@ class MobileNetClassUNet(_MobileNetDecoder):
 
 
 class HintUNet(MobileNetUNet):
-    """Guided colour: L (B, 1, H, W), hint maps (B, 6, H, W) and a reference histogram
+    """Guided colour: L (B, 1, H, W), point maps (B, 6, H, W) and a reference histogram
     (B, 65) (guidance.py) -> ab (B, 2, H, W) in [-1, 1]. One network for colour points, a
     reference photo and no guidance.
 
@@ -255,7 +255,7 @@ class HintUNet(MobileNetUNet):
     classical propagation of the points over `auto` (propagate.py's solve, on the CPU and
     without gradient, inside the forward pass; `base_pull` its pull back to automatic, lower
     reaching further). A small full-size refiner (3x3 convolutions on
-    the decoder's last features, L, auto, the base and the hint maps; `refine_layers` of them,
+    the decoder's last features, L, auto, the base and the point maps; `refine_layers` of them,
     the middle ones dilated 2, 4, ... to see further) adds a learned correction. With
     `point_summary`, what the points say about the whole photo (the mean over the patches of
     the truth's ab, the automatic ab and their difference, and how much of the photo the
@@ -306,7 +306,7 @@ class HintUNet(MobileNetUNet):
         self.base, self.base_pull = base, base_pull
         w = refine_channels
         # features, L, auto, hints (and the classical base)
-        cin = decoder_channels[-1] + 1 + out_channels + HINT_CHANNELS
+        cin = decoder_channels[-1] + 1 + out_channels + POINT_CHANNELS
         cin += out_channels if base == "classical" else 0
         layers: list[nn.Module] = [nn.Conv2d(cin, w, 3, padding=1), nn.ReLU(inplace=True)]
         for i in range(refine_layers - 2):
@@ -348,7 +348,7 @@ class HintUNet(MobileNetUNet):
         or None -> ab (B, 2, H, W) in [-1, 1]."""
         B, _, h, w = L.shape
         if hints is None:
-            hints = L.new_zeros(B, HINT_CHANNELS, h, w)
+            hints = L.new_zeros(B, POINT_CHANNELS, h, w)
         if reference is None:
             reference = L.new_zeros(B, REFERENCE_VALUES)
         feats = self.features(L, film=self.reference_mlp(reference))[..., :h, :w]

@@ -54,7 +54,7 @@ class OnnxGenerator:
     The colour setting was fixed at export: an ONNX model has none to turn.
     """
 
-    colour_knob = None
+    color_knob = None
 
     def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
         self.path = Path(path)

@@ -35,13 +35,13 @@ from pix2color.color.classes import mixed_prior, photos_ab_prior
 from pix2color.data.dataset import CenterCrops, split_files
 from pix2color.errors import UsageError
 from pix2color.eval.lpips import LPIPS
-from pix2color.models.colour_settings import (
+from pix2color.models.color_settings import (
     BOOSTS,
     GAINS,
     TEMPERATURES,
     check_gain,
     check_temperature,
-    colour_knob,
+    color_knob,
 )
 from pix2color.train.validation import validate
 
@@ -59,7 +59,7 @@ def log_prior(
 
 
 def _check(G: nn.Module, knob: str) -> None:
-    if colour_knob(G) != knob:
+    if color_knob(G) != knob:
         raise UsageError(
             f"this model has no {knob} to calibrate: a temperature belongs to models with a "
             "class head (model.head='classes'), an ab gain to MobileNet U-Nets that regress ab "
@@ -139,7 +139,7 @@ def sweep_gain(
     return rows
 
 
-def beats_grey(row: dict[str, float]) -> bool:
+def beats_gray(row: dict[str, float]) -> bool:
     """Whether a setting's validation PSNR is not significantly below the grey input's.
 
     Significantly: the mean per-photo gain over grey is more than two standard errors below 0
@@ -176,7 +176,7 @@ def choose(rows: list[dict[str, float]]) -> dict[str, float]:
     def safer(r: dict[str, float]) -> tuple[float, float, float]:
         return r.get("boost", 0.0), -r.get("temperature", 0.0), r.get("gain", 1.0)
 
-    fair = [r for r in rows if beats_grey(r)]
+    fair = [r for r in rows if beats_gray(r)]
     if not fair:
         return max(rows, key=lambda r: (r["psnr"], *(-v for v in safer(r))))
     fair = [r for r in fair if meets_lpips_target(r)] or fair
@@ -208,7 +208,7 @@ def calibrate(
     (without `train_photos` only the temperature); a regression model sweeps its ab gain.
     -> (the chosen row, metadata for the model's config).
     """
-    if colour_knob(G) == "gain":
+    if color_knob(G) == "gain":
         rows = sweep_gain(G, loader, device, gains, lpips_model)
         best = choose(rows)
         G.set_ab_gain(best["gain"])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from pix2color.errors import ConfigError
-from pix2color.models.colour_settings import TEMPERATURE_RANGE
+from pix2color.models.color_settings import TEMPERATURE_RANGE
 from pix2color.models.encoder_unet import ENCODERS, HINT_BASES
 from pix2color.models.patchgan import GAN_MODES
 
@@ -125,7 +125,7 @@ class DataConfig:
     # blocks, faded contrast; the colour target stays the photo's own): 0 = never
     degrade: float = 0.0
     # guided colour (model.hints=true): the guidance simulated from the truth per training crop
-    # (data/dataset.py HintSimulation) and the fixed points of validation
+    # (data/dataset.py GuidanceSimulation) and the fixed points of validation
     hint_p_zero: float = 0.125  # chance of a crop without points
     hint_max_points: int = 50  # otherwise 1..this many points, log-uniform
     hint_max_radius: int = 4  # each point's radius, uniform 0..this (pixels)

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from pix2color.models.base import generator_record
-from pix2color.models.colour_settings import colour_knob
+from pix2color.models.color_settings import color_knob
 from pix2color.models.io import save_pretrained
 from pix2color.train.calibrate import calibrate, calibrated_metadata
 from pix2color.train.checkpoint import load_checkpoint, save_checkpoint
@@ -243,7 +243,7 @@ def calibrate_best(run: Run, data: TrainingData) -> dict[str, float]:
 
     A guided-colour model keeps the gain of the automatic model it was made from: its refiner
     learned its corrections against that colour, which another gain would change."""
-    if colour_knob(run.G) is None or run.cfg.model.hints or not run.best_path.is_file():
+    if color_knob(run.G) is None or run.cfg.model.hints or not run.best_path.is_file():
         return {}
     run.G.load_state_dict(load_checkpoint(run.best_path)["G"])
     best, meta = calibrate(

@@ -18,12 +18,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from pix2color.color.classes import ColourClassLoss, photos_ab_prior, rebalancing_weights
+from pix2color.color.classes import ColorClassLoss, photos_ab_prior, rebalancing_weights
 from pix2color.data.dataset import (
     CenterCrops,
-    HintCenterCrops,
-    HintCrops,
-    HintSimulation,
+    GuidanceSimulation,
+    GuidedCenterCrops,
+    GuidedCrops,
     RandomCrops,
     load_photos,
     split_files,
@@ -174,10 +174,10 @@ def generator_groups(G: nn.Module, cfg: Config) -> list[dict[str, Any]]:
 
 def class_loss_from_photos(
     photos: list[np.ndarray], bins: torch.Tensor, mix: float, stride: int = 4
-) -> ColourClassLoss:
+) -> ColorClassLoss:
     """The rebalanced ab-class loss, its prior counted on every `stride`-th pixel of `photos`."""
     prior = photos_ab_prior(photos, bins, stride)
-    return ColourClassLoss(bins, rebalancing_weights(prior, bins, mix=mix))
+    return ColorClassLoss(bins, rebalancing_weights(prior, bins, mix=mix))
 
 
 @dataclass
@@ -325,7 +325,7 @@ class TrainingData:
 
     train_set: RandomCrops
     val_loader: DataLoader
-    class_loss: ColourClassLoss | None
+    class_loss: ColorClassLoss | None
     feature_loss: FeatureLoss | None  # train.lambda_feat above 0
     steps: int  # optimisation steps per epoch and process
 
@@ -347,13 +347,13 @@ def load_data(run: Run) -> TrainingData:
     photos = load_photos(train_files, dc.load_short_side)
     val_set = CenterCrops.from_files(val_files, size=dc.val_size, short_side=dc.load_short_side)
     if run.cfg.model.hints:  # each crop with its simulated guidance; validation's points fixed
-        hints = HintSimulation(
+        guidance = GuidanceSimulation(
             p_zero=dc.hint_p_zero, max_points=dc.hint_max_points,
             max_radius=dc.hint_max_radius, p_reference=dc.hint_p_reference,
             p_other=dc.hint_p_other,
         )  # fmt: skip
-        train_set: RandomCrops = HintCrops(photos, hints=hints, **crops)
-        val_set = HintCenterCrops(val_set.photos, size=dc.val_size, n_points=dc.val_hint_points)
+        train_set: RandomCrops = GuidedCrops(photos, guidance=guidance, **crops)
+        val_set = GuidedCenterCrops(val_set.photos, size=dc.val_size, n_points=dc.val_hint_points)
     else:
         train_set = RandomCrops(photos, **crops)
     val_loader = DataLoader(val_set, batch_size=t.batch_size, num_workers=dc.workers)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from pix2color.color.classes import ColourClassLoss
+from pix2color.color.classes import ColorClassLoss
 from pix2color.models.patchgan import GANLoss
 
 
@@ -28,7 +28,7 @@ def train_step(
     real_label: float = 1.0,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     D_for_g: nn.Module | None = None,
-    class_loss: ColourClassLoss | None = None,
+    class_loss: ColorClassLoss | None = None,
     lambda_class: float = 0.0,
     feature_loss: nn.Module | None = None,
     lambda_feat: float = 0.0,
@@ -39,7 +39,7 @@ def train_step(
     Before the discriminator's start (`use_gan=False`) G learns from L1 alone (plus the ab-class
     loss for a class head) and D is not touched at all. `D_for_g` is D without its DDP wrapper:
     G's step needs gradients through D, never into it, and must not involve DDP's reducer.
-    `guidance`: a guided-colour generator's further inputs (hint maps, reference), passed on.
+    `guidance`: a guided-colour generator's further inputs (point maps, reference), passed on.
     """
     out = {"loss_d": float("nan"), "loss_g_gan": float("nan")}
     with autocast():

@@ -31,7 +31,7 @@ def validate(
     """
     was_training = G.training
     G.eval()
-    l1s, psnrs, psnr_greys, ssims, lpipss, lpips_greys, cfs, cf_truths, rows = (
+    l1s, psnrs, psnr_grays, ssims, lpipss, lpips_grays, cfs, cf_truths, rows = (
         [] for _ in range(9)
     )
     l1_hints, psnr_hints, lpips_hints = [], [], []
@@ -47,26 +47,26 @@ def validate(
                 lpips_hints.append(lpips_model(rgb_guided, lab_tensor_to_rgb(L, ab)).cpu())
         l1s.append((fake - ab).abs().flatten(1).mean(1).cpu())
         rgb_fake, rgb_true = lab_tensor_to_rgb(L, fake), lab_tensor_to_rgb(L, ab)
-        grey = lab_tensor_to_rgb(L, torch.zeros_like(ab))
+        gray = lab_tensor_to_rgb(L, torch.zeros_like(ab))
         psnrs.append(psnr(rgb_fake, rgb_true).cpu())
-        psnr_greys.append(psnr(grey, rgb_true).cpu())
+        psnr_grays.append(psnr(gray, rgb_true).cpu())
         ssims.append(ssim(rgb_fake, rgb_true).cpu())
         cfs.append(colorfulness(rgb_fake))
         cf_truths.append(colorfulness(rgb_true))
         if lpips_model is not None:
             lpipss.append(lpips_model(rgb_fake, rgb_true).cpu())
-            lpips_greys.append(lpips_model(grey, rgb_true).cpu())
+            lpips_grays.append(lpips_model(gray, rgb_true).cpu())
         if len(rows) < n_samples:
-            for g, f, t in zip(grey, rgb_fake, rgb_true, strict=True):
+            for g, f, t in zip(gray, rgb_fake, rgb_true, strict=True):
                 if len(rows) < n_samples:
                     rows.append(torch.cat([g, f, t], dim=2).cpu())  # grey | predicted | truth
     G.train(was_training)
     metrics = {
         "val_l1": torch.cat(l1s).mean().item(),
         "psnr": torch.cat(psnrs).mean().item(),
-        "psnr_grey": torch.cat(psnr_greys).mean().item(),  # the grey input's: a floor to beat
+        "psnr_grey": torch.cat(psnr_grays).mean().item(),  # the grey input's: a floor to beat
         # standard error of the mean per-photo PSNR gain over grey (0 for a single photo)
-        "psnr_gain_se": _standard_error(torch.cat(psnrs) - torch.cat(psnr_greys)),
+        "psnr_gain_se": _standard_error(torch.cat(psnrs) - torch.cat(psnr_grays)),
         "ssim": torch.cat(ssims).mean().item(),
         "cf": torch.cat(cfs).mean().item(),
         "cf_truth": torch.cat(cf_truths).mean().item(),
@@ -74,7 +74,7 @@ def validate(
     }
     if lpipss:
         metrics["lpips"] = torch.cat(lpipss).mean().item()
-        metrics["lpips_grey"] = torch.cat(lpips_greys).mean().item()
+        metrics["lpips_grey"] = torch.cat(lpips_grays).mean().item()
     if l1_hints:
         metrics["val_l1_hints"] = torch.cat(l1_hints).mean().item()
         metrics["psnr_hints"] = torch.cat(psnr_hints).mean().item()

@@ -46,7 +46,7 @@ def thumb_name(name: str) -> str:
     return f"{name.rsplit('.', 1)[0]}-thumb.webp"
 
 
-def colour_name(name: str) -> str:
+def color_name(name: str) -> str:
     """`<id>.png` -> `<id>-ab.npy`: a result's working-size colour, for re-colouring."""
     return f"{name.rsplit('.', 1)[0]}-ab.npy"
 
@@ -56,7 +56,7 @@ def derived_names(name: str) -> list[str]:
     its working-size colour, its colour distribution (suggestions)."""
     stem = name.rsplit(".", 1)[0]
     made = (
-        thumb_name(name), colour_name(name), classes_name(name),
+        thumb_name(name), color_name(name), classes_name(name),
         *(f"{stem}.{ext}" for ext in DERIVED),
     )  # fmt: skip
     return [n for n in made if n != name]
@@ -83,20 +83,20 @@ class InstanceFiles:
         thumb.save(self.files / thumb_name(name), format="WEBP", quality=85, method=method)
 
     # ------------------------------------------------------------------ colour points
-    def _save_colour(self, name: str, predicted: Prediction) -> None:
-        colour = np.concatenate([predicted.ab, predicted.L_small]).astype(np.float32)  # (3, h, w)
-        path = self.files / colour_name(name)
+    def _save_color(self, name: str, predicted: Prediction) -> None:
+        color = np.concatenate([predicted.ab, predicted.L_small]).astype(np.float32)  # (3, h, w)
+        path = self.files / color_name(name)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
         with open(tmp, "wb") as f:
-            np.save(f, colour)
+            np.save(f, color)
         os.replace(tmp, path)
 
-    def _load_colour(self, name: str) -> Prediction | None:
+    def _load_color(self, name: str) -> Prediction | None:
         try:
-            colour = np.load(self.files / colour_name(name))
+            color = np.load(self.files / color_name(name))
         except (OSError, ValueError):  # not kept (a result from before), or half gone: predict
             return None
-        return Prediction(colour[:2], colour[2:])
+        return Prediction(color[:2], color[2:])
 
     # ------------------------------------------------------------------ downloads
     def encoded(self, result: dict[str, Any], fmt: str) -> Path:

@@ -61,7 +61,7 @@ class Output:
 
 
 @dataclass(frozen=True)
-class Colouring:
+class Coloring:
     """An upload coloured by one or more models: the job as the store holds it, the images."""
 
     job: dict[str, Any]
@@ -94,7 +94,7 @@ class Service(InstanceFiles):
         encode_as: str | None = None,
         points: Sequence[Point] | None = None,
         reference: FileStorage | None = None,
-    ) -> Colouring:
+    ) -> Coloring:
         """Check, decode and colour an upload with each model, and record it as a new job.
 
         keep: keep the upload, a view copy of it and each result as files (the page); else
@@ -122,7 +122,7 @@ class Service(InstanceFiles):
                 if points:
                     check_points(points, photo.size, web_points.FIELD)
                 points_of = dict.fromkeys(models, points) if points else {}
-                outputs = self._colour(photo, filename, models, size, points_of, palette)
+                outputs = self._color(photo, filename, models, size, points_of, palette)
                 view = self._keep_view(upload_id, photo) if keep else None
                 results = self._results(outputs, keep, points_of)
                 data = encode(outputs[0].image, encode_as) if encode_as else None
@@ -142,7 +142,7 @@ class Service(InstanceFiles):
                  created_at=now, expires_at=now + self.settings.file_ttl, owner=owner,
                  reference=palette.to_json() if palette else None)
         )  # fmt: skip
-        return Colouring(self._add_job(upload_id, results, size), outputs, data)
+        return Coloring(self._add_job(upload_id, results, size), outputs, data)
 
     def rerun(self, job: dict[str, Any], size: int) -> dict[str, Any]:
         """Colour a kept upload again at another working size -> a new job (new labels); each
@@ -156,7 +156,7 @@ class Service(InstanceFiles):
         palette = stored_palette(job)
         with self.engine.slot(job["width"] * job["height"]):
             photo = decode(path, job["filename"])
-            outputs = self._colour(photo, job["filename"], models, size, points_of, palette)
+            outputs = self._color(photo, job["filename"], models, size, points_of, palette)
             results = self._results(outputs, keep=True, points_of=points_of)
         return self._add_job(job["upload_id"], results, size)
 
@@ -166,7 +166,7 @@ class Service(InstanceFiles):
         k = max(1, min(len(names), self.settings.compare_models))
         return secrets.SystemRandom().sample(names, k) if k < len(names) else names
 
-    def _colour(
+    def _color(
         self,
         photo: Photo,
         filename: str,
@@ -238,7 +238,7 @@ class Service(InstanceFiles):
                 out.image.save(self.files / f"{rid}.png", format="PNG", compress_level=3)
                 self._save_thumb(out.image, f"{rid}.png")
                 if out.predicted is not None:
-                    self._save_colour(f"{rid}.png", out.predicted)
+                    self._save_color(f"{rid}.png", out.predicted)
                 row["file"] = f"{rid}.png"
             results.append(row)
         return results
@@ -282,10 +282,10 @@ class Service(InstanceFiles):
             with self.engine.slot(job["width"] * job["height"]):
                 photo = decode(path, job["filename"])
                 t1 = time.perf_counter()
-                kept = self._load_colour(name)
+                kept = self._load_color(name)
                 if kept is None:
                     kept = self.engine.predict(result["model"], photo, job["size"])
-                    self._save_colour(name, kept)
+                    self._save_color(name, kept)
                 t2 = time.perf_counter()
                 image = self.engine.join(result["model"], photo, kept, points, palette)
                 t3 = time.perf_counter()
@@ -304,7 +304,8 @@ class Service(InstanceFiles):
             "re-coloured result %s with %d colour point(s) in %.0f ms",
             result["id"], len(points or ()), 1000 * (t4 - t0),
         )  # fmt: skip
-        return dict(decode=t1 - t0, network=t2 - t1, colour=t3 - t2, save=t4 - t3, total=t4 - t0)
+        steps = {"decode": t1 - t0, "network": t2 - t1, "colour": t3 - t2, "save": t4 - t3}
+        return {**steps, "total": t4 - t0}
 
     # ------------------------------------------------------------------ colour suggestions
     def _suggester(self) -> Suggester:

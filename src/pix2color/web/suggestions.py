@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from pix2color.files import replacing
-from pix2color.guide.suggest import Suggestion, class_distribution, likely_colours
+from pix2color.guide.suggest import Suggestion, class_distribution, likely_colors
 from pix2color.inference.join import small_L
 from pix2color.photo import Photo
 from pix2color.web.errors import WebError
@@ -134,7 +134,7 @@ def answer(
     W, H = size
     gh, gw = L.shape
     cy, cx = min(gh - 1, (y * gh) // H), min(gw - 1, (x * gw) // W)  # the spot's cell
-    return likely_colours(probs, bins, size, x, y, float(L[cy, cx]), k=k)
+    return likely_colors(probs, bins, size, x, y, float(L[cy, cx]), k=k)
 
 
 def as_json(suggestions: list[Suggestion]) -> list[dict[str, Any]]:

@@ -1,12 +1,12 @@
 """The colour settings a person may turn, with their one range check.
 
 Two kinds of generator have one setting each for how bold their colour is:
-- a regression model (`colour_knob = "gain"`) multiplies its predicted ab by the *gain*:
+- a regression model (`color_knob = "gain"`) multiplies its predicted ab by the *gain*:
   1 is the network's own (pale) colour, higher is bolder;
-- a class model (`colour_knob = "temperature"`) decodes its colour distribution at a
+- a class model (`color_knob = "temperature"`) decodes its colour distribution at a
   *temperature*: 1 is the mean (pale), lower is bolder.
 Calibration, the command line, the web service and the Python API all set them through
-`apply_colour_settings`, so the ranges and the refusals are the same everywhere.
+`apply_color_settings`, so the ranges and the refusals are the same everywhere.
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ def check_temperature(temperature: float) -> float:
     return float(temperature)
 
 
-def colour_knob(G: Any) -> str | None:
+def color_knob(G: Any) -> str | None:
     """ "gain", "temperature" or None: the colour setting a generator has."""
-    return getattr(G, "colour_knob", None)
+    return getattr(G, "color_knob", None)
 
 
-def check_colour_settings(
+def check_color_settings(
     knob: str | None, *, gain: float | None = None, temperature: float | None = None
 ) -> None:
     """Refuse a gain or temperature that a model with this `knob` does not have, or out of range."""
@@ -71,11 +71,11 @@ def check_colour_settings(
         check_temperature(temperature)
 
 
-def apply_colour_settings(
+def apply_color_settings(
     G: Any, *, gain: float | None = None, temperature: float | None = None
 ) -> None:
     """Set G's gain or temperature (None leaves it); refuse the setting G does not have."""
-    check_colour_settings(colour_knob(G), gain=gain, temperature=temperature)
+    check_color_settings(color_knob(G), gain=gain, temperature=temperature)
     if gain is not None:
         G.set_ab_gain(float(gain))
     if temperature is not None:
