@@ -53,22 +53,22 @@ def check_color_settings(
     knob: str | None, *, gain: float | None = None, temperature: float | None = None
 ) -> None:
     """Refuse a gain or temperature that a model with this `knob` does not have, or out of range."""
-    if gain is not None:
-        if knob != "gain":
-            raise UsageError(
-                "a gain applies only to models that predict colour directly (such as default "
-                "or mobilenet-l1)"
-                + ("; for a colour-class model use --temperature" if knob else "")
-            )
-        check_gain(gain)
-    if temperature is not None:
-        if knob != "temperature":
-            raise UsageError(
-                "a temperature applies only to models that predict colour classes; this model "
-                "predicts colour directly"
-                + (": use --gain for bolder or safer colour" if knob else "")
-            )
-        check_temperature(temperature)
+    wrong = {
+        "gain": "a gain applies only to models that predict colour directly (such as default "
+        "or mobilenet-l1)" + ("; for a colour-class model use --temperature" if knob else ""),
+        "temperature": "a temperature applies only to models that predict colour classes; this "
+        "model predicts colour directly"
+        + (": use --gain for bolder or safer colour" if knob else ""),
+    }
+    for name, value, check in (
+        ("gain", gain, check_gain),
+        ("temperature", temperature, check_temperature),
+    ):
+        if value is None:
+            continue
+        if knob != name:
+            raise UsageError(wrong[name])
+        check(value)
 
 
 def apply_color_settings(
