@@ -1,88 +1,150 @@
-"""Bilinear against guided upsampling of the colour, on full-size validation photos.
+"""Bilinear against guided upsampling of the colour: LPIPS, FID/KID, CIEDE2000, PSNR.
 
-    python bench/bench_upsampling.py [--data data/photos] [--split val] [--model default]
+    python bench/bench_upsampling.py [--data data/photos] [--splits val test] [--model default]
+        [--max-side 1024] [--limit 0] [--json FILE]
 
-Each photo of the split (long side capped at --max-side) is turned grey and coloured at working
-size 256 with each upsampling; the table gives the mean PSNR, CIEDE2000 over the whole photo,
-and CIEDE2000 in the band around strong luminance edges (where plain upsampling bleeds colour
-across), with the time per photo. The rule that decides between them is in experiments/STUDY.md.
+Candidates: bilinear, guided (radius 2, eps 1e-3) and guided-mild (eps 1e-2). Settings, each
+split in turn (experiments/UPSAMPLING.md has the rule that reads these tables):
+  A  the photo's 256x256 centre square, coloured at working size 256: nothing is upsampled;
+  B  the whole photo (long side <= --max-side) coloured at working size 256, scored whole;
+  C  the 256x256 centre crop of B's result against the same crop of the truth.
+The rule's verdict is printed for the first split (val: where the choice is made).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import functools
+import json
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from pix2color.color.lab import rgb_to_lab
-from pix2color.color.upsample import UPSAMPLING
-from pix2color.data.dataset import split_files
-from pix2color.eval.metrics import psnr
+from pix2color.color.upsample import GUIDED_EPS, BandColor
+from pix2color.data.dataset import centre_square, split_files
+from pix2color.eval import evaluate as E
+from pix2color.inference import join
 from pix2color.inference.colorizer import Colorizer
+from pix2color.photo import load_rgb
+
+CANDIDATES = {"bilinear": ("bilinear", GUIDED_EPS), "guided": ("guided", GUIDED_EPS),
+              "guided-mild": ("guided", 1e-2)}  # fmt: skip
+SIZE = 256
+LPIPS_MARGIN, CIEDE_MARGIN = 0.001, 0.01  # experiments/UPSAMPLING.md
 
 
-def edge_band(rgb: torch.Tensor, threshold: float = 0.25, width: int = 3) -> torch.Tensor:
-    """(3, H, W) in [0, 1] -> (H, W) bool: pixels within `width` of a strong luminance edge."""
-    gray = rgb.mean(0, keepdim=True)[None]  # (1, 1, H, W)
-    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]).view(1, 1, 3, 3) / 4
-    gx = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), kx)
-    gy = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), kx.transpose(2, 3))
-    edges = (gx.square() + gy.square()).sqrt() > threshold
-    k = 2 * width + 1
-    return F.max_pool2d(edges.float(), k, stride=1, padding=width)[0, 0] > 0
+@contextmanager
+def filter_eps(eps: float):
+    """The join's guided filter with this eps while inside."""
+    join.BandColor = functools.partial(BandColor, eps=eps)
+    try:
+        yield
+    finally:
+        join.BandColor = BandColor
+
+
+def centre_crop(a: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) -> its central (size, size, 3), no resizing (the whole photo if smaller)."""
+    h, w = a.shape[:2]
+    y, x = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return a[y : y + size, x : x + size]
+
+
+def colour_all(colorizers, gray: list[Image.Image]) -> dict[str, tuple[list[np.ndarray], float]]:
+    """{candidate: (its results (H, W, 3) uint8, ms per photo)}."""
+    out = {}
+    for name, (mode, eps) in CANDIDATES.items():
+        t = time.perf_counter()
+        with filter_eps(eps):
+            images = [np.asarray(colorizers[mode](g).convert("RGB")) for g in gray]
+        out[name] = (images, 1000 * (time.perf_counter() - t) / len(gray))
+    return out
+
+
+def score_all(results, truth: list[np.ndarray]) -> dict[str, dict]:
+    feats, cf = E.features(truth), E._colorfulness_of(truth)
+    rows = {}
+    for name, (images, ms) in results.items():
+        rows[name] = E.score(images, truth, feats, cf)[0] | {"ms": ms}
+    return rows
+
+
+def eligible(rows: dict[str, dict]) -> list[str]:
+    b = rows["bilinear"]
+    return [n for n, r in rows.items() if n == "bilinear" or (
+        r["fid"] <= b["fid"] and r["kid"] <= b["kid"] and r["lpips"] <= b["lpips"] + LPIPS_MARGIN
+    )]  # fmt: skip
+
+
+def best(rows: dict[str, dict], names: list[str]) -> str:
+    """The lowest CIEDE2000 among names; bilinear unless beaten by more than the margin."""
+    beat = [n for n in names if rows[n]["ciede2000"] < rows["bilinear"]["ciede2000"] - CIEDE_MARGIN]
+    return min(beat, key=lambda n: rows[n]["ciede2000"]) if beat else "bilinear"
+
+
+def verdict(settings: dict[str, dict[str, dict]]) -> tuple[str, str]:
+    """(the choice where nothing is upsampled, the choice where the colour is upsampled)."""
+    at_size = best(settings["A"], eligible(settings["A"]))
+    both = [n for n in eligible(settings["B"]) if n in eligible(settings["C"])]
+    return at_size, best(settings["B"], both)
+
+
+def table(title: str, rows: dict[str, dict]) -> str:
+    lines = [f"{title}\n", "| upsampling | PSNR | LPIPS | FID | KID | CIEDE2000 | ms / photo |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for n, r in rows.items():
+        lines.append(
+            f"| {n} | {r['psnr']:.3f} | {r['lpips']:.4f} | {r['fid']:.1f} | "
+            f"{r['kid'] * 1e3:.2f}e-3 | {r['ciede2000']:.3f} | {r['ms']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_split(args, colorizers, split: str) -> dict[str, dict[str, dict]]:
+    files = split_files(args.data, split)[: args.limit or None]
+    square = [centre_square(load_rgb(f), SIZE) for f in files]
+    full = []
+    for f in files:
+        img = Image.fromarray(load_rgb(f))
+        img.thumbnail((args.max_side, args.max_side), Image.Resampling.LANCZOS)
+        full.append(np.asarray(img))
+    gray = lambda images: [Image.fromarray(a).convert("L") for a in images]  # noqa: E731
+    settings = {"A": score_all(colour_all(colorizers, gray(square)), square)}
+    b = colour_all(colorizers, gray(full))
+    settings["B"] = score_all(b, full)
+    crops = {n: ([centre_crop(a, SIZE) for a in im], ms) for n, (im, ms) in b.items()}
+    settings["C"] = score_all(crops, [centre_crop(a, SIZE) for a in full])
+    names = {"A": f"A: {SIZE}x{SIZE} centre squares, nothing upsampled",
+             "B": f"B: whole photos, long side <= {args.max_side}",
+             "C": f"C: {SIZE}x{SIZE} centre crops of B"}  # fmt: skip
+    print(f"## {split}: {len(files)} photos of {args.data}, model {args.model}\n")
+    for k, rows in settings.items():
+        print(table(names[k], rows))
+    return settings
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/photos")
-    p.add_argument("--split", default="val")
+    p.add_argument("--splits", nargs="+", default=["val", "test"])
     p.add_argument("--model", default="default")
     p.add_argument("--max-side", type=int, default=1024)
     p.add_argument("--limit", type=int, default=0, help="at most this many photos (0 = all)")
+    p.add_argument("--json", help="also write every figure here")
     args = p.parse_args()
     torch.set_num_threads(2)
-    files = split_files(args.data, args.split)[: args.limit or None]
-    colorizers = {m: Colorizer.from_pretrained(args.model, upsampling=m) for m in UPSAMPLING}
-    rows = {m: {"psnr": [], "de": [], "de_edge": [], "ms": []} for m in UPSAMPLING}
-    for path in files:
-        img = Image.open(path).convert("RGB")
-        img.thumbnail((args.max_side, args.max_side), Image.Resampling.LANCZOS)
-        truth = torch.from_numpy(np.asarray(img)).permute(2, 0, 1).float() / 255
-        band = edge_band(truth)
-        gray = img.convert("L")
-        for m, colorizer in colorizers.items():
-            t = time.perf_counter()
-            out = colorizer(gray)
-            rows[m]["ms"].append(1000 * (time.perf_counter() - t))
-            pred = torch.from_numpy(np.asarray(out.convert("RGB"))).permute(2, 0, 1).float() / 255
-            rows[m]["psnr"].append(psnr(pred[None], truth[None]).item())
-            de_map = _ciede_map(pred, truth)
-            rows[m]["de"].append(de_map.mean().item())
-            rows[m]["de_edge"].append(de_map[band].mean().item() if band.any() else float("nan"))
-    print(f"{len(files)} photos of {args.data}/{args.split}, long side <= {args.max_side}, "
-          f"model {args.model}, working size 256\n")  # fmt: skip
-    print("| upsampling | PSNR | CIEDE2000 | CIEDE2000 near edges | ms / photo |")
-    print("|---|---|---|---|---|")
-    for m, r in rows.items():
-        edge = [v for v in r["de_edge"] if v == v]
-        print(
-            f"| {m} | {statistics.mean(r['psnr']):.3f} | {statistics.mean(r['de']):.3f} | "
-            f"{statistics.mean(edge):.3f} | {statistics.median(r['ms']):.0f} |"
-        )
-
-
-def _ciede_map(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Per-pixel CIEDE2000 (H, W) of two (3, H, W) RGB images in [0, 1]."""
-    from skimage.color import deltaE_ciede2000
-
-    a = rgb_to_lab(pred.permute(1, 2, 0).numpy())
-    b = rgb_to_lab(truth.permute(1, 2, 0).numpy())
-    return torch.from_numpy(deltaE_ciede2000(a, b))
+    colorizers = {m: Colorizer.from_pretrained(args.model, upsampling=m, size=SIZE)
+                  for m in ("bilinear", "guided")}  # fmt: skip
+    figures = {s: run_split(args, colorizers, s) for s in args.splits}
+    at_size, upsampled = verdict(figures[args.splits[0]])
+    print(f"The rule on {args.splits[0]}: where nothing is upsampled, {at_size}; where the colour "
+          f"is upsampled, {upsampled}.")  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"figures": figures, "verdict": [at_size, upsampled]}, f, indent=1)
 
 
 if __name__ == "__main__":

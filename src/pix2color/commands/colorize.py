@@ -80,8 +80,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--upsampling",
-        help="how the working-size colour is brought to full size: guided by the photo's own "
-        "luminance, so that colour edges follow its edges (default), or bilinear",
+        help="how the working-size colour is brought to full size: bilinear (default), or "
+        "guided by the photo's own luminance (colour edges follow its edges more closely, but "
+        "its texture gets into the colour: worse FID and LPIPS; docs/colorize.md)",
     )
     p.add_argument(
         "--backend",
