@@ -76,6 +76,14 @@ def test_a_hints_file_is_read(tmp_path):
         ('[{"x": 1, "y": 2, "color": "#fff"}]', 'expected an object {"points": [...]}'),
         ('{"points": [], "extra": 1}', "unknown key 'extra'"),
         ('{"points": [{"x": 1, "y": 2, "color": "#fff"}', "hints.json: not valid JSON"),
+        ('{"points": [{"x": 1%s, "y": 2, "color": "#fff"}]}' % ("0" * 400),
+         "points[0].x: a number of 401 digits is far too large"),
+        ('{"points": [{"x": 1, "y": 2%s, "color": "#fff"}]}' % ("0" * 5000),
+         "hints.json: a number with more than 4300 digits"),
+        ('{"points": [{"x": 1, "y": 2, "color": "#fff", "radius": -1%s}]}' % ("0" * 400),
+         "points[0].radius: a number of 401 digits"),
+        ('{"points": [{"x": "%s", "y": 2, "color": "#fff"}]}' % ("9" * 5000),
+         "points[0].x: '%s... is not a number" % ("9" * 36)),  # cut short
     ],
 )  # fmt: skip
 def test_bad_hints_files_name_the_file_and_the_field(tmp_path, content, message):

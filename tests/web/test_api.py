@@ -159,8 +159,8 @@ HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></bod
         (photo_bytes(size=(300, 200))[:1500], "cut.jpg", 400, "truncated"),
         (_animated_gif(), "cat.gif", 415, "animated image (3 frames)"),
         (_png_header_only(30000, 30000), "bomb.png", 413, "far too many pixels"),
-        (_png_header_only(4000, 3000), "bomb2.png", 413, "12.0 megapixels"),
-        (_big_gray_png(), "big.png", 413, "up to 1 megapixels: downscale it first"),
+        (_png_header_only(4000, 3000), "bomb2.png", 413, "4000x3000 is 12,000,000 pixels"),
+        (_big_gray_png(), "big.png", 413, "more than the 1,000,000 pixels (1 megapixels) this"),
     ],
     ids=[
         "empty",
@@ -182,6 +182,19 @@ def test_bad_files_get_a_clear_json_error(client, data, filename, status, messag
     assert r.is_json and r.json["status"] == status
     assert message in r.json["error"], r.json["error"]
     assert "/instance/" not in r.json["error"]  # never the server's own paths
+
+
+def test_a_photo_just_over_the_pixel_limit_gets_the_exact_counts(make_app):
+    """5001x5000 is 25.0 megapixels to one decimal: "25.0 megapixels; ... up to 25 megapixels"
+    read as a contradiction. Both counts are exact now."""
+    client = make_app({"MAX_PIXELS": 25_000_000}).test_client()
+    r = colorize(client, _png_header_only(5001, 5000), "wide.png")
+    assert r.status_code == 413
+    assert r.json["error"] == (
+        "wide.png: 5001x5000 is 25,005,000 pixels, more than the 25,000,000 pixels (25 "
+        "megapixels) this server colours in one photo; downscale it first"
+    )
+    assert "25,000,000 pixels" in client.get("/").get_data(as_text=True)
 
 
 def test_too_large_upload_is_413_json(client):

@@ -12,6 +12,11 @@ from tests.web.conftest import decoded, photo_bytes, result_ids, upload
 BLUE = "#2050c0"
 
 
+# a coordinate no float holds (OverflowError), and one past Python's int digits (ValueError)
+HUGE_X = '{"points": [{"x": 1%s, "y": 1, "color": "#2050c0"}]}' % ("0" * 400)
+HUGER_X = '{"points": [{"x": 1%s, "y": 1, "color": "#2050c0"}]}' % ("0" * 5000)
+
+
 def points(*pts) -> str:
     return json.dumps({"points": [dict(x=x, y=y, color=c, radius=r) for x, y, c, r in pts]})
 
@@ -120,6 +125,8 @@ def test_a_download_is_encoded_again_after_new_points(client, page_job):
         ('{"points": 3}', "points: points: expected a list of points"),
         (points(*[(1, 1, BLUE, 0)] * 201), "points: 201 points; at most 200 per photo"),
         ("x" * 70_000, "points: 70000 characters; at most 65536"),
+        (HUGE_X, "points: points[0].x: a number of 401 digits is far too large"),
+        (HUGER_X, "points: a number with more than 4300 digits"),
     ],
     ids=[
         "right-edge",
@@ -134,6 +141,8 @@ def test_a_download_is_encoded_again_after_new_points(client, page_job):
         "not-list",
         "too-many",
         "too-long",
+        "401-digits",
+        "5001-digits",
     ],  # fmt: skip
 )
 def test_points_that_cannot_be_used_are_refused_naming_the_field(client, page_job, text, says):
@@ -225,13 +234,56 @@ def test_the_api_takes_colour_points(client):
         (points((1, 1, "blue", 0)), "points: points[0].color: 'blue' is not a colour"),
         ("{nope", "points: not valid JSON"),
         (points(*[(1, 1, BLUE, 0)] * 201), "at most 200 per photo"),
+        (HUGE_X, "points: points[0].x: a number of 401 digits is far too large"),
+        (HUGER_X, "points: a number with more than 4300 digits"),
     ],
-    ids=["outside", "colour", "json", "too-many"],
+    ids=["outside", "colour", "json", "too-many", "401-digits", "5001-digits"],
 )
 def test_the_api_refuses_bad_points_with_json_naming_the_field(client, text, says):
     r = colorize(client, points=text)
     assert (r.status_code, r.mimetype) == (400, "application/json")
     assert says in r.json["error"], r.json["error"]
+
+
+def _many_points(n: int) -> str:
+    return points(*[(1, 1, BLUE, 0)] * n)
+
+
+def test_a_4_mb_points_field_is_refused_naming_the_field_limit_not_the_request_s(make_app):
+    """100,000 points (4 MB) in a multipart form passed the field limit (500 KB), not the
+    request's (here 8 MB): the 413 says so, on the page's route and the API's."""
+    app = make_app({"MAX_CONTENT_LENGTH": 8 * 2**20})
+    client = app.test_client()
+    text = _many_points(100_000)
+    assert 3_500_000 < len(text) < 8 * 2**20
+    from tests.web.conftest import page_headers
+
+    headers = page_headers(client)
+    job = client.post("/jobs", data={"image": upload(photo_bytes())}, headers=headers).json
+    (a, _) = result_ids(job["html"])
+    page = client.post(
+        f"/results/{a}/points", data={"points": text}, headers=headers,
+        content_type="multipart/form-data",
+    )  # fmt: skip
+    api = colorize(client, points=text)
+    for r in (page, api):
+        assert (r.status_code, r.mimetype) == (413, "application/json")
+        error = r.json["error"]
+        assert error.startswith("points: the field is larger than 500 KB"), error
+        assert "at most 200 colour points" in error and "65536 characters" in error
+        assert "MB" not in error  # never the whole request's limit
+
+
+def test_too_many_form_parts_say_so(make_app):
+    client = make_app().test_client()
+    data = {f"f{i}": "1" for i in range(1001)}
+    r = client.post("/api/v1/colorize", data={**data, "image": upload(photo_bytes())})
+    assert r.status_code == 413 and "more than 1000 parts" in r.json["error"], r.json
+
+
+def test_a_request_over_its_own_limit_still_says_the_request_limit(client):
+    r = colorize(client, points=_many_points(100_000))  # 3.6 MB: over the tests' 2 MB
+    assert r.status_code == 413 and "larger than this server's limit of 2 MB" in r.json["error"]
 
 
 def test_api_points_are_checked_on_the_upright_photo(client):

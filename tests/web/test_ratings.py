@@ -5,6 +5,8 @@ hidden names never leak; an older database is migrated without losing a rating."
 import sqlite3
 import time
 
+import pytest
+
 from pix2color.web.security import RateLimiter
 from pix2color.web.store import Store, owner_digest
 from tests.web.conftest import ADMIN_TOKEN, csrf, photo_bytes, result_ids, upload
@@ -19,9 +21,11 @@ def page_job(client):
     return r.json["job"], result_ids(r.json["html"]), headers
 
 
-def api_job(client, model="alpha"):
+def api_job(client, model="alpha", photo="astronaut", **environ):
     r = client.post(
-        "/api/v1/colorize", data={"image": upload(photo_bytes()), "model": model, "size": "32"}
+        "/api/v1/colorize",
+        data={"image": upload(photo_bytes(name=photo)), "model": model, "size": "32"},
+        environ_base=environ,
     )
     assert r.status_code == 200, r.json
     return r.headers["X-Job-Id"], r.headers["X-Rating-Token"]
@@ -64,16 +68,21 @@ def test_the_api_cannot_rate_a_page_photo_even_with_its_session_secret(app, clie
 
 def test_a_result_rated_60_times_counts_once(app, client):
     job, (a, b), headers = page_job(client)
-    for _ in range(30):
+    for _ in range(30):  # before the names are shown: each replaces the one before
         client.post(f"/jobs/{job}/rate", data={"result": a, "score": "5"}, headers=headers)
+    for _ in range(30):  # the first shows the names; the others are one named choice
         client.post(f"/jobs/{job}/rate", data={"best": b}, headers=headers)
-    api, token = api_job(client)
+    api, token = api_job(client, photo="coffee")  # another photo: this one stays blind
     for _ in range(60):
         assert rate_api(client, api, token).status_code == 201
     blind, named = mos(app, "blind"), mos(app, "named")
-    assert sum(n for n, _ in blind.values()) == 1 and named == {"alpha": (1, 5.0)}
+    assert sum(n for n, _ in blind.values()) == 1 and named == {
+        "alpha": (1, 5.0),
+        "beta": (0, None),
+    }
     stats = app.extensions["pix2color"].store.model_stats("blind")
     assert sum(s["comparisons"] for s in stats.values()) == 2  # one comparison, two results
+    assert all(s["raters"] <= 1 and s["comparison_raters"] == 1 for s in stats.values())
 
 
 def test_a_flood_of_named_ratings_leaves_the_blind_mos_alone(make_app):
@@ -88,6 +97,7 @@ def test_a_flood_of_named_ratings_leaves_the_blind_mos_alone(make_app):
         person.post(f"/jobs/{job}/rate", data={"result": rid, "score": score}, headers=headers)
     assert mos(app, "blind")["alpha"] == (2, 4.5)
     attacker = app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "10.6.6.6"  # another address than the person's
     for _ in range(20):
         job, token = api_job(attacker, "alpha")
         for _ in range(3):  # again and again: replaces, never adds
@@ -216,13 +226,22 @@ def test_an_older_database_is_migrated_without_losing_a_rating(database_url, tmp
         ]
         assert [r["blind"] for r in rows] == [1, 1, 0, 0]  # page ratings were blind
         assert all(r["rater"] is None for r in rows)
+        assert [r["id"] for r in rows] == [1, 2, 3, 4]  # ids kept
+        assert all(r["client"] is None and r["photo"] is None for r in rows)
+        assert [r["counted_blind"] for r in rows] == [1, 1, 0, 0]
+
+        def one(n, total, comparisons=0, wins=0, raters=1):
+            return dict(n=n, total=total, total_sq=total * total // n if n else 0,
+                        comparisons=comparisons, wins=wins, raters=raters,
+                        comparison_raters=int(comparisons > 0), rater_total=total / n,
+                        rater_total_sq=(total / n) ** 2)  # fmt: skip
+
         assert store.model_stats("blind") == {
-            "alpha": dict(n=1, total=4, total_sq=16, comparisons=1, wins=1),
-            "beta": dict(n=1, total=2, total_sq=4, comparisons=1, wins=0),
+            "alpha": one(1, 4, comparisons=1, wins=1),
+            "beta": one(1, 2, comparisons=1),
         }
-        assert store.model_stats("named")["alpha"] == dict(
-            n=2, total=10, total_sq=50, comparisons=0, wins=0
-        )
+        named = store.model_stats("named")["alpha"]  # two old ratings: two raters (unknown)
+        assert (named["n"], named["total"], named["raters"], named["rater_total"]) == (2, 10, 2, 10)
         job = store.get_job("j1")
         assert job is not None and job["owner"] is None  # nobody can rate an old upload
         assert [r["points"] for r in job["results"]] == [None]  # no colour points before
@@ -241,5 +260,153 @@ def test_an_older_database_is_migrated_without_losing_a_rating(database_url, tmp
     try:
         assert len(list(again.ratings())) == 4
         assert again.get_upload("u2")["owner"] == owner_digest("api", "t")
+        # new ratings are numbered after the old ones, keyed (job, model, blind)
+        again.add_job(dict(id="j9", upload_id="u2", size=64, created_at=time.time()),
+                      [dict(id="r9", model="alpha", label="A", seconds=0.1)])  # fmt: skip
+        job = again.get_job("j9")
+        again.rate(job, "alpha", score=3, source="api", client="c")
+        again.rate(job, "alpha", score=2, source="api", client="c")  # replaces
+        new = [r for r in again.ratings() if r["job_id"] == "j9"]
+        assert [(r["id"], r["score"], r["blind"]) for r in new] == [(5, 2, 0)]
     finally:
         again.close()
+
+
+# ---------------------------------------------------------------- a planted session cookie
+def test_a_planted_session_cookie_never_shows_the_victim_s_photos_to_the_attacker(app):
+    """Session fixation: an attacker who has uploaded once plants its cookie in the victim's
+    browser; the victim's later uploads must not appear on the attacker's page, nor be
+    rateable by the attacker."""
+    attacker, victim = app.test_client(), app.test_client()
+    own_job, _, attacker_headers = page_job(attacker)
+    planted = attacker.get_cookie("session").value
+    victim.set_cookie("session", planted)  # e.g. through a sibling subdomain, or a shared PC
+    victim_job, (a, b), victim_headers = page_job(victim)
+    assert victim_job not in attacker.get("/").get_data(as_text=True)
+    for url, data in (
+        (f"/jobs/{victim_job}/rate", {"result": a, "score": "5"}),
+        (f"/jobs/{victim_job}/rate", {"best": b}),
+        (f"/results/{a}/points", {"points": ""}),
+    ):
+        r = attacker.post(url, data=data, headers=attacker_headers)
+        assert r.status_code == 403, (url, r.status_code)
+    assert mos(app, None) == {}
+    # the victim's page lists and rates its own photo
+    assert victim_job in victim.get("/").get_data(as_text=True)
+    ok = victim.post(f"/jobs/{victim_job}/rate", data={"result": a, "score": "4"},
+                     headers=victim_headers)  # fmt: skip
+    assert ok.status_code == 200
+
+
+def test_a_session_keeps_its_earlier_photos_across_uploads(client):
+    first, _, headers = page_job(client)
+    second, (a, _), _ = page_job(client)
+    third, _, _ = page_job(client)
+    page = client.get("/").get_data(as_text=True)
+    assert page.index(third) < page.index(second) < page.index(first)  # newest first
+    old = client.post(f"/jobs/{first}/rerun", data={"size": "128"}, headers=headers)
+    assert old.status_code == 201  # still this session's to re-run and rate
+
+
+def test_a_refused_upload_leaves_the_session_as_it_was(client):
+    job, _, headers = page_job(client)
+    before = client.get_cookie("session").value
+    r = client.post("/jobs", data={"image": upload(b"not a photo\n")}, headers=headers)
+    assert r.status_code == 415
+    assert client.get_cookie("session").value == before
+    assert job in client.get("/").get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- blind MOS that cannot be rigged
+def _page_job_of(client, data: bytes, filename: str = "photo.png"):
+    headers = {"X-CSRF-Token": csrf(client), "Accept": "application/json"}
+    r = client.post("/jobs", data={"image": upload(data, filename)}, headers=headers)
+    assert r.status_code == 201, r.json
+    return r.json["job"], result_ids(r.json["html"]), headers
+
+
+def _rate(client, job, headers, **data):
+    r = client.post(f"/jobs/{job}/rate", data=data, headers=headers)
+    assert r.status_code == 200, r.json
+    return r.json
+
+
+def test_a_blind_rating_is_final_once_the_names_are_shown(app, client):
+    job, (a, b), headers = page_job(client)
+    _rate(client, job, headers, result=a, score="1")
+    shown = _rate(client, job, headers, result=b, score="1")["reveal"]
+    assert shown is not None  # both scored: the names are on the page now
+    for score in ("5", "5", "4"):  # then the winner's name gets its stars changed
+        _rate(client, job, headers, result=a, score=score)
+    assert sum(n for n, _ in mos(app, "blind").values()) == 2
+    assert {m: v for m, v in mos(app, "blind").items()} == {"alpha": (1, 1.0), "beta": (1, 1.0)}
+    assert [v for v in mos(app, "named").values() if v[0]] == [(1, 4.0)]  # counted as named
+    page = client.get(f"/jobs/{job}").get_data(as_text=True)
+    assert "4 stars" in page or 'value="4" checked' in page  # the card shows the latest
+
+
+def test_blind_ratings_of_a_photo_the_client_had_coloured_by_name_are_not_blind(app):
+    """Colourings are deterministic: a client that asks the API for each model's colouring of
+    its photo can tell the blind results apart. Its blind ratings of that photo (the same
+    pixels, here sent as PNG to the page and as BMP to the API) do not count as blind."""
+    rigger = app.test_client()
+    png, bmp = photo_bytes("PNG", name="coffee"), photo_bytes("BMP", name="coffee")
+    for model in ("alpha", "beta"):
+        r = rigger.post("/api/v1/colorize", data={"image": upload(bmp, "c.bmp"), "model": model})
+        assert r.status_code == 200
+    job, (a, b), headers = _page_job_of(rigger, png)
+    _rate(rigger, job, headers, result=a, score="5")
+    _rate(rigger, job, headers, best=a)
+    assert all(n == 0 for n, _ in mos(app, "blind").values())
+    assert sum(n for n, _ in mos(app, "named").values()) == 1
+    stats = rigger.get("/admin/stats.json", headers=BEARER).json
+    assert sum(r["comparisons"] for r in stats["blind"]) == 0
+    assert sum(r["comparisons"] for r in stats["named"]) == 2
+    # another client (address) sending the same photo to the page still rates blind
+    honest = app.test_client()
+    honest.environ_base["REMOTE_ADDR"] = "10.1.2.3"
+    job, (a, _), headers = _page_job_of(honest, png)
+    _rate(honest, job, headers, result=a, score="3")
+    assert sum(n for n, _ in mos(app, "blind").values()) == 1
+
+
+def test_a_photo_judged_once_is_not_blind_again_for_that_client(app, client):
+    """Uploading the same photo again (or re-running it) after the names were shown lets the
+    client match the colourings: those ratings count as named."""
+    job, (a, b), headers = page_job(client)
+    _rate(client, job, headers, best=a)  # the names are shown
+    again, (c, _), _ = page_job(client)
+    _rate(client, again, headers, result=c, score="5")
+    rerun = client.post(f"/jobs/{job}/rerun", data={"size": "128"}, headers=headers).json
+    d = result_ids(rerun["html"])[0]
+    _rate(client, rerun["job"], headers, result=d, score="4")
+    blind = app.extensions["pix2color"].store.model_stats("blind")
+    assert sum(s["comparisons"] for s in blind.values()) == 2  # the first job's choice
+    assert sum(s["n"] for s in blind.values()) == 0
+    assert sum(n for n, _ in mos(app, "named").values()) == 2
+
+
+def test_the_statistics_say_how_many_raters_are_behind_each_figure(make_app):
+    app = make_app()
+    stuffer = app.test_client()
+    for i in range(6):  # one client, six photos, always alpha 5 and beta 1
+        job, ids, headers = _page_job_of(stuffer, photo_bytes(size=(100 + i, 80)))
+        models = {
+            r["id"]: r["model"] for r in app.extensions["pix2color"].store.get_job(job)["results"]
+        }
+        for rid in ids:
+            _rate(stuffer, job, headers, result=rid, score="5" if models[rid] == "alpha" else "1")
+    person = app.test_client()
+    person.environ_base["REMOTE_ADDR"] = "10.9.9.9"
+    job, ids, headers = page_job(person)
+    models = {
+        r["id"]: r["model"] for r in app.extensions["pix2color"].store.get_job(job)["results"]
+    }
+    for rid in ids:
+        _rate(person, job, headers, result=rid, score="1" if models[rid] == "alpha" else "5")
+    rows = {r["model"]: r for r in person.get("/admin/stats.json", headers=BEARER).json["blind"]}
+    assert (rows["alpha"]["n"], rows["alpha"]["raters"]) == (7, 2)
+    assert rows["alpha"]["mos"] == 3.0 and rows["beta"]["mos"] == 3.0  # (5 + 1) / 2 each
+    assert rows["alpha"]["ratings_mean"] == pytest.approx(31 / 7)  # what stuffing gave before
+    html = person.get("/admin/stats", headers=BEARER).get_data(as_text=True)
+    assert "Raters" in html and "data-raters>2<" in html

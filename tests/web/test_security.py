@@ -1,6 +1,7 @@
 """Headers, rate limits, the busy answer, never debug, and the admin token."""
 
 import ast
+import time
 from pathlib import Path
 
 import pytest
@@ -162,26 +163,33 @@ def test_statistics_off_without_a_token(make_app):
 def test_statistics_page_and_csv_show_the_ratings(client, page_job):
     job, (a, b), headers = page_job
     client.post(f"/jobs/{job}/rate", data={"result": a, "score": "5"}, headers=headers)
-    client.post(f"/jobs/{job}/rate", data={"result": b, "score": "2"}, headers=headers)
-    client.post(f"/jobs/{job}/rate", data={"best": a}, headers=headers)
+    client.post(f"/jobs/{job}/rate", data={"best": a}, headers=headers)  # names shown
+    client.post(f"/jobs/{job}/rate", data={"result": b, "score": "2"}, headers=headers)  # named
     stats = client.get("/admin/stats.json", headers=BEARER).json
     rows = {r["model"]: r for r in stats["blind"]}
-    assert all(r["n"] == 0 for r in stats["named"])
     winner = next(m for m, r in rows.items() if r["wins"] == 1)
     assert rows[winner]["mos"] == 5 and rows[winner]["win_rate"] == 1.0
+    assert rows[winner]["raters"] == 1 and rows[winner]["comparison_raters"] == 1
     assert sum(r["comparisons"] for r in rows.values()) == 2
+    assert [(r["n"], r["mos"]) for r in stats["named"] if r["n"]] == [(1, 2.0)]
     html = client.get("/admin/stats", headers=BEARER).get_data(as_text=True)
-    assert "2 star ratings and\n    1 blind comparison" in html and "5.00" in html
-    assert "Named ratings (the API)" in html and "0 star ratings so far" in html
+    assert "1 star rating and\n    1 blind comparison" in html and "5.00" in html
+    assert "Named ratings (the API" in html and "1 star rating so far" in html
+    assert "Raters" in html and "data-raters>1<" in html
     csv = client.get("/admin/ratings.csv", headers=BEARER)
     assert csv.mimetype == "text/csv" and "attachment" in csv.headers["Content-Disposition"]
     lines = csv.get_data(as_text=True).strip().splitlines()
     assert lines[0] == (
-        "id,created_at,updated_at,job_id,model,label,size,score,best,compared,source,blind,rater"
+        "id,created_at,updated_at,job_id,model,label,size,score,best,compared,source,blind,rater,"
+        "client,photo,counted_blind"
     )
-    assert {line.split(",")[11] for line in lines[1:]} == {"1"}  # page ratings are blind
-    assert len(lines) == 3 and all(f",{job}," in line for line in lines[1:])
-    assert {line.split(",")[7] for line in lines[1:]} == {"5", "2"}
+    cells = [line.split(",") for line in lines[1:]]
+    assert len(cells) == 3 and all(c[3] == job for c in cells)
+    # the blind score and choice, then b's score as a named row (given after the names)
+    assert sorted((c[7], c[8], c[11], c[15]) for c in cells) == [
+        ("", "0", "1", "1"), ("2", "", "0", "0"), ("5", "1", "1", "1")
+    ]  # fmt: skip
+    assert len({c[13] for c in cells}) == 1 and len(cells[0][13]) == 64  # one client, keyed
 
 
 def test_secret_key_is_made_once_per_instance_folder(make_app, tmp_path):
@@ -199,3 +207,93 @@ def test_blueprints_take_their_guards_from_security_not_from_each_other():
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert "pix2color.web.security" in imported, name
         assert not imported & (blueprints - {name}), f"{name} imports another blueprint"
+
+
+def test_bearer_token_guesses_are_slowed_like_the_login_form(make_app):
+    """100 wrong Bearer tokens were all answered 401 at full speed; now the 11th attempt a
+    minute from one address is refused (429, Retry-After), the right token too, until the
+    window passes; another address is not held back."""
+    client = make_app().test_client()
+    codes = [
+        client.get("/admin/stats.json", headers={"Authorization": f"Bearer guess{i}"}).status_code
+        for i in range(100)
+    ]
+    assert codes == [401] * 10 + [429] * 90
+    r = client.get("/admin/stats.json", headers=BEARER)
+    assert r.status_code == 429 and "too many admin token attempts" in r.json["error"]
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    other = client.get(
+        "/admin/stats.json", headers=BEARER, environ_base={"REMOTE_ADDR": "10.0.0.7"}
+    )
+    assert other.status_code == 200
+    # the login form shares the allowance: a locked-out address cannot guess there either
+    token = csrf(client)
+    form = client.post("/admin/login", data={"token": "guess", "csrf_token": token})
+    assert form.status_code == 429
+
+
+def test_the_right_bearer_token_is_not_counted_against_the_address(client):
+    for _ in range(30):
+        assert client.get("/admin/stats.json", headers=BEARER).status_code == 200
+
+
+def _login(client):
+    r = client.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf(client)})
+    assert r.status_code == 303
+    with client.session_transaction() as session:
+        return session["admin"]
+
+
+def test_the_admin_cookie_holds_a_random_session_id_not_a_digest_of_the_token(app, client):
+    import hashlib
+
+    sid = _login(client)
+    weak = hashlib.sha256(b"pix2color-admin:" + ADMIN_TOKEN.encode()).hexdigest()
+    assert sid != weak and ADMIN_TOKEN not in sid and len(sid) >= 40
+    again = app.test_client()
+    assert _login(again) != sid  # a new id per login
+    store = app.extensions["pix2color"].store
+    with store.transaction() as cur:
+        cur.execute("SELECT * FROM admin_sessions")
+        rows = cur.fetchall()
+    assert len(rows) == 2 and all(sid not in str(row) and weak not in str(row) for row in rows)
+
+
+def test_logging_out_revokes_the_admin_session_on_the_server(app, client):
+    _login(client)
+    stolen = app.test_client()
+    stolen.set_cookie("session", client.get_cookie("session").value)  # a copy of the cookie
+    assert stolen.get("/admin/stats").status_code == 200
+    client.post("/admin/logout", data={"csrf_token": csrf(client)})
+    assert client.get("/admin/stats").status_code == 401
+    assert stolen.get("/admin/stats").status_code == 401  # the copy is worth nothing now
+
+
+def test_an_admin_session_expires_and_a_new_token_ends_it(make_app, tmp_path):
+    app = make_app({"ADMIN_SESSION_TTL": 60})
+    client = app.test_client()
+    _login(client)
+    store = app.extensions["pix2color"].store
+    with store.transaction() as cur:
+        cur.execute("UPDATE admin_sessions SET expires_at = expires_at - 61")
+    assert client.get("/admin/stats").status_code == 401
+    _login(client)
+    cookie = client.get_cookie("session").value
+    changed = make_app({"ADMIN_TOKEN": "another-token"}).test_client()  # restarted, new token
+    changed.set_cookie("session", cookie)
+    assert changed.get("/admin/stats").status_code == 401
+    store.expire(now=time.time() + 10 * 3600)  # expired sessions are swept with the files
+    with store.transaction() as cur:
+        cur.execute("SELECT COUNT(*) AS n FROM admin_sessions")
+        assert cur.fetchone()["n"] == 0
+
+
+def test_admin_sessions_are_shared_by_processes_on_one_database(make_app):
+    first, second = make_app(), make_app()  # two server processes, one instance folder
+    browser = first.test_client()
+    _login(browser)
+    other = second.test_client()
+    other.set_cookie("session", browser.get_cookie("session").value)
+    assert other.get("/admin/stats").status_code == 200
+    browser.post("/admin/logout", data={"csrf_token": csrf(browser)})
+    assert other.get("/admin/stats").status_code == 401

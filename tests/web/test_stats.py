@@ -32,8 +32,16 @@ def test_wilson_interval():
     assert wilson(0, 0) is None
 
 
+def _raw(n, total, total_sq, comparisons=0, wins=0, means=None):
+    """model_stats' figures for raters whose own means are `means` (one score each if None)."""
+    means = [total / n] * 0 if n == 0 else (means or None)
+    return dict(n=n, total=total, total_sq=total_sq, comparisons=comparisons, wins=wins,
+                raters=len(means), comparison_raters=int(comparisons > 0),
+                rater_total=sum(means), rater_total_sq=sum(m * m for m in means))  # fmt: skip
+
+
 def test_summarize_lists_served_models_first_even_unrated():
-    raw = {"old": dict(n=2, total=8, total_sq=32, comparisons=4, wins=1)}
+    raw = {"old": _raw(2, 8, 32, comparisons=4, wins=1, means=[4.0, 4.0])}
     rows = summarize(raw, ["default", "small"])
     assert [(r["model"], r["served"], r["n"]) for r in rows] == [
         ("default", True, 0),
@@ -42,5 +50,14 @@ def test_summarize_lists_served_models_first_even_unrated():
     ]
     assert rows[2]["mos"] == 4.0 and rows[2]["ci"] == (4.0, 4.0) and rows[2]["win_rate"] == 0.25
     assert rows[0]["mos"] is None and rows[0]["win_rate"] is None
-    wide = summarize({"m": dict(n=2, total=7, total_sq=25, comparisons=0, wins=0)}, [])[0]
+    wide = summarize({"m": _raw(2, 7, 25, means=[3.0, 4.0])}, [])[0]
     assert wide["mos"] == 3.5 and wide["ci"] == (1.0, 5.0)  # 3.5 +- 6.35, clipped to the scale
+
+
+def test_every_rater_weighs_the_same_in_the_mos():
+    """One rater with 50 five-star scores and two with one star each: the MOS is the mean of
+    the three raters' means (7/3), not of the 52 scores (4.85); its interval is over 3 raters."""
+    row = summarize({"m": _raw(52, 252, 1252, means=[5.0, 1.0, 1.0])}, ["m"])[0]
+    assert (row["n"], row["raters"]) == (52, 3)
+    assert row["mos"] == pytest.approx(7 / 3) and row["ratings_mean"] == pytest.approx(252 / 52)
+    assert row["ci"] == (1.0, 5.0)  # three raters who disagree: a wide interval

@@ -50,26 +50,61 @@ def test_job_round_trip(store):
     assert store.get_job("nope") is None and store.get_result("nope") is None
 
 
+def _figures(stats, *keys):
+    keys = keys or ("n", "total", "total_sq", "comparisons", "wins")
+    return {m: tuple(s[k] for k in keys) for m, s in stats.items()}
+
+
 def test_ratings_upsert_and_stats(store):
     job = add_job(store)
     store.rate(job, "alpha", score=2)
     store.rate(job, "alpha", score=4)  # a changed mind replaces, never duplicates
-    store.choose_best(job, "beta")
-    store.choose_best(job, "alpha")
+    store.choose_best(job, "beta")  # judged: the names are shown now
+    store.choose_best(job, "alpha")  # a change after that is named; the blind choice stays
     job2 = add_job(store, "j2")
     store.rate(job2, "alpha", score=5)
-    store.rate(job2, "beta", score=1)
-    stats = store.model_stats()
-    assert stats["alpha"] == dict(n=2, total=9, total_sq=41, comparisons=1, wins=1)
-    assert stats["beta"] == dict(n=1, total=1, total_sq=1, comparisons=1, wins=0)
+    store.rate(job2, "beta", score=1)  # every result scored: names shown
+    assert _figures(store.model_stats("blind")) == {
+        "alpha": (2, 9, 41, 1, 0),
+        "beta": (1, 1, 1, 1, 1),
+    }
+    assert _figures(store.model_stats("named")) == {"alpha": (0, 0, 0, 1, 1),
+                                                    "beta": (0, 0, 0, 1, 0)}  # fmt: skip
     rows = list(store.ratings(batch=2))  # batches join up
-    assert [(r["job_id"], r["model"], r["score"], r["best"]) for r in rows] == [
-        ("j1", "alpha", 4, 1),
-        ("j1", "beta", None, 0),
-        ("j2", "alpha", 5, None),
-        ("j2", "beta", 1, None),
+    assert [(r["job_id"], r["model"], r["score"], r["best"], r["blind"]) for r in rows] == [
+        ("j1", "alpha", 4, 0, 1),
+        ("j1", "beta", None, 1, 1),
+        ("j1", "alpha", None, 1, 0),
+        ("j1", "beta", None, 0, 0),
+        ("j2", "alpha", 5, None, 1),
+        ("j2", "beta", 1, None, 1),
     ]
-    assert store.get_job("j1")["ratings"]["alpha"]["score"] == 4
+    j1 = store.get_job("j1")
+    assert j1["revealed"] and j1["ratings"]["alpha"]["score"] == 4  # the latest of each
+    assert j1["ratings"]["alpha"]["best"] == 1 and j1["ratings"]["beta"]["best"] == 0
+
+
+def test_a_blind_rating_is_final_once_the_names_are_shown(store):
+    job = add_job(store)
+    store.rate(job, "alpha", score=2, client="c1")
+    store.rate(job, "beta", score=4, client="c1")  # both scored: the names are shown
+    assert store.get_job("j1")["revealed"]
+    store.rate(job, "alpha", score=5, client="c1")  # a change of mind with the names known
+    store.rate(job, "alpha", score=1, client="c1")  # and another: one named row
+    assert _figures(store.model_stats("blind"), "n", "total") == {"alpha": (1, 2), "beta": (1, 4)}
+    assert _figures(store.model_stats("named"), "n", "total") == {"alpha": (1, 1)}
+    assert len(list(store.ratings())) == 3  # the blind rating was never overwritten
+
+
+def test_each_client_weighs_the_same_in_a_models_mos(store):
+    for i in range(10):  # one client scores alpha 5 on ten photos
+        store.rate(add_job(store, f"s{i}", models=("alpha",)), "alpha", score=5, client="stuffer")
+    for i, score in enumerate((2, 3)):  # two others score it once each
+        store.rate(add_job(store, f"p{i}", models=("alpha",)), "alpha", score=score,
+                   client=f"person{i}")  # fmt: skip
+    alpha = store.model_stats("blind")["alpha"]
+    assert (alpha["n"], alpha["total"], alpha["raters"]) == (12, 55, 3)
+    assert alpha["rater_total"] == 10.0  # 5 + 2 + 3: the stuffer's ten count as one mean
 
 
 def test_invalid_ratings_are_refused(store):
@@ -113,9 +148,10 @@ def test_concurrent_writers_lose_nothing(store):
     for t in threads:
         t.join()
     assert errors == []
-    stats = store.model_stats()
-    assert stats["alpha"]["n"] == 8 and stats["alpha"]["total"] == 40
-    assert stats["beta"]["total"] == 8
+    # each job's first pair is blind (and shows the names); the last of the others is named
+    blind, named = store.model_stats("blind"), store.model_stats("named")
+    assert (blind["alpha"]["n"], blind["alpha"]["total"], blind["beta"]["total"]) == (8, 8, 40)
+    assert (named["alpha"]["n"], named["alpha"]["total"], named["beta"]["total"]) == (8, 40, 8)
 
 
 def test_two_processes_share_one_store(database_url, tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,7 @@ _RGB = re.compile(r"rgb\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)", re.
 def parse_color(text: str) -> tuple[int, int, int]:
     """'#2050c0', '#25c' or 'rgb(32, 80, 192)' -> (r, g, b) 0-255; ValueError otherwise."""
     if not isinstance(text, str):
-        raise ValueError(f"{text!r} is not a colour; use '#rrggbb'")
+        raise ValueError(f"{_shown(text)} is not a colour; use '#rrggbb'")
     s = text.strip()
     if m := _HEX.fullmatch(s):
         digits = m.group(1)
@@ -60,7 +61,7 @@ def parse_color(text: str) -> tuple[int, int, int]:
         if max(rgb) > 255:
             raise ValueError(f"{text!r}: each of r, g, b must be 0 to 255")
         return rgb  # type: ignore[return-value]
-    raise ValueError(f"{text!r} is not a colour; use '#rrggbb'")
+    raise ValueError(f"{_shown(text)} is not a colour; use '#rrggbb'")
 
 
 def color_hex(rgb: tuple[int, int, int]) -> str:
@@ -68,10 +69,47 @@ def color_hex(rgb: tuple[int, int, int]) -> str:
     return "#" + "".join(f"{v:02x}" for v in rgb)
 
 
+def _shown(value) -> str:
+    """A value for a message, cut short: a hostile file may hold a 4 MB string."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else "?"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _digits(value: int) -> str:
+    try:
+        return str(len(str(abs(value))))
+    except ValueError:  # Python writes no int of more than sys.get_int_max_str_digits() digits
+        return f"more than {sys.get_int_max_str_digits()}"
+
+
 def _number(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise PointsError(f"{where}: {value!r} is not a number")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PointsError(f"{where}: {_shown(value)} is not a number")
+    try:
+        number = float(value)  # an int of 309 digits or more overflows a float
+    except OverflowError:
+        raise PointsError(
+            f"{where}: a number of {_digits(value)} digits is far too large; give pixels of the "
+            "photo"
+        ) from None
+    if not math.isfinite(number):
+        raise PointsError(f"{where}: {_shown(value)} is not a number")
+    return number
+
+
+def loads_json(text: str, source: str, advice: str = "") -> object:
+    """JSON text -> its value; a PointsError naming `source` (and ending with `advice`) for bad
+    JSON or a number of thousands of digits, which Python refuses to read."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        why = f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        why = (
+            f"a number with more than {sys.get_int_max_str_digits()} digits; x, y and radius "
+            "are pixels of the photo"
+        )
+    raise PointsError(f"{source}: {why}{advice}")
 
 
 def parse_points(data, source: str = "hints") -> list[Point]:
@@ -80,10 +118,10 @@ def parse_points(data, source: str = "hints") -> list[Point]:
         raise PointsError(f'{source}: expected an object {{"points": [...]}}')
     extra = sorted(set(data) - {"points"})
     if extra:
-        raise PointsError(f"{source}: unknown key {extra[0]!r}; the only key is 'points'")
+        raise PointsError(f"{source}: unknown key {_shown(extra[0])}; the only key is 'points'")
     items = data["points"]
     if not isinstance(items, list):
-        raise PointsError(f"{source}: points: expected a list of points, got {items!r}")
+        raise PointsError(f"{source}: points: expected a list of points, got {_shown(items)}")
     if len(items) > MAX_POINTS:
         raise PointsError(f"{source}: points: {len(items)} points; at most {MAX_POINTS}")
     points = []
@@ -97,7 +135,7 @@ def parse_points(data, source: str = "hints") -> list[Point]:
         unknown = sorted(set(item) - set(POINT_FIELDS))
         if unknown:
             raise PointsError(
-                f"{where}: unknown field {unknown[0]!r}; use {', '.join(POINT_FIELDS)}"
+                f"{where}: unknown field {_shown(unknown[0])}; use {', '.join(POINT_FIELDS)}"
             )
         x, y = _number(item["x"], f"{where}.x"), _number(item["y"], f"{where}.y")
         radius = _number(item.get("radius", 0), f"{where}.radius")
@@ -120,12 +158,7 @@ def read_points(path: Path | str) -> list[Point]:
         raise PointsError(f"{path}: no such hints file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise PointsError(f"{path}: cannot read ({e})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PointsError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"
-                         ) from None  # fmt: skip
-    return parse_points(data, str(path))
+    return parse_points(loads_json(text, str(path)), str(path))
 
 
 def check_points(points: Sequence[Point], size: tuple[int, int], source: str = "hints") -> None:

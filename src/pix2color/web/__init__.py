@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = dict(
     MAX_SIZE=1024,
     COMPARE_MODELS=3,  # a page upload is coloured by this many models (random ones if more)
     MAX_CONTENT_LENGTH=50 * 2**20,  # bytes per request (413 above)
+    # bytes per form field that is not a file (413 above; such a field is held in memory)
+    MAX_FORM_MEMORY_SIZE=500_000,
     MAX_PIXELS=25_000_000,  # per photo (413 above): colouring takes ~100 MB per megapixel
     INFERENCE_SLOTS=2,  # photos decoded and coloured (or results encoded) at once
     INFERENCE_QUEUE=16,  # requests that may wait for a slot; one more is busy (503) at once
@@ -52,6 +54,7 @@ DEFAULTS: dict[str, Any] = dict(
     CLEANUP_INTERVAL=60,  # seconds between sweeps of expired files
     MAX_FILES_PER_ZIP=100,
     ADMIN_TOKEN=None,  # None: the statistics pages are off
+    ADMIN_SESSION_TTL=8 * 3600,  # seconds an admin login lasts (kept in the database)
     TRUSTED_PROXIES=0,  # reverse proxies in front whose X-Forwarded-For/-Proto may be believed
     SESSION_COOKIE_SAMESITE="Lax",
     SESSION_COOKIE_HTTPONLY=True,
@@ -117,6 +120,7 @@ def create_app(
     from pix2color.web import admin, api, views
     from pix2color.web.engine import Engine, load_colorizers
     from pix2color.web.errors import register_error_handlers
+    from pix2color.web.forms import FormRequest
     from pix2color.web.jobs import Service
     from pix2color.web.schema import SCORES
     from pix2color.web.security import (
@@ -133,6 +137,7 @@ def create_app(
         given.get("INSTANCE_PATH") or os.environ.get("PIX2COLOR_WEB_INSTANCE_PATH") or "instance"
     ).resolve()
     app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
+    app.request_class = FormRequest  # a form's 413 names the limit it passed
     app.config.from_mapping(DEFAULTS)
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)

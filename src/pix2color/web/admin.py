@@ -1,11 +1,14 @@
 """The statistics of people's ratings, for whoever holds the ADMIN_TOKEN.
 
-Browsers log in once with a form (the session remembers); scripts send
-`Authorization: Bearer <token>`. Without a configured token the pages say how to set one.
+Browsers log in once with a form (a server-side session, ended by logging out or after
+ADMIN_SESSION_TTL); scripts send `Authorization: Bearer <token>` (wrong ones are rate limited
+like the form's). Without a configured token the pages say how to set one.
 
 Blind ratings (the page: names hidden until judged) and named ones (the API: the caller chose
-the model) are counted apart, in two tables and under two keys of stats.json; only the blind
-ones compare models fairly. The CSV has a `blind` column (1 or 0) and the rater's digest.
+the model; a page rating changed after the names were shown, or by a client who knew the names
+for that photo) are counted apart, in two tables and under two keys of stats.json; only the
+blind ones compare models fairly. Every figure says how many distinct raters are behind it.
+The CSV has `blind` (as given), `counted_blind` (as counted), the rater's and client's digests.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 
@@ -37,6 +39,7 @@ from pix2color.web.security import (
     csrf_required,
     is_admin,
     log_in_admin,
+    log_out_admin,
     rate_limited,
     token_matches,
 )
@@ -82,7 +85,7 @@ def login():
 @bp.post("/logout")
 @csrf_required
 def logout():
-    session.pop("admin", None)
+    log_out_admin()
     return redirect(url_for("views.index"), code=303)
 
 
@@ -116,7 +119,12 @@ def stats_json():
         about={
             "blind": "page ratings: the model names were hidden until the person had judged; "
             "these compare the models",
-            "named": "API ratings: the caller chose the model by name; counted apart",
+            "named": "ratings by someone who knew the model names: API ratings, page ratings "
+            "changed after the names were shown, and page ratings of a photo whose names the "
+            "client had from the API or another comparison; counted apart",
+            "mos": "the mean over raters (client addresses) of each rater's mean score; ci is "
+            "its 95% interval over the raters; n counts ratings, raters the distinct raters "
+            "behind mos, comparison_raters those behind wins",
         },
     )
 

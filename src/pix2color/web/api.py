@@ -23,7 +23,7 @@ from pix2color.web.errors import WebError
 from pix2color.web.jobs import REFERENCE_FIELD, current_service
 from pix2color.web.openapi import openapi_spec
 from pix2color.web.schema import SCORES
-from pix2color.web.security import new_api_token, owns, rate_limited
+from pix2color.web.security import client_digest, new_api_token, owns, rate_limited
 from pix2color.web.store import check_score, owner_digest
 
 bp = Blueprint("api", __name__)
@@ -54,6 +54,9 @@ def colorize():
         points=points,
         reference=request.files.get(REFERENCE_FIELD),
     )
+    # the caller now knows which model coloured this photo: its blind ratings of the same
+    # photo on the page are not counted as blind
+    svc.store.note_named(done.job, client_digest())
     _, ext, mime, _ = OUTPUT_FORMATS[fmt]
     assert done.encoded is not None
     response = send_file(
@@ -170,11 +173,11 @@ def ratings():
             raise WebError(400, "this job has several results: say which one with model")
         ref = data.get("model", job["results"][0]["model"])
         r = _result_of(job, ref, "model")
-        store.rate(job, r["model"], score=score, source="api")
+        store.rate(job, r["model"], score=score, source="api", client=client_digest())
         saved["score"] = {"model": r["model"], "score": score}
     if "best" in data:
         r = _result_of(job, data["best"], "best")
-        store.choose_best(job, r["model"], source="api")
+        store.choose_best(job, r["model"], source="api", client=client_digest())
         saved["best"] = r["model"]
     return jsonify(job=job["id"], saved=saved), 201
 

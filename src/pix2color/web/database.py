@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pix2color.web.schema import ADDED_COLUMNS, ddl
+from pix2color.web.schema import ADDED_COLUMNS, RATINGS_V1_COLUMNS, ddl, ratings_table
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,14 @@ class Database:
     def _ddl(self) -> list[str]:
         raise NotImplementedError
 
+    id_column = "?"  # the backend's auto-numbered id column
+    _keep_ids = ""  # what an INSERT needs to write the id column's values itself
+
     def _sql(self, sql: str) -> str:
         return sql
+
+    def _ids_copied(self, cur: _Cursor, table: str) -> None:
+        """After rows were copied with their ids: new rows are numbered after them."""
 
     def _is_broken(self, conn: Any) -> bool:
         return False
@@ -111,6 +117,34 @@ class Database:
             if fill:
                 cur.execute(f"UPDATE {table} SET {column} = {fill}")
             log.info("database updated: %s.%s added", table, column)
+        cur.execute("SELECT * FROM ratings WHERE 1 = 0")
+        if "client" not in cur.column_names():
+            self._ratings_v2(cur)
+
+    def _ratings_v2(self, cur: _Cursor) -> None:
+        """Copy a ratings table of before version 2 into one keyed by (job, model, blind), with
+        the columns client and photo: every row, ids kept, or nothing (one transaction)."""
+        cols = ", ".join(RATINGS_V1_COLUMNS)
+        select = ", ".join(
+            "COALESCE(blind, CASE WHEN source = 'web' THEN 1 ELSE 0 END)" if c == "blind" else c
+            for c in RATINGS_V1_COLUMNS
+        )
+        cur.execute("DROP TABLE IF EXISTS ratings_v2")  # left by a start that did not finish
+        cur.execute(ratings_table(self.id_column, "ratings_v2"))
+        cur.execute(
+            f"INSERT INTO ratings_v2 ({cols}){self._keep_ids} SELECT {select} FROM ratings"
+            " ORDER BY id"
+        )
+        cur.execute("SELECT (SELECT COUNT(*) FROM ratings) AS old, (SELECT COUNT(*) FROM"
+                    " ratings_v2) AS new")  # fmt: skip
+        counts = cur.fetchone() or {}
+        if counts.get("old") != counts.get("new"):  # never drop a rating: roll it all back
+            raise StoreError(f"{self.describe()}: copying the ratings lost rows ({counts})")
+        cur.execute("DROP TABLE ratings")
+        cur.execute("ALTER TABLE ratings_v2 RENAME TO ratings")
+        cur.execute("CREATE INDEX IF NOT EXISTS ratings_model ON ratings (model)")
+        self._ids_copied(cur, "ratings")
+        log.info("database updated: ratings version 2 (%s ratings kept)", counts.get("new"))
 
     def ping(self) -> None:
         """Raise StoreError if the database cannot answer a query."""
@@ -173,8 +207,10 @@ class SQLiteDatabase(Database):
     def _driver_errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error,)
 
+    id_column = "INTEGER PRIMARY KEY AUTOINCREMENT"  # an id written by hand moves it on
+
     def _ddl(self) -> list[str]:
-        return ddl("INTEGER PRIMARY KEY AUTOINCREMENT")
+        return ddl(self.id_column)
 
 
 class PostgresDatabase(Database):
@@ -213,6 +249,13 @@ class PostgresDatabase(Database):
 
     def _ddl(self) -> list[str]:
         # several server processes may start at once: one creates the tables, the others wait
-        return ["SELECT pg_advisory_xact_lock(4242)"] + ddl(
-            "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+        return ["SELECT pg_advisory_xact_lock(4242)"] + ddl(self.id_column)
+
+    id_column = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    _keep_ids = " OVERRIDING SYSTEM VALUE"
+
+    def _ids_copied(self, cur: _Cursor, table: str) -> None:
+        cur.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+            f" (SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
         )

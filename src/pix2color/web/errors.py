@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from pix2color.guide.points import PointsError
 from pix2color.web.database import StoreError
 from pix2color.web.engine import Busy
+from pix2color.web.forms import FormTooLarge
 from pix2color.web.store import RatingError
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):
         status = e.code or 500
-        if status == 413:
+        if isinstance(e, FormTooLarge):  # a field or the parts, not the whole request
+            message = str(e.description)
+        elif status == 413:
             limit = app.config["MAX_CONTENT_LENGTH"] / 2**20
             message = (
                 f"the upload is larger than this server's limit of {limit:.0f} MB; "

@@ -41,7 +41,14 @@ from pix2color.web.suggestions import (
     parse_spot,
     save_distribution,
 )
-from pix2color.web.uploads import check_header, decode, new_id, save_upload, view_image
+from pix2color.web.uploads import (
+    check_header,
+    decode,
+    new_id,
+    photo_digest,
+    save_upload,
+    view_image,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +126,7 @@ class Service(InstanceFiles):
             with self.engine.slot(width * height + (ref[2] if ref else 0)):
                 palette = self._reference_palette(*ref[:2]) if ref else None
                 photo = decode(path, filename)
+                digest = photo_digest(photo)  # who knows which model made its colours
                 if points:
                     check_points(points, photo.size, web_points.FIELD)
                 points_of = dict.fromkeys(models, points) if points else {}
@@ -140,7 +148,7 @@ class Service(InstanceFiles):
             dict(id=upload_id, filename=filename, stored=path.name if keep else None, view=view,
                  width=width, height=height, format=fmt, source="web" if keep else "api",
                  created_at=now, expires_at=now + self.settings.file_ttl, owner=owner,
-                 reference=palette.to_json() if palette else None)
+                 reference=palette.to_json() if palette else None, photo=digest)
         )  # fmt: skip
         return Coloring(self._add_job(upload_id, results, size), outputs, data)
 

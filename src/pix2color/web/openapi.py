@@ -12,7 +12,7 @@ from pix2color import __version__
 from pix2color.web.downloads import OUTPUT_FORMATS
 from pix2color.web.schema import SCORES
 from pix2color.web.settings import WebSettings
-from pix2color.web.uploads import FORMAT_NAMES
+from pix2color.web.uploads import FORMAT_NAMES, pixel_limit
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -30,7 +30,6 @@ def _form(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
 
 def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
     max_mb = settings.max_bytes / 2**20
-    max_mpx = settings.max_pixels / 1e6
     too_many = _error("Too many requests from this address; see the Retry-After header.")
     return {
         "openapi": "3.1.0",
@@ -55,7 +54,7 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                                 "format": "binary",
                                 "description": f"{FORMAT_NAMES} (still, not "
                                 f"animated); at most {max_mb:.0f} MB and "
-                                f"{max_mpx:.0f} megapixels.",
+                                f"{pixel_limit(settings.max_pixels)}.",
                             },
                             "model": {"type": "string", "enum": models},
                             "size": {
@@ -162,8 +161,8 @@ def openapi_spec(settings: WebSettings, models: list[str]) -> dict[str, Any]:
                                 "type": "string",
                                 "format": "binary",
                                 "description": f"As for colorize: {FORMAT_NAMES}; "
-                                f"at most {max_mb:.0f} MB and {max_mpx:.0f} "
-                                "megapixels.",
+                                f"at most {max_mb:.0f} MB and "
+                                f"{pixel_limit(settings.max_pixels)}.",
                             },
                             "x": {
                                 "type": "integer",

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pix2color.guide.points import Point, PointsError, color_hex, parse_points
+from pix2color.guide.points import Point, PointsError, color_hex, loads_json, parse_points
 
 FIELD = "points"
 FIELD_CHARS = 64 * 1024  # 200 points take about 12 KB
@@ -29,13 +29,7 @@ def parse_field(text: str | None, max_points: int) -> list[Point] | None:
         raise PointsError(
             f"{FIELD}: {len(text)} characters; at most {FIELD_CHARS} ({max_points} points)"
         )
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PointsError(
-            f'{FIELD}: not valid JSON ({e.msg} at column {e.colno}); send {{"points": [{{"x": '
-            '120, "y": 80, "color": "#2050c0"}]}'
-        ) from None
+    data = loads_json(text, FIELD, '; send {"points": [{"x": 120, "y": 80, "color": "#2050c0"}]}')
     if isinstance(data, dict) and isinstance(data.get("points"), list):
         n = len(data["points"])
         if n > max_points:  # before each point is read

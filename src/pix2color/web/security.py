@@ -13,15 +13,19 @@
   server process: N processes allow N times the rate). Ratings have two: RATINGS_PER_MINUTE
   for bursts and RATINGS_PER_HOUR for a steady trickle.
 - Owners: only the sender of a photo may rate its results or re-run it. The page's session
-  holds a random owner secret (`page_owner`); the API's colorize call returns a fresh rating
-  token (`new_api_token`). The store keeps only their digests (store.owner_digest).
+  holds a random owner secret (`page_owner`), a new one from each upload on (`new_page_owner`:
+  a cookie planted by someone who uploaded with it owns nothing sent after it); the API's
+  colorize call returns a fresh rating token (`new_api_token`). The store keeps only their
+  digests (store.owner_digest).
 - Cookies: the session cookie is HttpOnly, SameSite=Lax, and Secure whenever the request came
   over HTTPS: directly, or through a reverse proxy that says so in X-Forwarded-Proto when the
   operator trusts it (TRUSTED_PROXIES = the number of proxies in front; then werkzeug's ProxyFix
   believes their X-Forwarded-For/-Proto/-Host). SESSION_COOKIE_SECURE = True forces it always.
 - Admin: the statistics need the ADMIN_TOKEN from the configuration, as a Bearer header or
-  through the login form (the session then holds a digest of the token, so changing the token
-  logs everybody out).
+  through the login form. Both are rate limited per address (`login`: 10 tries a minute; a
+  wrong Bearer token counts as a try). A login starts a server-side session: the cookie holds
+  a random id, the database its digest, with an expiry (ADMIN_SESSION_TTL) and a keyed digest
+  of the token (so changing the token logs everybody out); logging out deletes it.
 """
 
 from __future__ import annotations
@@ -122,6 +126,25 @@ def page_owner(create: bool = True) -> str | None:
     return owner_digest("page", secret)
 
 
+def new_page_owner() -> tuple[str, str]:
+    """A fresh owner secret for this browser session's next upload -> (secret, its digest).
+
+    Every page upload gets one (`adopt_page_owner` keeps it in the session once the upload
+    is done), so a session cookie planted by someone who uploaded with it never owns the photos
+    sent after it: the secret those are owned by reaches only the browser that sent them.
+    """
+    secret = secrets.token_urlsafe(24)
+    return secret, owner_digest("page", secret)
+
+
+def adopt_page_owner(secret: str) -> str | None:
+    """Keep a new owner secret in this session -> the digest it replaces (None: it had none);
+    the store hands the old digest's uploads to the new one, so the page still lists them."""
+    previous = page_owner(create=False)
+    session["owner"] = secret
+    return previous
+
+
 def new_api_token() -> tuple[str, str]:
     """A fresh rating token for an API colouring -> (token for the caller, its owner digest)."""
     token = secrets.token_urlsafe(24)
@@ -159,6 +182,14 @@ class RateLimiter:
             hits.append(now)
             return 0.0
 
+    def wait(self, key: str, now: float | None = None) -> float:
+        """The seconds until a hit of `key` would be allowed (0: now), without counting one."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            hits = self._hits.get(key)
+            live = [t for t in hits if t > now - self.window] if hits else []
+            return max(0.001, live[0] + self.window - now) if len(live) >= self.limit else 0.0
+
     def _prune(self, now: float) -> None:
         stale = [k for k, h in self._hits.items() if not h or h[-1] <= now - self.window]
         for k in stale:
@@ -181,6 +212,16 @@ def make_limiters(settings: WebSettings) -> dict[str, list[RateLimiter]]:
     }
 
 
+def _client() -> str:
+    """The client's address, as the rate limits count it (a trusted proxy's X-Forwarded-For)."""
+    return request.remote_addr or "unknown"
+
+
+def client_digest() -> str:
+    """The client's address as the ratings keep it: keyed, so no address can be read back."""
+    return _keyed("client", _client())
+
+
 def rate_limited(kind: str) -> Callable[[View], View]:
     """Refuse with 429 (and Retry-After) when the client is over its `kind` limit."""
 
@@ -188,7 +229,7 @@ def rate_limited(kind: str) -> Callable[[View], View]:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             limiters: list[RateLimiter] = current_app.extensions["pix2color.limits"][kind]
-            client = request.remote_addr or "unknown"
+            client = _client()
             wait = 0.0
             for limiter in limiters:  # a refused hit is not counted by the later windows
                 wait = limiter.hit(client)
@@ -221,8 +262,15 @@ class LoginRequired(WebError):
         super().__init__(401, "send Authorization: Bearer <admin token>")
 
 
-def _token_digest(token: str) -> str:
-    return hashlib.sha256(b"pix2color-admin:" + token.encode()).hexdigest()
+def _keyed(kind: str, value: str) -> str:
+    """A digest of `value` keyed with the app's secret key: worthless without the key."""
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, f"pix2color-{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def _session_digest(sid: str) -> str:
+    """What the database keeps of an admin cookie's id (a leaked table logs nobody in)."""
+    return hashlib.sha256(f"pix2color-admin-session:{sid}".encode()).hexdigest()
 
 
 def admin_token() -> str | None:
@@ -231,22 +279,66 @@ def admin_token() -> str | None:
 
 def token_matches(sent: str) -> bool:
     token = admin_token()
-    return bool(token) and hmac.compare_digest(_token_digest(sent), _token_digest(token))
+    return bool(token) and hmac.compare_digest(_keyed("admin", sent), _keyed("admin", token))
+
+
+def _store() -> Any:
+    return current_app.extensions["pix2color"].store
 
 
 def log_in_admin() -> None:
-    session["admin"] = _token_digest(admin_token() or "")
+    """Start an admin session: a random id in the cookie, its digest in the database."""
+    old = session.get("admin")
+    if isinstance(old, str):  # a new login never keeps an id someone else may have set
+        _store().end_admin_session(_session_digest(old))
+    sid = secrets.token_urlsafe(32)
+    token = _keyed("admin", admin_token() or "")
+    _store().add_admin_session(_session_digest(sid), token, current_settings().admin_session_ttl)
+    session["admin"] = sid
+
+
+def log_out_admin() -> None:
+    """End this browser's admin session on the server: a copy of its cookie is worth nothing."""
+    sid = session.pop("admin", None)
+    if isinstance(sid, str):
+        _store().end_admin_session(_session_digest(sid))
+
+
+def _too_many_guesses(wait: float) -> WebError:
+    return WebError(
+        429,
+        f"too many admin token attempts from your address; wait {wait:.0f} s and try again",
+        retry_after=wait,
+    )
+
+
+def _bearer_matches(sent: str) -> bool:
+    """A Bearer token, counted like the login form: a wrong one is a hit of the `login`
+    limiter, and while it is full every attempt gets 429 (the right token too)."""
+    limiters: list[RateLimiter] = current_app.extensions["pix2color.limits"]["login"]
+    client = _client()
+    wait = max(limiter.wait(client) for limiter in limiters)
+    if wait:
+        raise _too_many_guesses(wait)
+    if token_matches(sent):
+        return True
+    for limiter in limiters:
+        limiter.hit(client)
+    return False
 
 
 def is_admin() -> bool:
-    """The request carries the admin token (Bearer header) or a session logged in with it."""
+    """The request carries the admin token (Bearer header) or a live admin session's cookie."""
     token = admin_token()
     if not token:
         return False
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
-        return token_matches(auth.removeprefix("Bearer ").strip())
-    return hmac.compare_digest(str(session.get("admin", "")), _token_digest(token))
+        return _bearer_matches(auth.removeprefix("Bearer ").strip())
+    sid = session.get("admin")
+    if not isinstance(sid, str) or not sid:
+        return False
+    return _store().admin_session(_session_digest(sid), _keyed("admin", token))
 
 
 def admin_required(view: View) -> View:

@@ -38,6 +38,7 @@ class WebSettings:
     file_ttl: float  # seconds uploads and results are kept
     cleanup_interval: float
     max_files_per_zip: int
+    admin_session_ttl: float  # seconds an admin login lasts
     admin_token: str | None = field(repr=False)  # None: the statistics pages are off
 
     @classmethod
@@ -68,6 +69,7 @@ class WebSettings:
             file_ttl=number("FILE_TTL", float),
             cleanup_interval=number("CLEANUP_INTERVAL", float),
             max_files_per_zip=number("MAX_FILES_PER_ZIP"),
+            admin_session_ttl=number("ADMIN_SESSION_TTL", float),
             admin_token=str(config["ADMIN_TOKEN"]) if config["ADMIN_TOKEN"] else None,
         )
 

@@ -1,8 +1,9 @@
 """People's judgement of the models: mean opinion score with a 95% interval, and win rate.
 
-- MOS: the mean of the 1-5 scores; its 95% confidence interval is mean +- t(0.975, n-1) * s/sqrt(n)
-  (Student's t, since rating counts are often small), clipped to the 1-5 scale; none for fewer
-  than two scores.
+- MOS: the mean over raters of each rater's mean 1-5 score (every rater weighs the same, however
+  many photos they rate); its 95% confidence interval is mean +- t(0.975, n-1) * s/sqrt(n) over
+  the n raters' means (Student's t, since rater counts are often small), clipped to the 1-5
+  scale; none for fewer than two raters.
 - Win rate: how often a model's result was picked as the best among the results it was shown
   with; the interval is Wilson's score interval, which behaves at 0/n and n/n.
 """
@@ -52,13 +53,19 @@ def wilson(wins: int, n: int) -> tuple[float, float] | None:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def summarize(raw: dict[str, dict[str, int]], models: list[str]) -> list[dict]:
-    """Rows for the statistics page: every served model, then any model seen only in ratings."""
+def summarize(raw: dict[str, dict[str, float]], models: list[str]) -> list[dict]:
+    """Rows for the statistics page: every served model, then any model seen only in ratings.
+
+    MOS is the mean of the raters' own means (store.model_stats), so that a rater who scores a
+    hundred photos weighs what one who scores one does; its interval is over the raters
+    (n = raters). `ratings_mean` is the plain mean of every score, for comparison.
+    """
     rows = []
     for model in list(models) + sorted(set(raw) - set(models)):
         r = raw.get(model, {})
         n, comparisons, wins = r.get("n", 0), r.get("comparisons", 0), r.get("wins", 0)
-        mean, half = mean_ci(n, r.get("total", 0), r.get("total_sq", 0))
+        raters = int(r.get("raters", 0))
+        mean, half = mean_ci(raters, r.get("rater_total", 0.0), r.get("rater_total_sq", 0.0))
         # the interval is clipped to the 1-5 scale (with few ratings t's interval is wide)
         ci = None if half is None else (max(1.0, mean - half), min(5.0, mean + half))
         rows.append(
@@ -66,9 +73,12 @@ def summarize(raw: dict[str, dict[str, int]], models: list[str]) -> list[dict]:
                 model=model,
                 served=model in models,
                 n=n,
+                raters=raters,
                 mos=mean,
                 ci=ci,
+                ratings_mean=r["total"] / n if n else None,
                 comparisons=comparisons,
+                comparison_raters=int(r.get("comparison_raters", 0)),
                 wins=wins,
                 win_rate=wins / comparisons if comparisons else None,
                 win_ci=wilson(wins, comparisons),

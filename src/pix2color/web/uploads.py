@@ -9,6 +9,7 @@ not be animated. Then, inside an inference slot, the whole file is decoded by
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import unicodedata
 import warnings
@@ -72,6 +73,12 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
+def pixel_limit(max_pixels: int) -> str:
+    """The pixel limit as the refusals and the page say it, exactly: rounding 25,005,000 pixels
+    to "25.0 megapixels" would read as within a limit of 25."""
+    return f"{max_pixels:,} pixels ({max_pixels / 1e6:g} megapixels)"
+
+
 def check_header(path: Path, filename: str, max_pixels: int) -> tuple[str, int, int]:
     """Look at an upload without decoding it -> (format, width, height), or raise WebError."""
     with open(path, "rb") as f:
@@ -100,8 +107,8 @@ def check_header(path: Path, filename: str, max_pixels: int) -> tuple[str, int, 
     if w * h > max_pixels:
         raise WebError(
             413,
-            f"{filename}: {w}x{h} is {w * h / 1e6:.1f} megapixels; this server colours photos "
-            f"up to {max_pixels / 1e6:.0f} megapixels: downscale it first",
+            f"{filename}: {w}x{h} is {w * h:,} pixels, more than the {pixel_limit(max_pixels)} "
+            "this server colours in one photo; downscale it first",
         )
     if frames > 1 and fmt not in ("TIFF", "MPO"):
         raise WebError(
@@ -118,6 +125,17 @@ def decode(path: Path, filename: str) -> Photo:
         return read_photo(path)
     except ImageError as e:
         raise WebError(400, str(e).replace(str(path), filename)) from None
+
+
+def photo_digest(photo: Photo) -> str:
+    """The photo's content, as the models see it (its size and 8-bit grey levels), as a
+    digest: the same photo sent twice, in any file format, has the same one."""
+    levels = photo.levels
+    if levels is None or levels.dtype != np.uint8:
+        levels = np.round(photo.gray * 255.0).astype(np.uint8)
+    h = hashlib.sha256(b"pix2color-photo:%dx%d:" % photo.size)
+    h.update(np.ascontiguousarray(levels).data)
+    return h.hexdigest()
 
 
 def view_image(photo: Photo) -> Image.Image:

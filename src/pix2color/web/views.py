@@ -31,8 +31,17 @@ from pix2color.web.downloads import OUTPUT_FORMATS, download_name, parse_format
 from pix2color.web.errors import WebError, wants_json
 from pix2color.web.instance_files import thumb_name
 from pix2color.web.jobs import REFERENCE_FIELD, current_service, reference_name
-from pix2color.web.security import csrf_required, owns, page_owner, rate_limited
+from pix2color.web.security import (
+    adopt_page_owner,
+    client_digest,
+    csrf_required,
+    new_page_owner,
+    owns,
+    page_owner,
+    rate_limited,
+)
 from pix2color.web.store import check_score
+from pix2color.web.uploads import pixel_limit
 
 bp = Blueprint("views", __name__)
 
@@ -85,8 +94,7 @@ def card(job: dict[str, Any]) -> dict[str, Any]:
             )
         )
     job = dict(job, reference_name=reference_name(job))  # "coloured like beach.jpg"
-    chose = any(r["best"] for r in results)
-    reveal = chose or all(r["score"] for r in results)
+    reveal = job.get("revealed", False)  # judged: one picked, or every one scored
     return dict(
         job=job,
         results=results,
@@ -121,7 +129,7 @@ def index():
         sizes=SIZE_CHOICES,
         default_size=settings.default_size,
         max_mb=settings.max_bytes / 2**20,
-        max_mpx=settings.max_pixels / 1e6,
+        pixel_limit=pixel_limit(settings.max_pixels),
         ttl_minutes=round(settings.file_ttl / 60),
     )
 
@@ -139,10 +147,14 @@ def create_job():
     svc = current_service()
     size = svc.settings.size(request.form.get("size"))
     models = svc.compared_models()
+    secret, owner = new_page_owner()  # never the cookie's: it may have been planted (fixation)
     done = svc.colorize(
-        request.files.get("image"), size=size, models=models, keep=True, owner=page_owner(),
+        request.files.get("image"), size=size, models=models, keep=True, owner=owner,
         reference=request.files.get(REFERENCE_FIELD),
     )  # fmt: skip
+    previous = adopt_page_owner(secret)  # only once it worked: a refusal changes nothing
+    if previous:
+        svc.store.hand_over(previous, owner)  # this session's earlier photos stay its own
     return _job_response(done.job)
 
 
@@ -166,7 +178,7 @@ def rate(job_id: str):
         winner = by_id.get(request.form["best"])
         if winner is None:
             raise WebError(400, "that result is not part of this photo; reload the page")
-        store.choose_best(job, winner["model"])
+        store.choose_best(job, winner["model"], client=client_digest())
         saved = f"Saved: {winner['label']} is the best."
     else:
         result = by_id.get(request.form.get("result", ""))
@@ -174,7 +186,7 @@ def rate(job_id: str):
             raise WebError(400, "that result is not part of this photo; reload the page")
         sent = request.form.get("score", "")[:20]
         score = check_score(int(sent) if sent.isascii() and sent.isdigit() else sent)
-        store.rate(job, result["model"], score=score)
+        store.rate(job, result["model"], score=score, client=client_digest())
         saved = f"Saved: {score} star{'s' if score != 1 else ''} for {result['label']}."
     view = card(_job(job_id))
     if not wants_json():
