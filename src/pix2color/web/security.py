@@ -133,8 +133,7 @@ def new_page_owner() -> tuple[str, str]:
     is done), so a session cookie planted by someone who uploaded with it never owns the photos
     sent after it: the secret those are owned by reaches only the browser that sent them.
     """
-    secret = secrets.token_urlsafe(24)
-    return secret, owner_digest("page", secret)
+    return _new_owner("page")
 
 
 def adopt_page_owner(secret: str) -> str | None:
@@ -147,8 +146,13 @@ def adopt_page_owner(secret: str) -> str | None:
 
 def new_api_token() -> tuple[str, str]:
     """A fresh rating token for an API colouring -> (token for the caller, its owner digest)."""
-    token = secrets.token_urlsafe(24)
-    return token, owner_digest("api", token)
+    return _new_owner("api")
+
+
+def _new_owner(kind: str) -> tuple[str, str]:
+    """A fresh random owner secret of `kind` ("page" or "api") -> (secret, its digest)."""
+    secret = secrets.token_urlsafe(24)
+    return secret, owner_digest(kind, secret)
 
 
 def owns(job: dict[str, Any], digest: str) -> bool:
